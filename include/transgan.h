@@ -1,0 +1,214 @@
+/*
+ * transgan.h - libtransgan: TransGAN (a GAN of two transformers) in C.
+ *
+ * One public header, a stable C ABI. A model is an opaque handle created from a
+ * JSON descriptor (see docs/DESCRIPTOR.md) or loaded from a safetensors
+ * checkpoint (docs/CHECKPOINT.md); it samples images and scores them.
+ *
+ *   tg_model *m = NULL;
+ *   if (tg_model_load("fmnist.safetensors", &m) != TG_OK) {
+ *       fprintf(stderr, "%s\n", tg_last_error());
+ *       return 1;
+ *   }
+ *   float z[4 * 256];                                 // 4 x latent_dim
+ *   tg_latent_sample(m, 7, 4, z, 4 * 256);
+ *   uint8_t px[4 * 32 * 32 * 4];
+ *   tg_generate_pixels(m, z, 4, TG_GEN_EMA, TG_PIXEL_RGBA8, px, sizeof px);
+ *   tg_model_destroy(m);
+ *
+ * Error handling. Every fallible function returns a tg_status; TG_OK is 0.
+ * On failure tg_last_error() returns a message for the calling thread that
+ * says what went wrong (for descriptors, the key path or line:column). Output
+ * parameters are cleared on entry, so on failure they hold NULL or 0.
+ *
+ * Ownership. Handles are created by tg_*_create / tg_model_load and released by
+ * tg_model_destroy, which accepts NULL. Buffers passed in stay the caller's; the
+ * library never keeps a pointer to them after the call returns. Strings
+ * returned as const char * are owned by the library: status strings are static;
+ * tg_last_error() stays valid until the next tg_ call on the same thread;
+ * tg_model_descriptor() stays valid until the model is destroyed.
+ *
+ * Threading. Functions without a model argument are thread-safe. A model may be
+ * used from any thread, but from one thread at a time: calls on the same model
+ * must not overlap (serialise them yourself). Different models may be used
+ * concurrently. Each model computes with its own thread team; its size is the
+ * OpenMP default (OMP_NUM_THREADS) at the time the model is created.
+ *
+ * Numbers. Images are float32 NCHW with values in [-1, 1]; 8-bit pixels are
+ * interleaved rows (HWC) with value = round((x + 1) * 127.5), clamped.
+ *
+ * ABI. Within one major version only additions are made: no function changes
+ * its signature or meaning, no enum value is renumbered. See docs/ABI.md.
+ */
+#ifndef TRANSGAN_H
+#define TRANSGAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#  define TG_API
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#  define TG_API __attribute__((visibility("default")))
+#else
+#  define TG_API
+#endif
+
+/* ------------------------------------------------------------------ version */
+
+#define TG_VERSION_MAJOR 0
+#define TG_VERSION_MINOR 1
+#define TG_VERSION_PATCH 0
+#define TG_VERSION_NUMBER (TG_VERSION_MAJOR * 10000 + TG_VERSION_MINOR * 100 + TG_VERSION_PATCH)
+#define TG_VERSION_STRING "0.1.0"
+
+/* The version of the library that is running (compare with TG_VERSION_NUMBER,
+ * the one compiled against). Since 0.1.0. */
+TG_API uint32_t tg_version(void);
+/* "MAJOR.MINOR.PATCH" of the running library; static. Since 0.1.0. */
+TG_API const char *tg_version_string(void);
+
+/* ------------------------------------------------------------------- status */
+
+/* Values are pinned: they never change meaning or number. New ones are added
+ * at the end; an old one that is no longer produced keeps its number. */
+typedef enum tg_status {
+    TG_OK = 0,
+    TG_ERR_INVALID_ARGUMENT = 1, /* NULL pointer, impossible size, bad flag     */
+    TG_ERR_OUT_OF_MEMORY = 2,    /* an allocation failed                        */
+    TG_ERR_IO = 3,               /* a file could not be opened, read or written */
+    TG_ERR_DESCRIPTOR = 4,       /* malformed or invalid model descriptor       */
+    TG_ERR_FORMAT = 5,           /* malformed checkpoint (truncated, bad header)*/
+    TG_ERR_DTYPE = 6,            /* a checkpoint tensor has an unsupported dtype*/
+    TG_ERR_SHAPE = 7,            /* a tensor's shape disagrees with the model   */
+    TG_ERR_MISSING = 8,          /* a tensor the model needs is not in the file */
+    TG_ERR_NONFINITE = 9,        /* NaN or Inf in weights, inputs or results    */
+    TG_ERR_BACKEND = 10,         /* oneDNN failed or has no implementation      */
+    TG_ERR_UNSUPPORTED = 11,     /* valid request this build cannot serve       */
+    TG_ERR_STATE = 12,           /* the call does not fit the model's state     */
+    TG_ERR_INTERNAL = 13         /* a bug in libtransgan; please report it      */
+} tg_status;
+
+/* A static English name for a status, never NULL ("unknown status" for values
+ * this version does not know). Since 0.1.0. */
+TG_API const char *tg_status_string(tg_status status);
+
+/* The message of the last failed tg_ call on this thread ("" if none). Valid
+ * until the next tg_ call on the same thread. Since 0.1.0. */
+TG_API const char *tg_last_error(void);
+
+/* -------------------------------------------------------------------- model */
+
+/* A generator, a discriminator, their EMA and training state. Opaque. */
+typedef struct tg_model tg_model;
+
+/* Pass as `seed` to initialise from the descriptor's training.seed. */
+#define TG_SEED_FROM_DESCRIPTOR UINT64_MAX
+
+/* Create a model from descriptor JSON text (NUL-terminated) with freshly
+ * initialised weights (the official TransGAN recipe) drawn from `seed`.
+ * Statuses: INVALID_ARGUMENT, DESCRIPTOR, OUT_OF_MEMORY, BACKEND. Since 0.1.0. */
+TG_API tg_status tg_model_create(const char *descriptor_json, uint64_t seed, tg_model **out);
+
+/* The same, reading the descriptor from a file. Adds IO. Since 0.1.0. */
+TG_API tg_status tg_model_create_from_file(const char *descriptor_path, uint64_t seed,
+                                           tg_model **out);
+
+/* Release a model and everything it owns. NULL is a no-op. Since 0.1.0. */
+TG_API void tg_model_destroy(tg_model *model);
+
+/* The full descriptor (defaults filled in) as compact JSON, owned by the model.
+ * NULL if model is NULL. Since 0.1.0. */
+TG_API const char *tg_model_descriptor(const tg_model *model);
+
+/* Facts about a model, read one at a time (keys are pinned like statuses). */
+typedef enum tg_info {
+    TG_INFO_IMAGE_SIZE = 1,        /* S: images are S x S                   */
+    TG_INFO_CHANNELS = 2,          /* 1, 3 or 4                             */
+    TG_INFO_LATENT_DIM = 3,        /* length of one z                       */
+    TG_INFO_G_PARAMS = 4,          /* generator parameter count             */
+    TG_INFO_D_PARAMS = 5,          /* discriminator parameter count         */
+    TG_INFO_D_STEPS = 6,           /* discriminator updates so far          */
+    TG_INFO_G_STEPS = 7,           /* generator updates so far              */
+    TG_INFO_HAS_EMA = 8,           /* 1 if the model keeps an EMA generator */
+    TG_INFO_D_BATCH = 9,           /* training.d_batch                      */
+    TG_INFO_G_BATCH = 10           /* training.g_batch                      */
+} tg_info;
+
+/* Read one fact into *value. Statuses: INVALID_ARGUMENT. Since 0.1.0. */
+TG_API tg_status tg_model_info(const tg_model *model, tg_info key, int64_t *value);
+
+/* --------------------------------------------------------------- checkpoints */
+
+/* Load a safetensors checkpoint written by this library or by the reference
+ * (its metadata carries the descriptor). Weights-only files load too; missing
+ * EMA or optimiser state starts fresh. Statuses: INVALID_ARGUMENT, IO, FORMAT,
+ * DTYPE, SHAPE, MISSING, NONFINITE, DESCRIPTOR, OUT_OF_MEMORY. Since 0.1.0. */
+TG_API tg_status tg_model_load(const char *path, tg_model **out);
+
+/* Replace the weights (and any training state present) of an existing model
+ * from a checkpoint; the file's tensors must fit this model's shapes. On
+ * failure the model is unchanged. Since 0.1.0. */
+TG_API tg_status tg_model_load_weights(tg_model *model, const char *path);
+
+/* Flags of tg_model_save. */
+#define TG_SAVE_WEIGHTS_ONLY 1u /* no EMA, no optimiser moments */
+
+/* Write the model to `path` as safetensors, atomically: a temporary file in the
+ * same folder is written, flushed to disk and renamed over `path`, so a crash
+ * never leaves a half-written checkpoint. Statuses: INVALID_ARGUMENT, IO,
+ * OUT_OF_MEMORY. Since 0.1.0. */
+TG_API tg_status tg_model_save(tg_model *model, const char *path, uint32_t flags);
+
+/* ----------------------------------------------------------------- sampling */
+
+/* Flags of the generate calls. */
+#define TG_GEN_EMA 0u /* the EMA generator where the model has one (default) */
+#define TG_GEN_RAW 1u /* the generator's current weights                     */
+
+/* Fill z[0 .. n*latent_dim) with standard normal numbers drawn from `seed`
+ * (the same seed always gives the same z). z_len counts floats.
+ * Statuses: INVALID_ARGUMENT. Since 0.1.0. */
+TG_API tg_status tg_latent_sample(const tg_model *model, uint64_t seed, size_t n, float *z,
+                                  size_t z_len);
+
+/* Generate n images from z [n, latent_dim] into out [n, C, S, S] (float32, NCHW,
+ * in [-1, 1] when output is "tanh"; roughly so otherwise). out_len counts
+ * floats and must be at least n*C*S*S. Any n works in bounded memory (large n
+ * are computed in slices). Statuses: INVALID_ARGUMENT, NONFINITE (z holds NaN
+ * or Inf), OUT_OF_MEMORY, BACKEND. Since 0.1.0. */
+TG_API tg_status tg_generate(tg_model *model, const float *z, size_t n, uint32_t flags,
+                             float *out, size_t out_len);
+
+/* 8-bit interleaved pixel layouts; the value is the bytes per pixel. */
+typedef enum tg_pixel_format {
+    TG_PIXEL_GRAY8 = 1,
+    TG_PIXEL_RGB8 = 3,
+    TG_PIXEL_RGBA8 = 4
+} tg_pixel_format;
+
+/* Convert float NCHW images in [-1, 1] with `channels` channels (1, 3, 4) to
+ * 8-bit pixels [n, S, S, bpp]. Grey becomes R=G=B; colour becomes grey by
+ * BT.601 luma; a missing alpha is 255; a dropped alpha is discarded.
+ * Statuses: INVALID_ARGUMENT. Since 0.1.0. */
+TG_API tg_status tg_images_to_pixels(const float *images, size_t n, int channels, int size,
+                                     tg_pixel_format format, uint8_t *out, size_t out_len);
+
+/* tg_generate followed by tg_images_to_pixels; out_len counts bytes. Since 0.1.0. */
+TG_API tg_status tg_generate_pixels(tg_model *model, const float *z, size_t n, uint32_t flags,
+                                    tg_pixel_format format, uint8_t *out, size_t out_len);
+
+/* Score n images [n, C, S, S] with the discriminator: scores[i] is D's raw
+ * output (higher = more real). Statuses: INVALID_ARGUMENT, NONFINITE,
+ * OUT_OF_MEMORY, BACKEND. Since 0.1.0. */
+TG_API tg_status tg_discriminate(tg_model *model, const float *images, size_t n, float *scores,
+                                 size_t scores_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TRANSGAN_H */

@@ -1,0 +1,58 @@
+/* Internal: safetensors files (8-byte little-endian header length, a JSON
+ * header, raw little-endian data), read whole and validated, and written
+ * atomically. */
+#ifndef TG_SAFETENSORS_H
+#define TG_SAFETENSORS_H
+
+#include "../common.h"
+
+#define TG_ST_MAX_DIMS 8
+
+enum tg_st_dtype { TG_ST_F32 = 0, TG_ST_F64, TG_ST_F16, TG_ST_BF16 };
+
+typedef struct tg_st_tensor {
+    char *name;
+    int dtype;                 /* enum tg_st_dtype */
+    int ndim;
+    int64_t shape[TG_ST_MAX_DIMS];
+    size_t nelem;
+    const uint8_t *data;       /* points into the file's data block */
+} tg_st_tensor;
+
+typedef struct tg_st_file {
+    tg_st_tensor *tensors;
+    size_t ntensors;
+    char **meta_keys, **meta_vals; /* __metadata__ (string values) */
+    size_t nmeta;
+    uint8_t *buf;              /* the whole file */
+    size_t len;
+} tg_st_file;
+
+/* Read and validate a file. Errors: IO (cannot open/read), FORMAT (too
+ * short, header length past the end, bad JSON, bad offsets, sizes that
+ * disagree with shape x dtype, overlapping or out-of-range data), DTYPE (a
+ * dtype other than F32/F64/F16/BF16). Messages name the file and tensor. */
+tg_status tg_st_read(const char *path, tg_st_file *out);
+void tg_st_free(tg_st_file *f);
+const tg_st_tensor *tg_st_find(const tg_st_file *f, const char *name);
+const char *tg_st_meta(const tg_st_file *f, const char *key); /* NULL if absent */
+/* Convert a tensor's data to float32 into dst[nelem]. */
+void tg_st_to_f32(const tg_st_tensor *t, float *dst);
+
+/* One tensor to write (float32). */
+typedef struct tg_st_entry {
+    const char *name;
+    int ndim;
+    int64_t shape[TG_ST_MAX_DIMS];
+    const float *data;
+} tg_st_entry;
+
+/* Write entries (sorted by name in the file, as the reference does) and
+ * string metadata atomically: a temporary file beside `path` is written,
+ * fsync'ed and renamed over `path`, then the folder is fsync'ed. On failure
+ * `path` is untouched and the temporary is removed. Errors: IO, OUT_OF_MEMORY,
+ * INVALID_ARGUMENT (duplicate names). */
+tg_status tg_st_write(const char *path, const tg_st_entry *entries, size_t n,
+                      const char *const *meta_keys, const char *const *meta_vals, size_t nmeta);
+
+#endif

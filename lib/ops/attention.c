@@ -1,0 +1,157 @@
+/* Multi-head softmax attention on oneDNN matmul and softmax, forward and
+ * backward. Heads are addressed through strided views of the [B, N, 3C] qkv
+ * buffer, so no reorders are made. The [H, N, N] score matrices exist for a
+ * chunk of images at a time (bounded memory); backward recomputes them. */
+#include <math.h>
+
+#include "ops.h"
+
+/* Score floats per chunk: 4 Mi floats (16 MiB) per buffer; tests lower it to
+ * exercise chunking. */
+int64_t tg_attention_chunk_floats = (int64_t)1 << 22;
+#define ATTN_CHUNK_FLOATS tg_attention_chunk_floats
+
+enum { SLOT_P = 0, SLOT_DP = 1, SLOT_DS = 2 };
+
+static int64_t chunk_images(int64_t B, int64_t N, int64_t H)
+{
+    int64_t per = H * N * N;
+    int64_t cb = ATTN_CHUNK_FLOATS / (per > 0 ? per : 1);
+    return TG_MAX(1, TG_MIN(B, cb));
+}
+
+/* [cb, H, N, dh] view of one third of qkv (part 0 = q, 1 = k, 2 = v) */
+static tg_view head_view(int64_t cb, int64_t H, int64_t N, int64_t dh, int64_t row)
+{
+    return (tg_view){.nd = 4, .dims = {cb, H, N, dh}, .strides = {N * row, dh, row, 1}};
+}
+
+/* its transpose [cb, H, dh, N] */
+static tg_view head_view_t(int64_t cb, int64_t H, int64_t N, int64_t dh, int64_t row)
+{
+    return (tg_view){.nd = 4, .dims = {cb, H, dh, N}, .strides = {N * row, dh, 1, row}};
+}
+
+static tg_status softmax_prim(tg_dnn *c, int bwd, int64_t rows, int64_t N, tg_prim **out)
+{
+    int64_t key[] = {bwd ? TG_OPK_SOFTMAX_BWD : TG_OPK_SOFTMAX_FWD, rows, N};
+    *out = tg_dnn_find(c, key, 3);
+    if (*out)
+        return TG_OK;
+    tg_prim *fp = NULL;
+    if (bwd)
+        TG_TRY(softmax_prim(c, 0, rows, N, &fp));
+    dnnl_memory_desc_t md;
+    TG_TRY(tg_md_plain(&md, 2, (int64_t[]){rows, N}));
+    dnnl_softmax_v2_desc_t d;
+    if (!bwd) {
+        TG_DNN(dnnl_softmax_v2_forward_desc_init(&d, dnnl_forward_training, dnnl_softmax_accurate,
+                                                 &md, &md, 1));
+        static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_DST};
+        return tg_dnn_build(c, key, 3, &d, NULL, NULL, 2, args, out);
+    }
+    TG_DNN(dnnl_softmax_v2_backward_desc_init(&d, dnnl_softmax_accurate, &md, &md, &md, 1));
+    static const int args[] = {DNNL_ARG_DST, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC};
+    return tg_dnn_build(c, key, 3, &d, NULL, fp->pd, 3, args, out);
+}
+
+/* P = softmax(q k^T * scale + bias, masked) for images [b0, b0 + cb) */
+static tg_status scores(tg_dnn *c, float *P, const float *qkv, const float *bias,
+                        const uint8_t *mask, int64_t b0, int64_t cb, int64_t N, int64_t C,
+                        int64_t H)
+{
+    int64_t dh = C / H, row = 3 * C;
+    const float *base = qkv + b0 * N * row;
+    tg_view vq = head_view(cb, H, N, dh, row);
+    tg_view vkt = head_view_t(cb, H, N, dh, row);
+    tg_view vs = tg_view_plain(4, (int64_t[]){cb, H, N, N});
+    TG_TRY(tg_matmul(c, &vq, base, &vkt, base + C, &vs, P, NULL, 1.0f / sqrtf((float)dh), 0));
+    if (bias || mask) {
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < cb * H * N; r++) {
+            int64_t h = (r / N) % H, i = r % N;
+            float *s = P + r * N;
+            if (bias) {
+                const float *br = bias + (h * N + i) * N;
+                for (int64_t j = 0; j < N; j++)
+                    s[j] += br[j];
+            }
+            if (mask) {
+                const uint8_t *mr = mask + i * N;
+                for (int64_t j = 0; j < N; j++)
+                    if (!mr[j])
+                        s[j] = -INFINITY;
+            }
+        }
+    }
+    tg_prim *sp;
+    TG_TRY(softmax_prim(c, 0, cb * H * N, N, &sp));
+    void *bufs[] = {P, P};
+    return tg_prim_exec(c, sp, bufs);
+}
+
+tg_status tg_attention_fwd(tg_dnn *c, float *out, const float *qkv, const float *bias,
+                           const uint8_t *mask, int64_t B, int64_t N, int64_t C, int64_t H)
+{
+    int64_t dh = C / H, row = 3 * C, cb = chunk_images(B, N, H);
+    float *P = tg_dnn_tmp(c, SLOT_P, (size_t)(cb * H * N * N));
+    if (!P)
+        return TG_ERR_OUT_OF_MEMORY;
+    for (int64_t b0 = 0; b0 < B; b0 += cb) {
+        int64_t n = TG_MIN(cb, B - b0);
+        TG_TRY(scores(c, P, qkv, bias, mask, b0, n, N, C, H));
+        tg_view vp = tg_view_plain(4, (int64_t[]){n, H, N, N});
+        tg_view vv = head_view(n, H, N, dh, row);
+        tg_view vo = head_view(n, H, N, dh, C);
+        TG_TRY(tg_matmul(c, &vp, P, &vv, qkv + b0 * N * row + 2 * C, &vo, out + b0 * N * C,
+                         NULL, 1.0f, 0));
+    }
+    return TG_OK;
+}
+
+tg_status tg_attention_bwd(tg_dnn *c, float *dqkv, float *dbias, const float *dout,
+                           const float *qkv, const float *bias, const uint8_t *mask, int64_t B,
+                           int64_t N, int64_t C, int64_t H)
+{
+    int64_t dh = C / H, row = 3 * C, cb = chunk_images(B, N, H);
+    size_t sz = (size_t)(cb * H * N * N);
+    float *P = tg_dnn_tmp(c, SLOT_P, sz), *dP = tg_dnn_tmp(c, SLOT_DP, sz),
+          *dS = tg_dnn_tmp(c, SLOT_DS, sz);
+    if (!P || !dP || !dS)
+        return TG_ERR_OUT_OF_MEMORY;
+    float scale = 1.0f / sqrtf((float)dh);
+    for (int64_t b0 = 0; b0 < B; b0 += cb) {
+        int64_t n = TG_MIN(cb, B - b0);
+        const float *q = qkv + b0 * N * row;
+        float *dq = dqkv + b0 * N * row;
+        const float *dO = dout + b0 * N * C;
+        TG_TRY(scores(c, P, qkv, bias, mask, b0, n, N, C, H));
+        tg_view vdo = head_view(n, H, N, dh, C);
+        tg_view vs = tg_view_plain(4, (int64_t[]){n, H, N, N});
+        tg_view vst = {.nd = 4, .dims = {n, H, N, N}, .strides = {H * N * N, N * N, 1, N}};
+        tg_view vh = head_view(n, H, N, dh, row);
+        tg_view vht = head_view_t(n, H, N, dh, row);
+        /* dP = dO V^T ; dV = P^T dO */
+        TG_TRY(tg_matmul(c, &vdo, dO, &vht, q + 2 * C, &vs, dP, NULL, 1.0f, 0));
+        TG_TRY(tg_matmul(c, &vst, P, &vdo, dO, &vh, dq + 2 * C, NULL, 1.0f, 0));
+        /* dS = softmax backward (the gradient of the logits) */
+        tg_prim *sp;
+        TG_TRY(softmax_prim(c, 1, n * H * N, N, &sp));
+        void *bufs[] = {P, dP, dS};
+        TG_TRY(tg_prim_exec(c, sp, bufs));
+        if (dbias) {
+            int64_t hn = H * N * N;
+#pragma omp parallel for schedule(static)
+            for (int64_t e = 0; e < hn; e++) {
+                float s = 0;
+                for (int64_t b = 0; b < n; b++)
+                    s += dS[b * hn + e];
+                dbias[e] += s;
+            }
+        }
+        /* dQ = scale dS K ; dK = scale dS^T Q */
+        TG_TRY(tg_matmul(c, &vs, dS, &vh, q + C, &vh, dq, NULL, scale, 0));
+        TG_TRY(tg_matmul(c, &vst, dS, &vh, q, &vh, dq + C, NULL, scale, 0));
+    }
+    return TG_OK;
+}

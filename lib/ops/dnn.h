@@ -1,0 +1,82 @@
+/* Internal: the oneDNN layer. One engine for the process; per model a context
+ * with a stream, a cache of primitives keyed by op and shape (built once,
+ * reused), a user-mode scratchpad and a temporary-buffer arena. */
+#ifndef TG_DNN_H
+#define TG_DNN_H
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "../common.h"
+
+typedef struct tg_dnn tg_dnn;
+
+/* The first word of every primitive cache key. */
+enum tg_op_id {
+    TG_OPK_MATMUL = 1,
+    TG_OPK_LN_FWD,
+    TG_OPK_LN_BWD,
+    TG_OPK_ELTWISE_FWD,
+    TG_OPK_ELTWISE_BWD,
+    TG_OPK_SOFTMAX_FWD,
+    TG_OPK_SOFTMAX_BWD
+};
+
+/* A built primitive with one memory object per execution argument; the
+ * memory objects are re-pointed at the caller's buffers on every execution,
+ * so nothing is allocated in steady state. */
+#define TG_PRIM_MAX_ARGS 10
+#define TG_KEY_MAX 40
+typedef struct tg_prim {
+    int64_t key[TG_KEY_MAX];
+    int nkey;
+    dnnl_primitive_desc_t pd; /* kept: backward pds take it as their hint */
+    dnnl_primitive_t prim;
+    int nargs;
+    int arg_ids[TG_PRIM_MAX_ARGS];
+    dnnl_memory_t mem[TG_PRIM_MAX_ARGS];
+    dnnl_memory_t scratch_mem; /* NULL when the primitive needs none */
+    size_t scratch_bytes;
+} tg_prim;
+
+tg_status tg_dnn_create(tg_dnn **out);
+void tg_dnn_destroy(tg_dnn *ctx);
+
+/* The cached primitive for `key` or NULL. */
+tg_prim *tg_dnn_find(tg_dnn *ctx, const int64_t *key, int nkey);
+
+/* Create a primitive from an op descriptor (hint: the forward pd for a
+ * backward op, else NULL), record its arguments `arg_ids` (the order in which
+ * tg_prim_exec takes buffers) and cache it under `key`. Fails with BACKEND
+ * when oneDNN cannot, or when it would run a reference (`ref:`) kernel and
+ * the context is strict (TG_ALLOW_REF unset: the default). */
+tg_status tg_dnn_build(tg_dnn *ctx, const int64_t *key, int nkey, const_dnnl_op_desc_t desc,
+                       const_dnnl_primitive_attr_t attr, const_dnnl_primitive_desc_t hint,
+                       int nargs, const int *arg_ids, tg_prim **out);
+
+/* Run a primitive on buffers given in the order of its arg_ids. */
+tg_status tg_prim_exec(tg_dnn *ctx, tg_prim *p, void *const *bufs);
+
+/* A temporary buffer of at least `n` floats, slot 0..TG_TMP_SLOTS-1; grows
+ * (the only allocation) when a larger shape is first seen. Contents are not
+ * kept between ops. NULL (with OUT_OF_MEMORY recorded) on failure. */
+#define TG_TMP_SLOTS 6
+float *tg_dnn_tmp(tg_dnn *ctx, int slot, size_t n);
+
+/* A buffer of at least n ones (for bias gradients by matmul). */
+const float *tg_dnn_ones(tg_dnn *ctx, size_t n);
+
+/* How many primitives were created on a reference kernel, and the name of
+ * the last one (for tests: any is a failure). Process-wide. */
+long tg_dnn_ref_count(const char **last_impl);
+
+/* Status of a oneDNN call as a tg_status with a message naming `what`. */
+tg_status tg_dnn_check(dnnl_status_t s, const char *what);
+
+/* Memory descriptor helpers: plain row-major, and strided views. */
+tg_status tg_md_plain(dnnl_memory_desc_t *md, int ndims, const int64_t *dims);
+tg_status tg_md_strided(dnnl_memory_desc_t *md, int ndims, const int64_t *dims,
+                        const int64_t *strides);
+
+#define TG_DNN(call) TG_TRY(tg_dnn_check((call), #call))
+
+#endif

@@ -1,0 +1,118 @@
+/* Matmul on strided views and the Linear layer built on it (forward and
+ * backward side by side). oneDNN 2.6 has no matmul backward: gradients are
+ * more matmuls over transposed views, always writing row-major results
+ * (a transposed destination would fall back to a reference kernel). */
+#include "ops.h"
+
+tg_view tg_view_plain(int nd, const int64_t *dims)
+{
+    tg_view v = {.nd = nd};
+    int64_t s = 1;
+    for (int i = nd - 1; i >= 0; i--) {
+        v.dims[i] = dims[i];
+        v.strides[i] = s;
+        s *= dims[i];
+    }
+    return v;
+}
+
+static tg_status view_md(dnnl_memory_desc_t *md, const tg_view *v)
+{
+    return tg_md_strided(md, v->nd, v->dims, v->strides);
+}
+
+static int key_view(int64_t *key, int n, const tg_view *v)
+{
+    key[n++] = v->nd;
+    for (int i = 0; i < v->nd; i++) {
+        key[n++] = v->dims[i];
+        key[n++] = v->strides[i];
+    }
+    return n;
+}
+
+tg_status tg_matmul(tg_dnn *c, const tg_view *va, const float *a, const tg_view *vb,
+                    const float *b, const tg_view *vc, float *out, const float *bias,
+                    float scale, int accumulate)
+{
+    int64_t key[TG_KEY_MAX];
+    int n = 0;
+    key[n++] = TG_OPK_MATMUL;
+    n = key_view(key, n, va);
+    n = key_view(key, n, vb);
+    n = key_view(key, n, vc);
+    union { float f; int32_t i; } sc = {.f = scale};
+    key[n++] = sc.i;
+    key[n++] = (bias != NULL) | (accumulate ? 2 : 0);
+    tg_prim *p = tg_dnn_find(c, key, n);
+    if (!p) {
+        dnnl_memory_desc_t ma, mb, mc, mbias;
+        TG_TRY(view_md(&ma, va));
+        TG_TRY(view_md(&mb, vb));
+        TG_TRY(view_md(&mc, vc));
+        if (bias) {
+            int64_t bd[4] = {1, 1, 1, 1};
+            bd[vc->nd - 1] = vc->dims[vc->nd - 1];
+            TG_TRY(tg_md_plain(&mbias, vc->nd, bd));
+        }
+        dnnl_matmul_desc_t d;
+        TG_DNN(dnnl_matmul_desc_init(&d, &ma, &mb, bias ? &mbias : NULL, &mc));
+        dnnl_primitive_attr_t at;
+        TG_DNN(dnnl_primitive_attr_create(&at));
+        dnnl_post_ops_t po = NULL;
+        tg_status st = TG_OK;
+        if (scale != 1.0f)
+            st = tg_dnn_check(dnnl_primitive_attr_set_output_scales(at, 1, 0, &scale), "scales");
+        if (st == TG_OK && accumulate) {
+            st = tg_dnn_check(dnnl_post_ops_create(&po), "post-ops");
+            if (st == TG_OK)
+                st = tg_dnn_check(dnnl_post_ops_append_sum(po, 1.0f), "sum post-op");
+            if (st == TG_OK)
+                st = tg_dnn_check(dnnl_primitive_attr_set_post_ops(at, po), "set post-ops");
+        }
+        static const int args_b[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
+        if (st == TG_OK)
+            st = tg_dnn_build(c, key, n, &d, at, NULL, bias ? 4 : 3, args_b, &p);
+        if (po)
+            dnnl_post_ops_destroy(po);
+        dnnl_primitive_attr_destroy(at);
+        TG_TRY(st);
+    }
+    void *bufs[4] = {(void *)a, (void *)b, out, (void *)bias};
+    return tg_prim_exec(c, p, bufs);
+}
+
+tg_status tg_linear_fwd(tg_dnn *c, float *y, const float *x, const float *w, const float *b,
+                        int64_t M, int64_t K, int64_t N)
+{
+    tg_view vx = tg_view_plain(2, (int64_t[]){M, K});
+    tg_view vwt = {.nd = 2, .dims = {K, N}, .strides = {1, K}}; /* W^T as a view */
+    tg_view vy = tg_view_plain(2, (int64_t[]){M, N});
+    return tg_matmul(c, &vx, x, &vwt, w, &vy, y, b, 1.0f, 0);
+}
+
+tg_status tg_linear_bwd(tg_dnn *c, float *dx, float *dw, float *db, const float *dy,
+                        const float *x, const float *w, int64_t M, int64_t K, int64_t N)
+{
+    tg_view vdy = tg_view_plain(2, (int64_t[]){M, N});
+    if (dx) { /* dx[M,K] = dy[M,N] W[N,K] */
+        tg_view vw = tg_view_plain(2, (int64_t[]){N, K});
+        tg_view vdx = tg_view_plain(2, (int64_t[]){M, K});
+        TG_TRY(tg_matmul(c, &vdy, dy, &vw, w, &vdx, dx, NULL, 1.0f, 0));
+    }
+    if (dw) { /* dw[N,K] += dy^T[N,M] x[M,K] */
+        tg_view vdyt = {.nd = 2, .dims = {N, M}, .strides = {1, N}};
+        tg_view vx = tg_view_plain(2, (int64_t[]){M, K});
+        tg_view vdw = tg_view_plain(2, (int64_t[]){N, K});
+        TG_TRY(tg_matmul(c, &vdyt, dy, &vx, x, &vdw, dw, NULL, 1.0f, 1));
+    }
+    if (db) { /* db[1,N] += ones[1,M] dy[M,N]: a reduction primitive would be ref:any */
+        const float *ones = tg_dnn_ones(c, (size_t)M);
+        if (!ones)
+            return TG_ERR_OUT_OF_MEMORY;
+        tg_view v1 = tg_view_plain(2, (int64_t[]){1, M});
+        tg_view vdb = tg_view_plain(2, (int64_t[]){1, N});
+        TG_TRY(tg_matmul(c, &v1, ones, &vdy, dy, &vdb, db, NULL, 1.0f, 1));
+    }
+    return TG_OK;
+}

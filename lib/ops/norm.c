@@ -1,0 +1,101 @@
+/* LayerNorm (oneDNN) and PixelNorm (C), forward and backward. */
+#include <math.h>
+
+#include "ops.h"
+
+#define LN_EPS 1e-5f
+#define PN_EPS 1e-8f
+
+/* Forward pd for [M, C]; training keeps mean/var for backward. */
+static tg_status ln_fwd_prim(tg_dnn *c, int training, int64_t M, int64_t C, tg_prim **out)
+{
+    int64_t key[] = {TG_OPK_LN_FWD, training, M, C};
+    *out = tg_dnn_find(c, key, 4);
+    if (*out)
+        return TG_OK;
+    dnnl_memory_desc_t md;
+    TG_TRY(tg_md_plain(&md, 2, (int64_t[]){M, C}));
+    dnnl_layer_normalization_desc_t d;
+    TG_DNN(dnnl_layer_normalization_forward_desc_init(
+        &d, training ? dnnl_forward_training : dnnl_forward_inference, &md, NULL, LN_EPS,
+        dnnl_use_scale | dnnl_use_shift));
+    static const int tr[] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_SCALE, DNNL_ARG_SHIFT,
+                             DNNL_ARG_MEAN, DNNL_ARG_VARIANCE};
+    return tg_dnn_build(c, key, 4, &d, NULL, NULL, training ? 6 : 4, tr, out);
+}
+
+tg_status tg_layernorm_fwd(tg_dnn *c, float *y, float *mean, float *var, const float *x,
+                           const float *g, const float *b, int64_t M, int64_t C)
+{
+    tg_prim *p;
+    int training = mean && var;
+    TG_TRY(ln_fwd_prim(c, training, M, C, &p));
+    void *bufs[] = {(void *)x, y, (void *)g, (void *)b, mean, var};
+    return tg_prim_exec(c, p, bufs);
+}
+
+tg_status tg_layernorm_bwd(tg_dnn *c, float *dx, float *dg, float *db, const float *dy,
+                           const float *x, const float *mean, const float *var, const float *g,
+                           const float *b, int64_t M, int64_t C)
+{
+    int64_t key[] = {TG_OPK_LN_BWD, M, C};
+    tg_prim *p = tg_dnn_find(c, key, 3);
+    if (!p) {
+        tg_prim *fp;
+        TG_TRY(ln_fwd_prim(c, 1, M, C, &fp));
+        dnnl_memory_desc_t md;
+        TG_TRY(tg_md_plain(&md, 2, (int64_t[]){M, C}));
+        dnnl_layer_normalization_desc_t d;
+        TG_DNN(dnnl_layer_normalization_backward_desc_init(&d, dnnl_backward, &md, &md, NULL,
+                                                           LN_EPS, dnnl_use_scale | dnnl_use_shift));
+        /* oneDNN 2.6 wants SHIFT as an input of backward although it is unused */
+        static const int args[] = {DNNL_ARG_SRC,      DNNL_ARG_DIFF_DST,   DNNL_ARG_MEAN,
+                                   DNNL_ARG_VARIANCE, DNNL_ARG_SCALE,      DNNL_ARG_SHIFT,
+                                   DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT};
+        TG_TRY(tg_dnn_build(c, key, 3, &d, NULL, fp->pd, 9, args, &p));
+    }
+    /* diff_scale/diff_shift are overwritten by oneDNN: collect, then add */
+    float *t = tg_dnn_tmp(c, 5, (size_t)(2 * C));
+    if (!t)
+        return TG_ERR_OUT_OF_MEMORY;
+    void *bufs[] = {(void *)x, (void *)dy, (void *)mean, (void *)var, (void *)g,
+                    (void *)b, dx,         t,           t + C};
+    TG_TRY(tg_prim_exec(c, p, bufs));
+    for (int64_t i = 0; i < C; i++) {
+        dg[i] += t[i];
+        db[i] += t[C + i];
+    }
+    return TG_OK;
+}
+
+void tg_pixelnorm_fwd(float *y, const float *x, int64_t M, int64_t C)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < M; m++) {
+        const float *xr = x + m * C;
+        double ss = 0;
+        for (int64_t i = 0; i < C; i++)
+            ss += (double)xr[i] * xr[i];
+        float r = 1.0f / sqrtf((float)(ss / (double)C) + PN_EPS);
+        for (int64_t i = 0; i < C; i++)
+            y[m * C + i] = xr[i] * r;
+    }
+}
+
+/* y = x r, r = (mean x^2 + eps)^-1/2: dx = r dy - r^3 x (dy . x) / C */
+void tg_pixelnorm_bwd(float *dx, const float *dy, const float *x, int64_t M, int64_t C)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < M; m++) {
+        const float *xr = x + m * C, *dr = dy + m * C;
+        double ss = 0, dot = 0;
+        for (int64_t i = 0; i < C; i++) {
+            ss += (double)xr[i] * xr[i];
+            dot += (double)dr[i] * xr[i];
+        }
+        double r = 1.0 / sqrt(ss / (double)C + PN_EPS);
+        double k = r * r * r * dot / (double)C;
+        for (int64_t i = 0; i < C; i++)
+            dx[m * C + i] = (float)(r * dr[i] - k * xr[i]);
+    }
+}

@@ -1,0 +1,99 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ops/dnn.h"
+
+static uint64_t tu_state = 0x9E3779B97F4A7C15ull;
+
+void tu_seed(uint64_t s) { tu_state = s * 0x9E3779B97F4A7C15ull + 1; }
+
+static uint64_t tu_next(void)
+{ /* splitmix64 */
+    uint64_t z = (tu_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+float tu_uniform(float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((tu_next() >> 40) * (1.0 / 16777216.0));
+}
+
+void tu_fill(float *x, size_t n, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = tu_uniform(lo, hi);
+}
+
+float *tu_rand(size_t n, float lo, float hi)
+{
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    tu_fill(x, n, lo, hi);
+    return x;
+}
+
+double tu_close_ratio(const float *a, const float *b, size_t n, double atol, double rtol)
+{
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        double r = d == 0 ? 0 : d / (atol + rtol * fabs((double)b[i]));
+        if (!(r <= worst)) /* NaN counts as worst */
+            worst = isnan(r) ? INFINITY : r;
+    }
+    return worst;
+}
+
+static double loss_of(tu_fn f, void *ctx, float *y, const float *r, size_t ny)
+{
+    f(ctx, y);
+    double s = 0;
+    for (size_t i = 0; i < ny; i++)
+        s += (double)y[i] * r[i];
+    return s;
+}
+
+void tu_gradcheck(const char *what, tu_fn f, void *ctx, float *x, size_t nx, const float *r,
+                  size_t ny, const float *grad, size_t max_probe, float eps, double atol,
+                  double rtol)
+{
+    float *y = malloc(ny * sizeof *y);
+    ck_assert_ptr_nonnull(y);
+    size_t step = nx > max_probe ? nx / max_probe : 1;
+    for (size_t i = 0; i < nx; i += step) {
+        float keep = x[i];
+        x[i] = keep + eps;
+        double lp = loss_of(f, ctx, y, r, ny);
+        x[i] = keep - eps;
+        double lm = loss_of(f, ctx, y, r, ny);
+        x[i] = keep;
+        double num = (lp - lm) / (2.0 * eps);
+        double err = fabs(num - grad[i]);
+        ck_assert_msg(err <= atol + rtol * fabs(num),
+                      "%s: d/dx[%zu] analytic %.6g numeric %.6g (err %.3g)", what, i,
+                      (double)grad[i], num, err);
+    }
+    free(y);
+}
+
+void tu_assert_no_ref(void)
+{
+    const char *impl = NULL;
+    long n = tg_dnn_ref_count(&impl);
+    ck_assert_msg(n == 0, "%ld primitive(s) fell back to a reference kernel, last: %s", n,
+                  impl ? impl : "?");
+}
+
+int tu_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf;
+}

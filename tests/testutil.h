@@ -1,0 +1,39 @@
+/* Helpers shared by the Check test programs. */
+#ifndef TG_TESTUTIL_H
+#define TG_TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Deterministic uniform numbers in [lo, hi). */
+void tu_seed(uint64_t s);
+float tu_uniform(float lo, float hi);
+void tu_fill(float *x, size_t n, float lo, float hi);
+float *tu_rand(size_t n, float lo, float hi); /* malloc'd, caller frees */
+
+/* max |a - b| / (atol + rtol * |b|); <= 1 means close. */
+double tu_close_ratio(const float *a, const float *b, size_t n, double atol, double rtol);
+#define tu_assert_close(a, b, n, atol, rtol)                                              \
+    do {                                                                                  \
+        double r_ = tu_close_ratio((a), (b), (n), (atol), (rtol));                        \
+        ck_assert_msg(r_ <= 1.0, "%s vs %s: error ratio %g (atol %g rtol %g)", #a, #b, r_, \
+                      (double)(atol), (double)(rtol));                                    \
+    } while (0)
+
+/* Finite-difference gradient check. `f` computes outputs y[ny] from the
+ * inputs in `ctx` (which the checker perturbs through x[nx]); the loss is
+ * sum_i y_i * r_i. `grad` is the analytic dL/dx. Checks up to `max_probe`
+ * evenly spread coordinates with central differences of step eps. */
+typedef void (*tu_fn)(void *ctx, float *y);
+void tu_gradcheck(const char *what, tu_fn f, void *ctx, float *x, size_t nx, const float *r,
+                  size_t ny, const float *grad, size_t max_probe, float eps, double atol,
+                  double rtol);
+
+/* Fails the test if the library built any primitive on a reference kernel. */
+void tu_assert_no_ref(void);
+
+/* Run a suite, return the number of failures (for main). */
+int tu_run(Suite *s);
+
+#endif
