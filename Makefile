@@ -34,7 +34,7 @@ HDRS := $(HDR) $(wildcard lib/*.h lib/*/*.h)
 SHLIB := $(B)/libtransgan.so.$(VERSION)
 STLIB := $(B)/libtransgan.a
 
-.PHONY: all deps test-deps test unit-test asan-test abi-test example-test demo install uninstall clean bench
+.PHONY: all deps test-deps test unit-test asan-test abi-test example-test examples demo install uninstall clean bench
 all: $(SHLIB) $(STLIB)
 
 deps:
@@ -82,11 +82,25 @@ abi-test: all
 test: test-deps all
 	$(MAKE) unit-test
 	$(MAKE) abi-test
+	$(MAKE) example-test
 	CK_FORK=no ASAN_OPTIONS=detect_leaks=1 $(MAKE) asan-test
 
+# ---------------------------------------------------------------- examples
+EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
+$(B)/examples/%: examples/%.c $(HDR) $(SHLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -Iinclude -o $@ $< -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..' -lm
+examples: $(EXAMPLES)
+
+# Each example runs on tiny settings so they cannot rot.
+example-test: examples
+	$(B)/examples/embed models/fmnist-small.json 3 > /dev/null
+	$(B)/examples/embed tests/fixtures/tiny-ln.safetensors 3 > /dev/null
+	@echo "examples: 2 passed, 0 failed"
+
 # ---------------------------------------------------------------- demo
-demo: deps all
-	@echo "libtransgan $(VERSION) built in $(B)/"
+demo: deps all examples
+	$(B)/examples/embed models/fmnist-small.json 7
 
 # ---------------------------------------------------------------- install
 transgan.pc: pkgconfig/transgan.pc.in $(HDR)

@@ -1,0 +1,202 @@
+/* Public API: latent noise, sampling images, 8-bit pixels, scoring. */
+#include <math.h>
+
+#include "../models/model.h"
+
+/* Images are computed in slices of at most this many floats of workspace
+ * (~128 MiB), so any n works in bounded memory. */
+#define TG_SLICE_BUDGET_FLOATS ((size_t)32 << 20)
+#define TG_SLICE_MAX 64
+
+static int all_finite(const float *x, size_t n)
+{
+    int ok = 1;
+#pragma omp parallel for reduction(& : ok) schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++)
+        ok &= isfinite(x[i]) != 0;
+    return ok;
+}
+
+/* n * k floats must fit in len, without overflow */
+static tg_status check_len(const char *fn, const char *what, size_t n, size_t k, size_t len)
+{
+    size_t need;
+    if (tg_mul_overflow(n, k, &need))
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "%s: n = %zu is too large", fn, n);
+    if (len < need)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "%s: %s holds %zu values, %zu are needed", fn,
+                       what, len, need);
+    return TG_OK;
+}
+
+TG_API tg_status tg_latent_sample(const tg_model *m, uint64_t seed, size_t n, float *z,
+                                  size_t z_len)
+{
+    tg_error_clear();
+    if (!m || (!z && n))
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_latent_sample: %s is NULL", !m ? "model" : "z");
+    TG_TRY(check_len("tg_latent_sample", "z", n, (size_t)m->desc.latent_dim, z_len));
+    tg_rng r;
+    tg_rng_seed(&r, seed);
+    for (size_t i = 0; i < n * (size_t)m->desc.latent_dim; i++)
+        z[i] = (float)tg_rng_normal(&r);
+    return TG_OK;
+}
+
+static int64_t gen_slice(const tg_model *m, size_t n)
+{
+    size_t per = tg_gen_infer_floats(&m->gen, 2) - tg_gen_infer_floats(&m->gen, 1);
+    size_t s = per ? TG_SLICE_BUDGET_FLOATS / per : TG_SLICE_MAX;
+    s = TG_MAX((size_t)1, TG_MIN(s, (size_t)TG_SLICE_MAX));
+    return (int64_t)TG_MIN(s, n);
+}
+
+TG_API tg_status tg_generate(tg_model *m, const float *z, size_t n, uint32_t flags, float *out,
+                             size_t out_len)
+{
+    tg_error_clear();
+    if (!m || (n && (!z || !out)))
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_generate: %s is NULL",
+                       !m ? "model" : !z ? "z" : "out");
+    if (flags & ~TG_GEN_RAW)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_generate: unknown flags 0x%x", flags);
+    size_t L = (size_t)m->desc.latent_dim, per = (size_t)m->desc.channels * m->desc.image_size *
+                                                 m->desc.image_size;
+    TG_TRY(check_len("tg_generate", "out", n, per, out_len));
+    if (n == 0)
+        return TG_OK;
+    if (!all_finite(z, n * L))
+        return tg_fail(TG_ERR_NONFINITE, "tg_generate: z contains NaN or infinity");
+    const float *W = (m->ema && !(flags & TG_GEN_RAW)) ? m->ema : m->gw;
+    int64_t slice = gen_slice(m, n);
+    size_t need = tg_gen_infer_floats(&m->gen, slice);
+    if (need > m->g_ws_floats) {
+        free(m->g_ws);
+        m->g_ws_floats = 0;
+        m->g_ws = tg_alloc(need * sizeof(float));
+        if (!m->g_ws)
+            return TG_ERR_OUT_OF_MEMORY;
+        m->g_ws_floats = need;
+    }
+    uint8_t *const *masks = tg_model_masks(m, m->g_steps);
+    for (size_t i = 0; i < n; i += (size_t)slice) {
+        int64_t b = (int64_t)TG_MIN((size_t)slice, n - i);
+        TG_TRY(tg_gen_infer(m->dnn, &m->gen, W, z + i * L, b, masks, out + i * per, m->g_ws));
+    }
+    if (!all_finite(out, n * per))
+        return tg_fail(TG_ERR_NONFINITE, "tg_generate: the generator produced NaN or infinity");
+    return TG_OK;
+}
+
+static uint8_t to_u8(float x)
+{
+    float v = (x + 1.0f) * 127.5f;
+    if (!(v > 0.0f)) /* also NaN */
+        return 0;
+    if (v >= 255.0f)
+        return 255;
+    return (uint8_t)lrintf(v);
+}
+
+TG_API tg_status tg_images_to_pixels(const float *img, size_t n, int channels, int size,
+                                     tg_pixel_format format, uint8_t *out, size_t out_len)
+{
+    tg_error_clear();
+    if (n && (!img || !out))
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_images_to_pixels: %s is NULL",
+                       !img ? "images" : "out");
+    if (channels != 1 && channels != 3 && channels != 4)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_images_to_pixels: channels must be 1, 3 or 4 (got %d)", channels);
+    if (size < 1 || size > 65536)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_images_to_pixels: bad image size %d", size);
+    int bpp = (int)format;
+    if (bpp != 1 && bpp != 3 && bpp != 4)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_images_to_pixels: unknown pixel format %d", bpp);
+    size_t hw = (size_t)size * (size_t)size, per;
+    if (tg_mul_overflow(hw, (size_t)bpp, &per))
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_images_to_pixels: size too large");
+    TG_TRY(check_len("tg_images_to_pixels", "out", n, per, out_len));
+    for (size_t b = 0; b < n; b++) {
+        const float *x = img + b * hw * (size_t)channels;
+        uint8_t *o = out + b * per;
+        for (size_t p = 0; p < hw; p++) {
+            float r = x[p], g = r, bl = r, a = 1.0f;
+            if (channels >= 3)
+                g = x[hw + p], bl = x[2 * hw + p];
+            if (channels == 4)
+                a = x[3 * hw + p];
+            if (bpp == 1) {
+                o[p] = to_u8(channels == 1 ? r : 0.299f * r + 0.587f * g + 0.114f * bl);
+            } else {
+                o[p * bpp] = to_u8(r);
+                o[p * bpp + 1] = to_u8(g);
+                o[p * bpp + 2] = to_u8(bl);
+                if (bpp == 4)
+                    o[p * bpp + 3] = to_u8(a);
+            }
+        }
+    }
+    return TG_OK;
+}
+
+TG_API tg_status tg_generate_pixels(tg_model *m, const float *z, size_t n, uint32_t flags,
+                                    tg_pixel_format format, uint8_t *out, size_t out_len)
+{
+    tg_error_clear();
+    if (!m || (n && (!z || !out)))
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_generate_pixels: %s is NULL",
+                       !m ? "model" : !z ? "z" : "out");
+    int bpp = (int)format, S = m->desc.image_size, ch = m->desc.channels;
+    if (bpp != 1 && bpp != 3 && bpp != 4)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_generate_pixels: unknown pixel format %d", bpp);
+    TG_TRY(check_len("tg_generate_pixels", "out", n, (size_t)S * S * bpp, out_len));
+    /* one slice of float images at a time keeps memory bounded */
+    size_t per = (size_t)ch * S * S, L = (size_t)m->desc.latent_dim;
+    size_t slice = (size_t)gen_slice(m, n ? n : 1);
+    float *img = tg_alloc(slice * per * sizeof(float));
+    if (!img)
+        return TG_ERR_OUT_OF_MEMORY;
+    tg_status st = TG_OK;
+    for (size_t i = 0; i < n && st == TG_OK; i += slice) {
+        size_t b = TG_MIN(slice, n - i);
+        st = tg_generate(m, z + i * L, b, flags, img, b * per);
+        if (st == TG_OK)
+            st = tg_images_to_pixels(img, b, ch, S, format, out + i * (size_t)S * S * bpp,
+                                     b * (size_t)S * S * bpp);
+    }
+    free(img);
+    return st;
+}
+
+TG_API tg_status tg_discriminate(tg_model *m, const float *images, size_t n, float *scores,
+                                 size_t scores_len)
+{
+    tg_error_clear();
+    if (!m || (n && (!images || !scores)))
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_discriminate: %s is NULL",
+                       !m ? "model" : !images ? "images" : "scores");
+    TG_TRY(check_len("tg_discriminate", "scores", n, 1, scores_len));
+    size_t per = (size_t)m->desc.channels * m->desc.image_size * m->desc.image_size;
+    size_t total;
+    if (tg_mul_overflow(n, per, &total))
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_discriminate: n = %zu is too large", n);
+    if (n == 0)
+        return TG_OK;
+    if (!all_finite(images, total))
+        return tg_fail(TG_ERR_NONFINITE, "tg_discriminate: images contain NaN or infinity");
+    int64_t slice = (int64_t)TG_MIN(n, (size_t)TG_SLICE_MAX);
+    if (m->d_ws_cap < slice) {
+        tg_disc_acts_free(&m->d_ws);
+        m->d_ws_cap = 0;
+        TG_TRY(tg_disc_acts_alloc(&m->disc, slice, &m->d_ws));
+        m->d_ws_cap = slice;
+    }
+    for (size_t i = 0; i < n; i += (size_t)slice) {
+        int64_t b = (int64_t)TG_MIN((size_t)slice, n - i);
+        m->d_ws.B = b; /* a smaller slice fits in the same buffers */
+        TG_TRY(tg_disc_fwd(m->dnn, &m->disc, m->dw, images + i * per, scores + i, &m->d_ws, 0));
+    }
+    if (!all_finite(scores, n))
+        return tg_fail(TG_ERR_NONFINITE, "tg_discriminate: the discriminator produced NaN or infinity");
+    return TG_OK;
+}

@@ -1,0 +1,200 @@
+/* Public API: loading and saving models as safetensors checkpoints, with the
+ * reference's tensor names. Loading validates everything into staging
+ * buffers first, so a bad file never changes a model. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "../models/model.h"
+#include "safetensors.h"
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
+{
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)shape[i]);
+    if (k < n)
+        snprintf(buf + k, n - k, "]");
+}
+
+/* Copy tensor `name` into dst after checking shape and values. */
+static tg_status take(const tg_st_file *f, const char *path, const char *name, const tg_param *p,
+                      float *dst)
+{
+    const tg_st_tensor *t = tg_st_find(f, name);
+    if (!t)
+        return tg_fail(TG_ERR_MISSING, "checkpoint '%s' lacks tensor '%s'", path, name);
+    int same = t->ndim == p->ndim;
+    for (int i = 0; same && i < p->ndim; i++)
+        same = t->shape[i] == p->shape[i];
+    if (!same) {
+        char a[128], b[128];
+        shape_str(a, sizeof a, t->ndim, t->shape);
+        shape_str(b, sizeof b, p->ndim, p->shape);
+        return tg_fail(TG_ERR_SHAPE, "checkpoint '%s': tensor '%s' has shape %s, the model needs %s",
+                       path, name, a, b);
+    }
+    tg_st_to_f32(t, dst);
+    for (size_t i = 0; i < p->n; i++)
+        if (!isfinite(dst[i]))
+            return tg_fail(TG_ERR_NONFINITE, "checkpoint '%s': tensor '%s' holds NaN or infinity "
+                           "(element %zu)", path, name, i);
+    return TG_OK;
+}
+
+static tg_status take_all(const tg_st_file *f, const char *path, const tg_params *P,
+                          const char *prefix, float *dst)
+{
+    char name[128];
+    for (size_t i = 0; i < P->count; i++) {
+        snprintf(name, sizeof name, "%s%s", prefix, P->p[i].name);
+        TG_TRY(take(f, path, name, &P->p[i], dst + P->p[i].off));
+    }
+    return TG_OK;
+}
+
+static tg_status meta_u64(const tg_st_file *f, const char *path, const char *key, uint64_t *out)
+{
+    *out = 0;
+    const char *v = tg_st_meta(f, key);
+    if (!v)
+        return TG_OK;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-')
+        return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata %s = '%.40s' is not a step count",
+                       path, key, v);
+    *out = x;
+    return TG_OK;
+}
+
+/* Load f into m; m is changed only when everything is valid. */
+static tg_status load_into(tg_model *m, const tg_st_file *f, const char *path)
+{
+    const char *fmt = tg_st_meta(f, "format");
+    if (fmt && strcmp(fmt, "transgan-checkpoint") != 0)
+        return tg_fail(TG_ERR_FORMAT, "'%s' is a '%.60s' file, not a transgan-checkpoint", path, fmt);
+    uint64_t d_steps, g_steps;
+    TG_TRY(meta_u64(f, path, "d_steps", &d_steps));
+    TG_TRY(meta_u64(f, path, "g_steps", &g_steps));
+    size_t gn = m->gen.P.total, dn = m->disc.P.total;
+    float *gw = tg_alloc(gn * sizeof(float)), *dw = tg_alloc(dn * sizeof(float));
+    float *ema = m->ema ? tg_alloc(gn * sizeof(float)) : NULL;
+    tg_status st = (!gw || !dw || (m->ema && !ema)) ? TG_ERR_OUT_OF_MEMORY : TG_OK;
+    if (st == TG_OK)
+        st = take_all(f, path, &m->gen.P, "", gw);
+    if (st == TG_OK)
+        st = take_all(f, path, &m->disc.P, "", dw);
+    if (st == TG_OK && ema) {
+        /* an EMA is all there or absent (then it starts as the weights) */
+        char first[128];
+        snprintf(first, sizeof first, "ema.%s", m->gen.P.p[0].name);
+        if (tg_st_find(f, first))
+            st = take_all(f, path, &m->gen.P, "ema.", ema);
+        else
+            memcpy(ema, gw, gn * sizeof(float));
+    }
+    if (st != TG_OK) {
+        free(gw), free(dw), free(ema);
+        return st;
+    }
+    free(m->gw), free(m->dw), free(m->ema);
+    m->gw = gw, m->dw = dw, m->ema = ema;
+    m->d_steps = d_steps, m->g_steps = g_steps;
+    return TG_OK;
+}
+
+TG_API tg_status tg_model_load_weights(tg_model *m, const char *path)
+{
+    tg_error_clear();
+    if (!m || !path)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_load_weights: %s is NULL", !m ? "model" : "path");
+    tg_st_file f;
+    TG_TRY(tg_st_read(path, &f));
+    tg_status st = load_into(m, &f, path);
+    tg_st_free(&f);
+    return st;
+}
+
+TG_API tg_status tg_model_load(const char *path, tg_model **out)
+{
+    tg_error_clear();
+    if (out)
+        *out = NULL;
+    if (!path || !out)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_load: %s is NULL", !path ? "path" : "out");
+    tg_st_file f;
+    TG_TRY(tg_st_read(path, &f));
+    const char *dj = tg_st_meta(&f, "descriptor");
+    if (!dj) {
+        tg_st_free(&f);
+        return tg_fail(TG_ERR_FORMAT, "checkpoint '%s' has no descriptor in its metadata: create the "
+                       "model from its descriptor, then call tg_model_load_weights", path);
+    }
+    tg_desc d;
+    tg_status st = tg_desc_parse(dj, &d);
+    if (st != TG_OK) {
+        tg_error_prefix("checkpoint '%s': metadata descriptor: ", path);
+        tg_st_free(&f);
+        return st;
+    }
+    tg_model *m;
+    st = tg_model_build(&d, &m);
+    if (st == TG_OK)
+        st = load_into(m, &f, path);
+    tg_st_free(&f);
+    if (st != TG_OK) {
+        tg_model_destroy(m);
+        return st;
+    }
+    *out = m;
+    return TG_OK;
+}
+
+/* entries for every tensor of P under prefix, with names kept in `names` */
+static void add_entries(tg_st_entry *e, size_t *k, char (*names)[128], const tg_params *P,
+                        const char *prefix, const float *w)
+{
+    for (size_t i = 0; i < P->count; i++) {
+        const tg_param *p = &P->p[i];
+        snprintf(names[*k], 128, "%s%s", prefix, p->name);
+        e[*k].name = names[*k];
+        e[*k].ndim = p->ndim;
+        for (int j = 0; j < p->ndim; j++)
+            e[*k].shape[j] = p->shape[j];
+        e[*k].data = w + p->off;
+        (*k)++;
+    }
+}
+
+TG_API tg_status tg_model_save(tg_model *m, const char *path, uint32_t flags)
+{
+    tg_error_clear();
+    if (!m || !path)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_save: %s is NULL", !m ? "model" : "path");
+    if (flags & ~TG_SAVE_WEIGHTS_ONLY)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_save: unknown flags 0x%x", flags);
+    int with_ema = m->ema && !(flags & TG_SAVE_WEIGHTS_ONLY);
+    size_t n = m->gen.P.count * (with_ema ? 2 : 1) + m->disc.P.count;
+    tg_st_entry *e = tg_alloc(n * sizeof *e);
+    char(*names)[128] = tg_alloc(n * sizeof *names);
+    if (!e || !names) {
+        free(e), free(names);
+        return TG_ERR_OUT_OF_MEMORY;
+    }
+    size_t k = 0;
+    add_entries(e, &k, names, &m->gen.P, "", m->gw);
+    add_entries(e, &k, names, &m->disc.P, "", m->dw);
+    if (with_ema)
+        add_entries(e, &k, names, &m->gen.P, "ema.", m->ema);
+    char ds[24], gs[24];
+    snprintf(ds, sizeof ds, "%" PRIu64, m->d_steps);
+    snprintf(gs, sizeof gs, "%" PRIu64, m->g_steps);
+    const char *keys[] = {"format", "descriptor", "d_steps", "g_steps"};
+    const char *vals[] = {"transgan-checkpoint", m->desc_json, ds, gs};
+    tg_status st = tg_st_write(path, e, k, keys, vals, 4);
+    free(e), free(names);
+    return st;
+}

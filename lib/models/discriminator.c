@@ -1,0 +1,143 @@
+/* The patch discriminator: image -> p x p patches -> Linear -> [cls] + tokens
+ * + pos_embed -> blocks -> LayerNorm of the cls token -> Linear -> score.
+ * Definition, forward, backward. */
+#include <math.h>
+#include <stdio.h>
+
+#include "model.h"
+
+tg_status tg_disc_define(tg_disc *d, const tg_desc *desc)
+{
+    memset(d, 0, sizeof *d);
+    d->ch = desc->channels;
+    d->S = desc->image_size;
+    d->p = desc->d.patch_size;
+    d->grid = d->S / d->p;
+    d->T = d->grid * d->grid + 1;
+    d->C = desc->d.embed_dim;
+    d->F = d->ch * d->p * d->p;
+    d->depth = desc->d.depth;
+    tg_params *P = &d->P;
+    /* patch_embed is the paper's Conv2d(k = stride = p): xavier uniform with
+     * fan_out = C * p * p; its bias starts at 0 like every D Linear bias */
+    double xb = sqrt(6.0 / (double)(d->F + d->C * d->p * d->p));
+    d->pe_w = tg_params_add(P, "discriminator.patch_embed.weight", 2, (int64_t[]){d->C, d->F},
+                            TG_INIT_UNIFORM, xb);
+    d->pe_b = tg_params_add(P, "discriminator.patch_embed.bias", 1, (int64_t[]){d->C}, TG_INIT_ZERO, 0);
+    d->cls = tg_params_add(P, "discriminator.cls_token", 3, (int64_t[]){1, 1, d->C},
+                           TG_INIT_TRUNC_NORMAL, 0);
+    d->pos = tg_params_add(P, "discriminator.pos_embed", 3, (int64_t[]){1, d->T, d->C},
+                           TG_INIT_TRUNC_NORMAL, 0);
+    d->blocks = tg_alloc(sizeof *d->blocks * (size_t)(d->depth ? d->depth : 1));
+    if (!d->blocks)
+        return TG_ERR_OUT_OF_MEMORY;
+    for (int b = 0; b < d->depth; b++) {
+        char name[64];
+        snprintf(name, sizeof name, "discriminator.blocks.%d", b);
+        TG_TRY(tg_block_define(&d->blocks[b], P, name, d->C, desc->d.heads, desc->d.mlp_ratio,
+                               TG_NORM_LAYERNORM, 0, 1));
+    }
+    d->norm_g = tg_params_add(P, "discriminator.norm.weight", 1, (int64_t[]){d->C}, TG_INIT_ONE, 0);
+    d->norm_b = tg_params_add(P, "discriminator.norm.bias", 1, (int64_t[]){d->C}, TG_INIT_ZERO, 0);
+    d->head_w = tg_params_add(P, "discriminator.head.weight", 2, (int64_t[]){1, d->C},
+                              TG_INIT_TRUNC_NORMAL, 0);
+    d->head_b = tg_params_add(P, "discriminator.head.bias", 1, (int64_t[]){1}, TG_INIT_ZERO, 0);
+    return P->oom ? TG_ERR_OUT_OF_MEMORY : TG_OK;
+}
+
+void tg_disc_free(tg_disc *d)
+{
+    free(d->blocks);
+    tg_params_free(&d->P);
+    memset(d, 0, sizeof *d);
+}
+
+tg_status tg_disc_acts_alloc(const tg_disc *d, int64_t B, tg_disc_acts *a)
+{
+    memset(a, 0, sizeof *a);
+    size_t T1 = (size_t)(d->T - 1), M = (size_t)B * d->T, C = (size_t)d->C;
+    size_t total = 0;
+    for (int b = 0; b < d->depth; b++)
+        total += tg_block_acts_floats(&d->blocks[b], (int64_t)M);
+    /* tok, emb, x, xc, xn, mean, var; scratch: dx, demb(dtok), block grads */
+    size_t grad = d->depth ? tg_block_grad_floats(&d->blocks[0], (int64_t)M, d->T) : 0;
+    size_t tokf = (size_t)B * T1 * TG_MAX((size_t)d->F, C);
+    total += 2 * tokf + M * C + 2 * (size_t)B * C + 2 * (size_t)B + M * C + tokf + grad + 2 * C;
+    a->blk = tg_alloc(sizeof *a->blk * (size_t)(d->depth ? d->depth : 1));
+    a->buf = tg_alloc(total * sizeof(float));
+    if (!a->blk || !a->buf) {
+        tg_disc_acts_free(a);
+        return TG_ERR_OUT_OF_MEMORY;
+    }
+    a->B = B;
+    a->floats = total;
+    float *p = a->buf;
+    for (int b = 0; b < d->depth; b++)
+        p += tg_block_acts_carve(&d->blocks[b], (int64_t)M, p, &a->blk[b]);
+    a->tok = p, p += tokf;
+    a->emb = p, p += tokf;
+    a->x = p, p += M * C;
+    a->xc = p, p += (size_t)B * C;
+    a->xn = p, p += (size_t)B * C;
+    a->mean = p, p += (size_t)B;
+    a->var = p, p += (size_t)B;
+    a->scratch = p;
+    return TG_OK;
+}
+
+void tg_disc_acts_free(tg_disc_acts *a)
+{
+    free(a->blk);
+    free(a->buf);
+    memset(a, 0, sizeof *a);
+}
+
+tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
+                      float *scores, tg_disc_acts *a, int training)
+{
+    int64_t B = a->B, T = d->T, T1 = T - 1, C = d->C;
+    tg_patches_fwd(a->tok, img, B, d->ch, d->S, d->p);
+    TG_TRY(tg_linear_fwd(c, a->emb, a->tok, W + d->pe_w, W + d->pe_b, B * T1, d->F, C));
+    for (int64_t b = 0; b < B; b++) { /* [cls | patch tokens] */
+        memcpy(a->x + b * T * C, W + d->cls, (size_t)C * sizeof(float));
+        memcpy(a->x + (b * T + 1) * C, a->emb + b * T1 * C, (size_t)(T1 * C) * sizeof(float));
+    }
+    tg_add_broadcast_fwd(a->x, W + d->pos, (size_t)B, (size_t)(T * C));
+    for (int b = 0; b < d->depth; b++)
+        TG_TRY(tg_block_fwd(c, &d->blocks[b], W, a->x, B, T, NULL, NULL,
+                            training ? &a->blk[b] : &a->blk[0], training));
+    for (int64_t b = 0; b < B; b++)
+        memcpy(a->xc + b * C, a->x + b * T * C, (size_t)C * sizeof(float));
+    TG_TRY(tg_layernorm_fwd(c, a->xn, training ? a->mean : NULL, training ? a->var : NULL, a->xc,
+                            W + d->norm_g, W + d->norm_b, B, C));
+    return tg_linear_fwd(c, scores, a->xn, W + d->head_w, W + d->head_b, B, C, 1);
+}
+
+tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
+                      const float *dscores, float *dimg)
+{
+    int64_t B = a->B, T = d->T, T1 = T - 1, C = d->C, M = B * T;
+    float *dx = a->scratch, *dtok = dx + M * C, *blk = dtok + (size_t)B * T1 * TG_MAX(d->F, C);
+    float *dxn = blk, *dxc = blk + B * C; /* used before the blocks need blk */
+    TG_TRY(tg_linear_bwd(c, dxn, G + d->head_w, G + d->head_b, dscores, a->xn, W + d->head_w, B, C, 1));
+    TG_TRY(tg_layernorm_bwd(c, dxc, G + d->norm_g, G + d->norm_b, dxn, a->xc, a->mean, a->var,
+                            W + d->norm_g, W + d->norm_b, B, C));
+    memset(dx, 0, (size_t)(M * C) * sizeof *dx);
+    for (int64_t b = 0; b < B; b++)
+        memcpy(dx + b * T * C, dxc + b * C, (size_t)C * sizeof *dx);
+    for (int b = d->depth - 1; b >= 0; b--)
+        TG_TRY(tg_block_bwd(c, &d->blocks[b], W, G, dx, B, T, NULL, NULL, NULL, &a->blk[b], blk));
+    tg_add_broadcast_bwd(G + d->pos, dx, (size_t)B, (size_t)(T * C));
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < C; i++)
+            G[d->cls + i] += dx[b * T * C + i];
+    /* the patch tokens' gradient, made contiguous for the Linear's backward */
+    float *demb = a->emb; /* the forward's embeddings are no longer needed */
+    for (int64_t b = 0; b < B; b++)
+        memcpy(demb + b * T1 * C, dx + (b * T + 1) * C, (size_t)(T1 * C) * sizeof *dx);
+    TG_TRY(tg_linear_bwd(c, dimg ? dtok : NULL, G + d->pe_w, G + d->pe_b, demb, a->tok,
+                         W + d->pe_w, B * T1, d->F, C));
+    if (dimg)
+        tg_patches_bwd(dimg, dtok, B, d->ch, d->S, d->p);
+    return TG_OK;
+}

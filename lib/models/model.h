@@ -1,0 +1,126 @@
+/* Internal: the model handle and the two networks.
+ *
+ * Each network's parameters are one float array (tg_params names the
+ * tensors); forward functions take the array, so the EMA generator is the
+ * same code on another array. Workspaces are sized for a batch on first use
+ * and reused; nothing is allocated in steady state. */
+#ifndef TG_MODEL_H
+#define TG_MODEL_H
+
+#include "../io/descriptor.h"
+#include "../nn/block.h"
+#include "../train/rng.h"
+#include "params.h"
+
+/* ------------------------------------------------------------- generator */
+typedef struct tg_gen_stage {
+    int res, dim, depth, N;
+    size_t pos;          /* pos_embed offset */
+    tg_block *blocks;
+    int32_t *rel_idx;    /* [N*N] when relative bias is on */
+} tg_gen_stage;
+
+typedef struct tg_gen {
+    tg_params P;
+    int L, ch, S, nst, tanh_out, heads;
+    size_t in_w, in_b, rgb_w, rgb_b, sr_w, sr_b; /* sr_*: SIZE_MAX when off */
+    tg_gen_stage st[TG_MAX_STAGES];
+} tg_gen;
+
+/* What a training forward of G keeps for backward (batch B). */
+typedef struct tg_gen_acts {
+    int64_t B;
+    int first;                     /* first stage run (1 for MT-CT) */
+    tg_block_acts *blk;            /* all blocks of all stages, in order */
+    float *x;                      /* running tokens [B, w0^2 * C0] */
+    float *x_final;                /* input of to_rgb [B, N, C_last] */
+    float *rgb;                    /* to_rgb output [B, N, ch] (after tanh) */
+    float *img;                    /* [B, ch, S, S] */
+    float *scratch;                /* block backward scratch and dx buffers */
+    float *buf;                    /* the one allocation behind all of it */
+    size_t floats;
+} tg_gen_acts;
+
+tg_status tg_gen_define(tg_gen *g, const tg_desc *d);
+void tg_gen_free(tg_gen *g);
+
+/* Inference: z [B, L] -> img [B, ch, S, S]. masks[s] may be NULL. `ws` holds
+ * tg_gen_infer_floats(g, B) floats. */
+size_t tg_gen_infer_floats(const tg_gen *g, int64_t B);
+tg_status tg_gen_infer(tg_dnn *c, const tg_gen *g, const float *W, const float *z, int64_t B,
+                       uint8_t *const *masks, float *img, float *ws);
+
+/* Training forward/backward. first = 0: from z [B, L]; first = 1 (MT-CT):
+ * from low-resolution images [B, ch, w1, w1] through sr_embed. */
+tg_status tg_gen_acts_alloc(const tg_gen *g, int64_t B, tg_gen_acts *a);
+void tg_gen_acts_free(tg_gen_acts *a);
+tg_status tg_gen_fwd(tg_dnn *c, const tg_gen *g, const float *W, const float *in, int first,
+                     uint8_t *const *masks, tg_gen_acts *a);
+/* dimg [B, ch, S, S] (consumed) -> parameter gradients added into G */
+tg_status tg_gen_bwd(tg_dnn *c, const tg_gen *g, const float *W, float *G, const float *in,
+                     uint8_t *const *masks, tg_gen_acts *a, const float *dimg);
+
+/* --------------------------------------------------------- discriminator */
+typedef struct tg_disc {
+    tg_params P;
+    int ch, S, p, grid, T, C, F, depth;
+    size_t pe_w, pe_b, cls, pos, norm_g, norm_b, head_w, head_b;
+    tg_block *blocks;
+} tg_disc;
+
+typedef struct tg_disc_acts {
+    int64_t B;
+    tg_block_acts *blk;
+    float *tok;      /* patches [B, T-1, F] */
+    float *emb;      /* patch embeddings [B, T-1, C] */
+    float *x;        /* tokens [B, T, C] */
+    float *xc, *xn;  /* cls rows before and after the final norm [B, C] */
+    float *mean, *var;
+    float *scratch;
+    float *buf;
+    size_t floats;
+} tg_disc_acts;
+
+tg_status tg_disc_define(tg_disc *d, const tg_desc *desc);
+void tg_disc_free(tg_disc *d);
+tg_status tg_disc_acts_alloc(const tg_disc *d, int64_t B, tg_disc_acts *a);
+void tg_disc_acts_free(tg_disc_acts *a);
+/* img [B, ch, S, S] -> scores [B]. training keeps what backward needs. */
+tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
+                      float *scores, tg_disc_acts *a, int training);
+/* dscores [B] -> parameter gradients added into G (if not NULL) and the
+ * image gradient written into dimg (if not NULL). */
+tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
+                      const float *dscores, float *dimg);
+
+/* ------------------------------------------------------------------ model */
+struct tg_model {
+    tg_desc desc;
+    char *desc_json;
+    tg_dnn *dnn;
+    tg_gen gen;
+    tg_disc disc;
+    float *gw, *dw;   /* weights */
+    float *ema;       /* EMA generator weights, NULL without EMA */
+    uint64_t d_steps, g_steps;
+    tg_rng rng;
+    /* locality masks for the stages that use them, at mask_radius[s] */
+    uint8_t *masks[TG_MAX_STAGES];
+    int mask_radius[TG_MAX_STAGES];
+    /* inference workspaces, grown on demand */
+    float *g_ws;
+    size_t g_ws_floats;
+    tg_disc_acts d_ws;
+    int64_t d_ws_cap;
+};
+
+/* Build an empty model (weights zero) for a parsed descriptor; takes
+ * ownership of *desc (cleared) on success and on failure. */
+tg_status tg_model_build(tg_desc *desc, tg_model **out);
+/* Fill the weights with the official initialisation from seed; EMA = copy. */
+void tg_model_init_weights(tg_model *m, uint64_t seed);
+/* The masks for the current g_steps (NULL entries: none); recomputes them
+ * when the schedule moves. */
+uint8_t *const *tg_model_masks(tg_model *m, uint64_t g_steps);
+
+#endif

@@ -1,0 +1,135 @@
+/* Backward passes of the whole generator and discriminator against central
+ * finite differences (in the style of ggml's test-backend-ops), on small
+ * models with odd sizes: every kind of tensor is probed. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+
+#include "models/model.h"
+#include "testutil.h"
+
+#define OK(x) ck_assert_msg((x) == TG_OK, "%s: %s", #x, tg_last_error())
+
+static const char *desc_ln =
+    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":5,"
+    "\"image\":{\"size\":8,\"channels\":3},"
+    "\"generator\":{\"bottom_width\":4,\"embed_dim\":24,\"depths\":[1,1],\"heads\":3,\"mlp_ratio\":2},"
+    "\"discriminator\":{\"patch_size\":4,\"embed_dim\":12,\"depth\":2,\"heads\":3,\"mlp_ratio\":2},"
+    "\"training\":{\"sr_aux_weight\":1}}";
+static const char *desc_pn =
+    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":6,"
+    "\"image\":{\"size\":6,\"channels\":1},"
+    "\"generator\":{\"bottom_width\":3,\"embed_dim\":20,\"depths\":[1,1],\"heads\":5,\"mlp_ratio\":2,"
+    "\"norm\":\"pixelnorm\",\"relative_position_bias\":true,\"output\":\"tanh\"},"
+    "\"discriminator\":{\"patch_size\":3,\"embed_dim\":10,\"depth\":1,\"heads\":2,\"mlp_ratio\":2},"
+    "\"training\":{\"locality\":{\"stages\":[1],\"schedule\":[[5,1]]}}}";
+
+static tg_model *make(const char *json)
+{
+    tg_model *m;
+    OK(tg_model_create(json, 3, &m));
+    /* random weights everywhere (LayerNorm 1/0 and zero biases hide bugs) */
+    tu_seed(11);
+    tu_fill(m->gw, m->gen.P.total, -0.4f, 0.4f);
+    tu_fill(m->dw, m->disc.P.total, -0.4f, 0.4f);
+    return m;
+}
+
+/* ------------------------------------------------------------ discriminator */
+typedef struct { tg_model *m; float *img; tg_disc_acts a; } dctx;
+static void d_f(void *p, float *y)
+{
+    dctx *c = p;
+    OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dw, c->img, y, &c->a, 1));
+}
+
+static void check_disc(const char *json, int64_t B)
+{
+    dctx c = {make(json), NULL, {0}};
+    tg_model *m = c.m;
+    size_t npx = (size_t)B * m->disc.ch * m->disc.S * m->disc.S;
+    c.img = tu_rand(npx, -1, 1);
+    OK(tg_disc_acts_alloc(&m->disc, B, &c.a));
+    float *r = tu_rand((size_t)B, -1, 1), *y = calloc(B, 4), *G = calloc(m->disc.P.total, 4),
+          *dimg = calloc(npx, 4);
+    d_f(&c, y);
+    OK(tg_disc_bwd(m->dnn, &m->disc, m->dw, G, &c.a, r, dimg));
+    tu_gradcheck("D d/dimage", d_f, &c, c.img, npx, r, B, dimg, 150, 1e-2f, 2e-3, 2e-2);
+    for (size_t i = 0; i < m->disc.P.count; i++) {
+        const tg_param *p = &m->disc.P.p[i];
+        tu_gradcheck(p->name, d_f, &c, m->dw + p->off, p->n, r, B, G + p->off, 12, 1e-2f, 2e-3, 2e-2);
+    }
+    tg_disc_acts_free(&c.a);
+    free(c.img), free(r), free(y), free(G), free(dimg);
+    tg_model_destroy(m);
+    tu_assert_no_ref();
+}
+
+START_TEST(disc_grad_b1) { check_disc(desc_ln, 1); }
+END_TEST
+START_TEST(disc_grad_b3) { check_disc(desc_ln, 3); check_disc(desc_pn, 2); }
+END_TEST
+
+/* ---------------------------------------------------------------- generator */
+typedef struct { tg_model *m; float *in; int first; tg_gen_acts a; } gctx;
+static void g_f(void *p, float *y)
+{
+    gctx *c = p;
+    OK(tg_gen_fwd(c->m->dnn, &c->m->gen, c->m->gw, c->in, c->first,
+                  tg_model_masks(c->m, c->m->g_steps), &c->a));
+    memcpy(y, c->a.img, sizeof(float) * (size_t)c->a.B * c->m->gen.ch * c->m->gen.S * c->m->gen.S);
+}
+
+static void check_gen(const char *json, int64_t B, int first)
+{
+    gctx c = {make(json), NULL, first, {0}};
+    tg_model *m = c.m;
+    const tg_gen *g = &m->gen;
+    size_t nin = first ? (size_t)B * g->ch * g->st[1].N : (size_t)B * g->L;
+    c.in = tu_rand(nin, -1, 1);
+    OK(tg_gen_acts_alloc(g, B, &c.a));
+    size_t npx = (size_t)B * g->ch * g->S * g->S;
+    float *r = tu_rand(npx, -1, 1), *y = calloc(npx, 4), *G = calloc(g->P.total, 4);
+    g_f(&c, y);
+    OK(tg_gen_bwd(m->dnn, g, m->gw, G, c.in, tg_model_masks(m, m->g_steps), &c.a, r));
+    for (size_t i = 0; i < g->P.count; i++) {
+        const tg_param *p = &g->P.p[i];
+        int unused = first ? (strstr(p->name, "input.") != NULL || strstr(p->name, "stages.0.") != NULL)
+                           : strstr(p->name, "sr_embed") != NULL;
+        if (unused) /* its gradient must stay exactly zero */
+            for (size_t j = 0; j < p->n; j++)
+                ck_assert_msg(G[p->off + j] == 0.0f, "%s: gradient of an unused tensor", p->name);
+        else
+            tu_gradcheck(p->name, g_f, &c, m->gw + p->off, p->n, r, npx, G + p->off, 12, 1e-2f,
+                         2e-3, 2e-2);
+    }
+    tg_gen_acts_free(&c.a);
+    free(c.in), free(r), free(y), free(G);
+    tg_model_destroy(m);
+    tu_assert_no_ref();
+}
+
+START_TEST(gen_grad_b1) { check_gen(desc_ln, 1, 0); }
+END_TEST
+START_TEST(gen_grad_b3) { check_gen(desc_ln, 3, 0); }
+END_TEST
+START_TEST(gen_grad_relbias_mask) { check_gen(desc_pn, 2, 0); }
+END_TEST
+START_TEST(gen_grad_sr) { check_gen(desc_ln, 2, 1); }
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("models");
+    TCase *tc = tcase_create("gradients");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, disc_grad_b1);
+    tcase_add_test(tc, disc_grad_b3);
+    tcase_add_test(tc, gen_grad_b1);
+    tcase_add_test(tc, gen_grad_b3);
+    tcase_add_test(tc, gen_grad_relbias_mask);
+    tcase_add_test(tc, gen_grad_sr);
+    suite_add_tcase(s, tc);
+    return tu_run(s) ? 1 : 0;
+}
