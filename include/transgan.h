@@ -208,6 +208,39 @@ TG_API tg_status tg_generate_pixels(tg_model *model, const float *z, size_t n, u
 TG_API tg_status tg_discriminate(tg_model *model, const float *images, size_t n, float *scores,
                                  size_t scores_len);
 
+/* ----------------------------------------------------------------- training */
+
+/* What one tg_train_step did. Set struct_size = sizeof(tg_train_stats) before
+ * the call: later versions append fields and fill only what the caller's
+ * struct has room for. */
+typedef struct tg_train_stats {
+    uint32_t struct_size;     /* in: sizeof(tg_train_stats)                        */
+    uint32_t g_updated;       /* 1 if this call also updated the generator         */
+    uint64_t d_steps;         /* discriminator updates so far (this one included)  */
+    uint64_t g_steps;         /* generator updates so far                          */
+    double d_loss;            /* discriminator loss, penalty and drift included    */
+    double gp;                /* gradient penalty (0 for hinge and lsgan)          */
+    double d_real;            /* mean D score of the (augmented) real batch        */
+    double d_fake;            /* mean D score of the (augmented) fake batch        */
+    double g_loss;            /* generator loss incl. MT-CT term; NaN if no G step */
+    double sr_loss;           /* MT-CT mean squared error (0 when off or no G step)*/
+    double d_grad_norm;       /* D's global gradient L2 norm before clipping       */
+    double g_grad_norm;       /* G's, before clipping; NaN if no G step            */
+} tg_train_stats;
+
+/* One training step of SPEC.md: one discriminator update on the real batch
+ * `real` [n, C, S, S] (n must equal training.d_batch), then, on the 1st,
+ * (n_critic+1)th, ... call, one generator update, then the EMA update.
+ * The step's noise may be given (z_d [d_batch, latent_dim], z_g [g_batch,
+ * latent_dim], alpha [d_batch], the penalty's interpolation weights); NULL
+ * draws it from the model's RNG (seeded by training.seed, saved in
+ * checkpoints). DiffAugment's draws always come from the model's RNG.
+ * `stats` may be NULL. If anything becomes NaN or infinite the call returns
+ * TG_ERR_NONFINITE and the model is exactly as before the call.
+ * Statuses: INVALID_ARGUMENT, NONFINITE, OUT_OF_MEMORY, BACKEND. Since 0.1.0. */
+TG_API tg_status tg_train_step(tg_model *model, const float *real, size_t n, const float *z_d,
+                               const float *z_g, const float *alpha, tg_train_stats *stats);
+
 #ifdef __cplusplus
 }
 #endif

@@ -71,6 +71,65 @@ END_TEST
 START_TEST(disc_grad_b3) { check_disc(desc_ln, 3); check_disc(desc_pn, 2); }
 END_TEST
 
+/* ------------------------------------------- discriminator, second order */
+typedef struct { tg_model *m; float *img, *imgd, *sd; tg_disc_acts a, ta; } d2ctx;
+/* the tangent of the scores along imgd */
+static void d2_f(void *p, float *y)
+{
+    d2ctx *c = p;
+    float s[8];
+    OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dw, c->img, s, &c->a, 1));
+    OK(tg_disc_jvp(c->m->dnn, &c->m->disc, c->m->dw, &c->a, &c->ta, c->imgd, y));
+}
+/* the scores, for differences along imgd */
+static void d0_f(void *p, float *y)
+{
+    d2ctx *c = p;
+    OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dw, c->img, y, &c->a, 1));
+}
+
+static void check_disc2(const char *json, int64_t B)
+{
+    d2ctx c = {make(json), NULL, NULL, NULL, {0}, {0}};
+    tg_model *m = c.m;
+    size_t npx = (size_t)B * m->disc.ch * m->disc.S * m->disc.S;
+    c.img = tu_rand(npx, -1, 1);
+    c.imgd = tu_rand(npx, -1, 1);
+    OK(tg_disc_acts_alloc(&m->disc, B, &c.a));
+    OK(tg_disc_acts_alloc(&m->disc, B, &c.ta));
+    float sd[8], sp[8], sm[8], num[8], *keep = malloc(npx * 4);
+    d2_f(&c, sd);
+    /* the tangent equals the directional derivative of the scores */
+    memcpy(keep, c.img, npx * 4);
+    for (size_t i = 0; i < npx; i++)
+        c.img[i] = keep[i] + 1e-2f * c.imgd[i];
+    d0_f(&c, sp);
+    for (size_t i = 0; i < npx; i++)
+        c.img[i] = keep[i] - 1e-2f * c.imgd[i];
+    d0_f(&c, sm);
+    memcpy(c.img, keep, npx * 4);
+    for (int64_t i = 0; i < B; i++)
+        num[i] = (sp[i] - sm[i]) / 2e-2f;
+    tu_assert_close(sd, num, (size_t)B, 2e-3, 2e-2);
+    /* the weight gradient of sum r * tangent, by differences in every tensor */
+    float *r = tu_rand((size_t)B, -1, 1), *G = calloc(m->disc.P.total, 4);
+    d2_f(&c, sd);
+    OK(tg_disc_bwd2(m->dnn, &m->disc, m->dw, G, &c.a, &c.ta, r));
+    for (size_t i = 0; i < m->disc.P.count; i++) {
+        const tg_param *p = &m->disc.P.p[i];
+        tu_gradcheck(p->name, d2_f, &c, m->dw + p->off, p->n, r, (size_t)B, G + p->off, 12, 1e-2f,
+                     2e-3, 3e-2);
+    }
+    tg_disc_acts_free(&c.a);
+    tg_disc_acts_free(&c.ta);
+    free(c.img), free(c.imgd), free(r), free(G), free(keep);
+    tg_model_destroy(m);
+    tu_assert_no_ref();
+}
+
+START_TEST(disc_second_order) { check_disc2(desc_ln, 1); check_disc2(desc_ln, 3); check_disc2(desc_pn, 2); }
+END_TEST
+
 /* ---------------------------------------------------------------- generator */
 typedef struct { tg_model *m; float *in; int first; tg_gen_acts a; } gctx;
 static void g_f(void *p, float *y)
@@ -126,6 +185,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, disc_grad_b1);
     tcase_add_test(tc, disc_grad_b3);
+    tcase_add_test(tc, disc_second_order);
     tcase_add_test(tc, gen_grad_b1);
     tcase_add_test(tc, gen_grad_b3);
     tcase_add_test(tc, gen_grad_relbias_mask);

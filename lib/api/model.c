@@ -4,6 +4,7 @@
 
 #include "../models/model.h"
 #include "../ops/dnn.h"
+#include "../train/train.h"
 
 tg_status tg_model_build(tg_desc *desc, tg_model **out)
 {
@@ -170,6 +171,8 @@ TG_API void tg_model_destroy(tg_model *m)
     free(m->gw);
     free(m->dw);
     free(m->ema);
+    free(m->gm), free(m->gv), free(m->dm), free(m->dv);
+    tg_trainer_free(m->trainer);
     free(m->g_ws);
     free(m->desc_json);
     tg_desc_free(&m->desc);

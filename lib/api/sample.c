@@ -95,7 +95,7 @@ static uint8_t to_u8(float x)
         return 0;
     if (v >= 255.0f)
         return 255;
-    return (uint8_t)lrintf(v);
+    return (uint8_t)roundf(v); /* round(): halves away from zero, whatever the FP rounding mode */
 }
 
 TG_API tg_status tg_images_to_pixels(const float *img, size_t n, int channels, int size,
@@ -149,6 +149,8 @@ TG_API tg_status tg_generate_pixels(tg_model *m, const float *z, size_t n, uint3
     int bpp = (int)format, S = m->desc.image_size, ch = m->desc.channels;
     if (bpp != 1 && bpp != 3 && bpp != 4)
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_generate_pixels: unknown pixel format %d", bpp);
+    if (flags & ~TG_GEN_RAW)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_generate_pixels: unknown flags 0x%x", flags);
     TG_TRY(check_len("tg_generate_pixels", "out", n, (size_t)S * S * bpp, out_len));
     /* one slice of float images at a time keeps memory bounded */
     size_t per = (size_t)ch * S * S, L = (size_t)m->desc.latent_dim;

@@ -79,9 +79,24 @@ static tg_status load_into(tg_model *m, const tg_st_file *f, const char *path)
     uint64_t d_steps, g_steps;
     TG_TRY(meta_u64(f, path, "d_steps", &d_steps));
     TG_TRY(meta_u64(f, path, "g_steps", &g_steps));
+    tg_rng rng = m->rng;
+    const char *rs = tg_st_meta(f, "rng_state");
+    if (rs) { /* 4 x 16 hex digits: the training RNG, so a resumed run continues it */
+        char word[17] = {0};
+        int ok = strlen(rs) == 64;
+        for (int i = 0; ok && i < 4; i++) {
+            memcpy(word, rs + 16 * i, 16);
+            char *end;
+            rng.s[i] = strtoull(word, &end, 16);
+            ok = *end == '\0' && strspn(word, "0123456789abcdef") == 16;
+        }
+        if (!ok)
+            return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata rng_state is malformed", path);
+    }
     size_t gn = m->gen.P.total, dn = m->disc.P.total;
     float *gw = tg_alloc(gn * sizeof(float)), *dw = tg_alloc(dn * sizeof(float));
     float *ema = m->ema ? tg_alloc(gn * sizeof(float)) : NULL;
+    float *mom[4] = {NULL, NULL, NULL, NULL}; /* gm gv dm dv */
     tg_status st = (!gw || !dw || (m->ema && !ema)) ? TG_ERR_OUT_OF_MEMORY : TG_OK;
     if (st == TG_OK)
         st = take_all(f, path, &m->gen.P, "", gw);
@@ -96,13 +111,41 @@ static tg_status load_into(tg_model *m, const tg_st_file *f, const char *path)
         else
             memcpy(ema, gw, gn * sizeof(float));
     }
+    /* Adam moments, per network: all there or absent (then they start at 0) */
+    const tg_params *nets[2] = {&m->gen.P, &m->disc.P};
+    for (int k = 0; st == TG_OK && k < 2 && m->desc.t.optimizer == TG_OPTIM_ADAM; k++) {
+        char first[128];
+        snprintf(first, sizeof first, "adam.m.%s", nets[k]->p[0].name);
+        if (!tg_st_find(f, first))
+            continue;
+        mom[2 * k] = tg_alloc(nets[k]->total * sizeof(float));
+        mom[2 * k + 1] = tg_alloc(nets[k]->total * sizeof(float));
+        if (!mom[2 * k] || !mom[2 * k + 1])
+            st = TG_ERR_OUT_OF_MEMORY;
+        if (st == TG_OK)
+            st = take_all(f, path, nets[k], "adam.m.", mom[2 * k]);
+        if (st == TG_OK)
+            st = take_all(f, path, nets[k], "adam.v.", mom[2 * k + 1]);
+    }
     if (st != TG_OK) {
         free(gw), free(dw), free(ema);
+        for (int k = 0; k < 4; k++)
+            free(mom[k]);
         return st;
     }
     free(m->gw), free(m->dw), free(m->ema);
     m->gw = gw, m->dw = dw, m->ema = ema;
+    float **live[4] = {&m->gm, &m->gv, &m->dm, &m->dv};
+    for (int k = 0; k < 4; k++) {
+        if (mom[k]) {
+            free(*live[k]);
+            *live[k] = mom[k];
+        } else if (*live[k]) { /* the file has none: fresh moments */
+            memset(*live[k], 0, nets[k / 2]->total * sizeof(float));
+        }
+    }
     m->d_steps = d_steps, m->g_steps = g_steps;
+    m->rng = rng;
     return TG_OK;
 }
 
@@ -176,8 +219,12 @@ TG_API tg_status tg_model_save(tg_model *m, const char *path, uint32_t flags)
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_save: %s is NULL", !m ? "model" : "path");
     if (flags & ~TG_SAVE_WEIGHTS_ONLY)
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_save: unknown flags 0x%x", flags);
-    int with_ema = m->ema && !(flags & TG_SAVE_WEIGHTS_ONLY);
-    size_t n = m->gen.P.count * (with_ema ? 2 : 1) + m->disc.P.count;
+    int state = !(flags & TG_SAVE_WEIGHTS_ONLY);
+    int with_ema = m->ema && state;
+    /* moments exist once a network has been updated (as in the reference) */
+    int with_gm = state && m->gm && m->g_steps > 0, with_dm = state && m->dm && m->d_steps > 0;
+    size_t n = m->gen.P.count * (1 + (size_t)with_ema + 2 * (size_t)with_gm) +
+               m->disc.P.count * (1 + 2 * (size_t)with_dm);
     tg_st_entry *e = tg_alloc(n * sizeof *e);
     char(*names)[128] = tg_alloc(n * sizeof *names);
     if (!e || !names) {
@@ -189,12 +236,22 @@ TG_API tg_status tg_model_save(tg_model *m, const char *path, uint32_t flags)
     add_entries(e, &k, names, &m->disc.P, "", m->dw);
     if (with_ema)
         add_entries(e, &k, names, &m->gen.P, "ema.", m->ema);
-    char ds[24], gs[24];
+    if (with_gm) {
+        add_entries(e, &k, names, &m->gen.P, "adam.m.", m->gm);
+        add_entries(e, &k, names, &m->gen.P, "adam.v.", m->gv);
+    }
+    if (with_dm) {
+        add_entries(e, &k, names, &m->disc.P, "adam.m.", m->dm);
+        add_entries(e, &k, names, &m->disc.P, "adam.v.", m->dv);
+    }
+    char ds[24], gs[24], rs[65];
     snprintf(ds, sizeof ds, "%" PRIu64, m->d_steps);
     snprintf(gs, sizeof gs, "%" PRIu64, m->g_steps);
-    const char *keys[] = {"format", "descriptor", "d_steps", "g_steps"};
-    const char *vals[] = {"transgan-checkpoint", m->desc_json, ds, gs};
-    tg_status st = tg_st_write(path, e, k, keys, vals, 4);
+    for (int i = 0; i < 4; i++)
+        snprintf(rs + 16 * i, 17, "%016" PRIx64, m->rng.s[i]);
+    const char *keys[] = {"format", "descriptor", "d_steps", "g_steps", "rng_state"};
+    const char *vals[] = {"transgan-checkpoint", m->desc_json, ds, gs, rs};
+    tg_status st = tg_st_write(path, e, k, keys, vals, state ? 5 : 4);
     free(e), free(names);
     return st;
 }

@@ -62,7 +62,9 @@ tg_status tg_disc_acts_alloc(const tg_disc *d, int64_t B, tg_disc_acts *a)
     /* tok, emb, x, xc, xn, mean, var; scratch: dx, demb(dtok), block grads */
     size_t grad = d->depth ? tg_block_grad_floats(&d->blocks[0], (int64_t)M, d->T) : 0;
     size_t tokf = (size_t)B * T1 * TG_MAX((size_t)d->F, C);
-    total += 2 * tokf + M * C + 2 * (size_t)B * C + 2 * (size_t)B + M * C + tokf + grad + 2 * C;
+    /* scratch: dx, dxd (M C each), a token buffer, 2 x block scratch (bwd2) */
+    total += 2 * tokf + M * C + 2 * (size_t)B * C + 2 * (size_t)B + 2 * M * C + tokf + 2 * grad +
+             2 * C;
     a->blk = tg_alloc(sizeof *a->blk * (size_t)(d->depth ? d->depth : 1));
     a->buf = tg_alloc(total * sizeof(float));
     if (!a->blk || !a->buf) {
@@ -140,4 +142,60 @@ tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_
     if (dimg)
         tg_patches_bwd(dimg, dtok, B, d->ch, d->S, d->p);
     return TG_OK;
+}
+
+/* ---- second order: the tangent of the scores along an image tangent, and
+ * the reverse of that tangent (the gradient penalty's weight gradient) ---- */
+
+tg_status tg_disc_jvp(tg_dnn *c, const tg_disc *d, const float *W, const tg_disc_acts *a,
+                      tg_disc_acts *ta, const float *imgd, float *scoresd)
+{
+    int64_t B = a->B, T = d->T, T1 = T - 1, C = d->C;
+    ta->B = B;
+    tg_patches_fwd(ta->tok, imgd, B, d->ch, d->S, d->p);
+    TG_TRY(tg_linear_fwd(c, ta->emb, ta->tok, W + d->pe_w, NULL, B * T1, d->F, C));
+    for (int64_t b = 0; b < B; b++) { /* cls token and positions are constants */
+        memset(ta->x + b * T * C, 0, (size_t)C * sizeof(float));
+        memcpy(ta->x + (b * T + 1) * C, ta->emb + b * T1 * C, (size_t)(T1 * C) * sizeof(float));
+    }
+    for (int b = 0; b < d->depth; b++)
+        TG_TRY(tg_block_jvp(c, &d->blocks[b], W, ta->x, B, T, &a->blk[b], &ta->blk[b]));
+    for (int64_t b = 0; b < B; b++)
+        memcpy(ta->xc + b * C, ta->x + b * T * C, (size_t)C * sizeof(float));
+    tg_layernorm_jvp(ta->xn, ta->xc, a->xc, a->mean, a->var, W + d->norm_g, B, C);
+    return tg_linear_fwd(c, scoresd, ta->xn, W + d->head_w, NULL, B, C, 1);
+}
+
+tg_status tg_disc_bwd2(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
+                       const tg_disc_acts *ta, const float *dscoresd)
+{
+    int64_t B = a->B, T = d->T, T1 = T - 1, C = d->C, M = B * T;
+    size_t tokf = (size_t)B * T1 * TG_MAX(d->F, C);
+    float *dx = a->scratch, *dxd = dx + M * C, *tmp = dxd + M * C, *blk = tmp + tokf;
+    /* small [B, C] buffers, consumed before the blocks need blk */
+    float *zero = blk, *dxnd = blk + B * C, *dxc = blk + 2 * B * C, *dxcd = blk + 3 * B * C;
+    /* the scores themselves have no adjoint (the penalty sees only their
+     * tangent), so the head's primal path contributes nothing */
+    memset(zero, 0, (size_t)(B * C) * sizeof(float));
+    TG_TRY(tg_linear_bwd(c, dxnd, G + d->head_w, NULL, dscoresd, ta->xn, W + d->head_w, B, C, 1));
+    tg_layernorm_bwd2(dxc, dxcd, G + d->norm_g, G + d->norm_b, zero, dxnd, a->xc, ta->xc, a->mean,
+                      a->var, W + d->norm_g, B, C);
+    memset(dx, 0, (size_t)(2 * M * C) * sizeof(float));
+    for (int64_t b = 0; b < B; b++) {
+        memcpy(dx + b * T * C, dxc + b * C, (size_t)C * sizeof(float));
+        memcpy(dxd + b * T * C, dxcd + b * C, (size_t)C * sizeof(float));
+    }
+    for (int b = d->depth - 1; b >= 0; b--)
+        TG_TRY(tg_block_bwd2(c, &d->blocks[b], W, G, dx, dxd, B, T, &a->blk[b], &ta->blk[b], blk));
+    tg_add_broadcast_bwd(G + d->pos, dx, (size_t)B, (size_t)(T * C));
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < C; i++)
+            G[d->cls + i] += dx[b * T * C + i];
+    float *demb = tmp, *dembd = blk; /* patch-token rows, made contiguous */
+    for (int64_t b = 0; b < B; b++) {
+        memcpy(demb + b * T1 * C, dx + (b * T + 1) * C, (size_t)(T1 * C) * sizeof(float));
+        memcpy(dembd + b * T1 * C, dxd + (b * T + 1) * C, (size_t)(T1 * C) * sizeof(float));
+    }
+    TG_TRY(tg_linear_bwd(c, NULL, G + d->pe_w, G + d->pe_b, demb, a->tok, W + d->pe_w, B * T1, d->F, C));
+    return tg_linear_bwd(c, NULL, G + d->pe_w, NULL, dembd, ta->tok, W + d->pe_w, B * T1, d->F, C);
 }

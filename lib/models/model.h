@@ -93,6 +93,17 @@ tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *
 tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
                       const float *dscores, float *dimg);
 
+/* Tangent of the scores along an image tangent imgd, at the primal
+ * activations `a` of a training forward; tangent activations go to ta
+ * (allocated like a). */
+tg_status tg_disc_jvp(tg_dnn *c, const tg_disc *d, const float *W, const tg_disc_acts *a,
+                      tg_disc_acts *ta, const float *imgd, float *scoresd);
+/* Gradient with respect to the weights (added into G) of sum_i
+ * dscoresd[i] * scoresd[i] from tg_disc_jvp: the reverse of forward mode,
+ * the exact second-order gradient of the gradient penalty. Uses a's scratch. */
+tg_status tg_disc_bwd2(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
+                       const tg_disc_acts *ta, const float *dscoresd);
+
 /* ------------------------------------------------------------------ model */
 struct tg_model {
     tg_desc desc;
@@ -102,6 +113,8 @@ struct tg_model {
     tg_disc disc;
     float *gw, *dw;   /* weights */
     float *ema;       /* EMA generator weights, NULL without EMA */
+    float *gm, *gv, *dm, *dv; /* Adam moments, NULL until the first update */
+    struct tg_trainer *trainer; /* training buffers, made by the first step */
     uint64_t d_steps, g_steps;
     tg_rng rng;
     /* locality masks for the stages that use them, at mask_radius[s] */

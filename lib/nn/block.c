@@ -185,3 +185,68 @@ void tg_locality_mask(uint8_t *mask, int w, int radius)
             mask[i * N + j] = (dy > dx ? dy : dx) <= radius;
         }
 }
+
+/* ---- second order: tangent forward and its reverse (see ops.h) ---- */
+
+tg_status tg_block_jvp(tg_dnn *c, const tg_block *b, const float *W, float *xd, int64_t B,
+                       int64_t N, const tg_block_acts *a, tg_block_acts *ta)
+{
+    int64_t M = B * N, C = b->C;
+    if (b->norm != TG_NORM_LAYERNORM || b->rel_w)
+        return tg_fail(TG_ERR_INTERNAL, "second order is implemented for layernorm blocks without bias");
+    /* a Linear's tangent is the Linear without its bias */
+    memcpy(ta->x_in, xd, (size_t)(M * C) * sizeof *xd);
+    tg_layernorm_jvp(ta->ln1, xd, a->x_in, a->mean1, a->var1, W + b->n1_g, M, C);
+    TG_TRY(tg_linear_fwd(c, ta->qkv, ta->ln1, W + b->qkv_w, NULL, M, C, 3 * C));
+    TG_TRY(tg_attention_jvp(c, ta->att, a->qkv, ta->qkv, B, N, C, b->H));
+    TG_TRY(tg_linear_fwd(c, ta->x_mid, ta->att, W + b->proj_w, NULL, M, C, C));
+    tg_add_inplace(ta->x_mid, xd, (size_t)(M * C));
+    tg_layernorm_jvp(ta->ln2, ta->x_mid, a->x_mid, a->mean2, a->var2, W + b->n2_g, M, C);
+    TG_TRY(tg_linear_fwd(c, ta->h1, ta->ln2, W + b->fc1_w, NULL, M, C, b->hid));
+    TG_TRY(tg_gelu_bwd(c, ta->g1, ta->h1, a->h1, M * b->hid)); /* GELU'(h1) h1d */
+    TG_TRY(tg_linear_fwd(c, xd, ta->g1, W + b->fc2_w, NULL, M, b->hid, C));
+    tg_add_inplace(xd, ta->x_mid, (size_t)(M * C));
+    return TG_OK;
+}
+
+/* reverse of a Linear for (y, yd): the primal and tangent parts share W */
+static tg_status linear_bwd2(tg_dnn *c, float *dx, float *dxd, float *dw, float *db,
+                             const float *dy, const float *dyd, const float *x, const float *xd,
+                             const float *w, int64_t M, int64_t K, int64_t N)
+{
+    TG_TRY(tg_linear_bwd(c, dx, dw, db, dy, x, w, M, K, N));
+    return tg_linear_bwd(c, dxd, dw, NULL, dyd, xd, w, M, K, N);
+}
+
+tg_status tg_block_bwd2(tg_dnn *c, const tg_block *b, const float *W, float *G, float *dx,
+                        float *dxd, int64_t B, int64_t N, const tg_block_acts *a,
+                        const tg_block_acts *ta, float *scratch)
+{
+    int64_t M = B * N, C = b->C, hid = b->hid;
+    size_t mc = (size_t)(M * C), mh = (size_t)M * hid;
+    float *m1 = scratch, *m1d = m1 + mc, *t1 = m1d + mc, *t1d = t1 + mc, *q = t1d + mc,
+          *qd = q + 3 * mc, *h1 = qd + 3 * mc, *h1d = h1 + mh, *h2 = h1d + mh, *h2d = h2 + mh;
+    /* MLP branch */
+    TG_TRY(linear_bwd2(c, h1, h1d, G + b->fc2_w, G + b->fc2_b, dx, dxd, a->g1, ta->g1,
+                       W + b->fc2_w, M, hid, C));
+    TG_TRY(tg_gelu_bwd(c, h2, h1, a->h1, M * hid));
+    tg_gelu_hvp(h2, a->h1, ta->h1, h1d, M * hid);
+    TG_TRY(tg_gelu_bwd(c, h2d, h1d, a->h1, M * hid));
+    TG_TRY(linear_bwd2(c, t1, t1d, G + b->fc1_w, G + b->fc1_b, h2, h2d, a->ln2, ta->ln2,
+                       W + b->fc1_w, M, C, hid));
+    tg_layernorm_bwd2(m1, m1d, G + b->n2_g, G + b->n2_b, t1, t1d, a->x_mid, ta->x_mid, a->mean2,
+                      a->var2, W + b->n2_g, M, C);
+    tg_add_inplace(m1, dx, mc);
+    tg_add_inplace(m1d, dxd, mc);
+    /* attention branch */
+    TG_TRY(linear_bwd2(c, t1, t1d, G + b->proj_w, G + b->proj_b, m1, m1d, a->att, ta->att,
+                       W + b->proj_w, M, C, C));
+    TG_TRY(tg_attention_bwd2(c, q, qd, t1, t1d, a->qkv, ta->qkv, B, N, C, b->H));
+    TG_TRY(linear_bwd2(c, t1, t1d, G + b->qkv_w, NULL, q, qd, a->ln1, ta->ln1, W + b->qkv_w, M,
+                       C, 3 * C));
+    tg_layernorm_bwd2(dx, dxd, G + b->n1_g, G + b->n1_b, t1, t1d, a->x_in, ta->x_in, a->mean1,
+                      a->var1, W + b->n1_g, M, C);
+    tg_add_inplace(dx, m1, mc);
+    tg_add_inplace(dxd, m1d, mc);
+    return TG_OK;
+}

@@ -48,6 +48,19 @@ tg_status tg_block_bwd(tg_dnn *c, const tg_block *b, const float *W, float *G, f
                        int64_t B, int64_t N, const float *bias, const uint8_t *mask, float *dbias,
                        const tg_block_acts *a, float *scratch);
 
+/* Second order (layernorm blocks without bias or mask: the discriminator's).
+ * Tangent forward: xd [B, N, C] in place (the tangent of the block's input
+ * becomes its output's), along the primal activations `a` of a training
+ * forward; the tangent activations are kept in `ta`. */
+tg_status tg_block_jvp(tg_dnn *c, const tg_block *b, const float *W, float *xd, int64_t B,
+                       int64_t N, const tg_block_acts *a, tg_block_acts *ta);
+/* Reverse of (output, tangent): dx, dxd in place (adjoints of the output and
+ * its tangent in; of the input and its tangent out); parameter gradients
+ * added into G. scratch holds 2 * tg_block_grad_floats floats. */
+tg_status tg_block_bwd2(tg_dnn *c, const tg_block *b, const float *W, float *G, float *dx,
+                        float *dxd, int64_t B, int64_t N, const tg_block_acts *a,
+                        const tg_block_acts *ta, float *scratch);
+
 /* Relative position index of a w x w grid: idx[i*N + j] for tokens i, j. */
 void tg_relbias_index(int32_t *idx, int w);
 /* bias[h, i, j] = table[idx[i*N+j], h] */

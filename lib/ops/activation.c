@@ -1,4 +1,6 @@
 /* Element-wise activations on oneDNN eltwise: exact-erf GELU and tanh. */
+#include <math.h>
+
 #include "ops.h"
 
 static tg_status elt_fwd_prim(tg_dnn *c, dnnl_alg_kind_t alg, int64_t n, tg_prim **out)
@@ -65,4 +67,14 @@ tg_status tg_tanh_fwd(tg_dnn *c, float *y, const float *x, int64_t n)
 tg_status tg_tanh_bwd(tg_dnn *c, float *dx, const float *dy, const float *y, int64_t n)
 {
     return elt_bwd(c, dnnl_eltwise_tanh_use_dst_for_bwd, 1, dx, dy, y, n);
+}
+
+/* GELU(x) = x Phi(x): GELU'' = phi(x) (2 - x^2), phi the normal density. */
+void tg_gelu_hvp(float *dx, const float *x, const float *xd, const float *dyd, int64_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        double v = x[i], pdf = 0.3989422804014327 * exp(-0.5 * v * v);
+        dx[i] += (float)(pdf * (2.0 - v * v) * xd[i] * dyd[i]);
+    }
 }

@@ -155,3 +155,108 @@ tg_status tg_attention_bwd(tg_dnn *c, float *dqkv, float *dbias, const float *do
     }
     return TG_OK;
 }
+
+/* ---- second order (no bias, no mask: the discriminator's attention) ----
+ * Per head: S = sc Q K^T, P = softmax(S), O = P V. Tangents:
+ *   Sd = sc (Qd K^T + Q Kd^T), Pd = P o (Sd - rowsum(P o Sd)), Od = Pd V + P Vd. */
+
+/* out = P o (x - rowsum(P o x)): the softmax Jacobian (oneDNN's backward) */
+static tg_status softmax_jac(tg_dnn *c, float *out, const float *P, const float *x, int64_t rows,
+                             int64_t N)
+{
+    tg_prim *sp;
+    TG_TRY(softmax_prim(c, 1, rows, N, &sp));
+    void *bufs[] = {(void *)P, (void *)x, out};
+    return tg_prim_exec(c, sp, bufs);
+}
+
+/* P, Sd, Pd of images [b0, b0 + n) */
+static tg_status tangent_scores(tg_dnn *c, float *P, float *Sd, float *Pd, const float *qkv,
+                                const float *qkvd, int64_t b0, int64_t n, int64_t N, int64_t C,
+                                int64_t H)
+{
+    int64_t dh = C / H, row = 3 * C;
+    float sc = 1.0f / sqrtf((float)dh);
+    const float *q = qkv + b0 * N * row, *qd = qkvd + b0 * N * row;
+    TG_TRY(scores(c, P, qkv, NULL, NULL, b0, n, N, C, H));
+    tg_view vq = head_view(n, H, N, dh, row), vkt = head_view_t(n, H, N, dh, row);
+    tg_view vs = tg_view_plain(4, (int64_t[]){n, H, N, N});
+    TG_TRY(tg_matmul(c, &vq, qd, &vkt, q + C, &vs, Sd, NULL, sc, 0));
+    TG_TRY(tg_matmul(c, &vq, q, &vkt, qd + C, &vs, Sd, NULL, sc, 1));
+    return softmax_jac(c, Pd, P, Sd, n * H * N, N);
+}
+
+tg_status tg_attention_jvp(tg_dnn *c, float *outd, const float *qkv, const float *qkvd,
+                           int64_t B, int64_t N, int64_t C, int64_t H)
+{
+    int64_t dh = C / H, row = 3 * C, cb = chunk_images(B, N, H);
+    size_t sz = (size_t)(cb * H * N * N);
+    float *P = tg_dnn_tmp(c, 0, sz), *Sd = tg_dnn_tmp(c, 1, sz), *Pd = tg_dnn_tmp(c, 2, sz);
+    if (!P || !Sd || !Pd)
+        return TG_ERR_OUT_OF_MEMORY;
+    for (int64_t b0 = 0; b0 < B; b0 += cb) {
+        int64_t n = TG_MIN(cb, B - b0);
+        TG_TRY(tangent_scores(c, P, Sd, Pd, qkv, qkvd, b0, n, N, C, H));
+        tg_view vp = tg_view_plain(4, (int64_t[]){n, H, N, N});
+        tg_view vv = head_view(n, H, N, dh, row), vo = head_view(n, H, N, dh, C);
+        const float *v = qkv + b0 * N * row + 2 * C, *vd = qkvd + b0 * N * row + 2 * C;
+        TG_TRY(tg_matmul(c, &vp, Pd, &vv, v, &vo, outd + b0 * N * C, NULL, 1.0f, 0));
+        TG_TRY(tg_matmul(c, &vp, P, &vv, vd, &vo, outd + b0 * N * C, NULL, 1.0f, 1));
+    }
+    return TG_OK;
+}
+
+tg_status tg_attention_bwd2(tg_dnn *c, float *dqkv, float *dqkvd, const float *dout,
+                            const float *doutd, const float *qkv, const float *qkvd, int64_t B,
+                            int64_t N, int64_t C, int64_t H)
+{
+    int64_t dh = C / H, row = 3 * C, cb = chunk_images(B, N, H);
+    size_t sz = (size_t)(cb * H * N * N);
+    float *P = tg_dnn_tmp(c, 0, sz), *Sd = tg_dnn_tmp(c, 1, sz), *Pd = tg_dnn_tmp(c, 2, sz),
+          *Pdb = tg_dnn_tmp(c, 3, sz), *Pb = tg_dnn_tmp(c, 4, sz);
+    if (!P || !Sd || !Pd || !Pdb || !Pb)
+        return TG_ERR_OUT_OF_MEMORY;
+    float sc = 1.0f / sqrtf((float)dh);
+    for (int64_t b0 = 0; b0 < B; b0 += cb) {
+        int64_t n = TG_MIN(cb, B - b0);
+        const float *q = qkv + b0 * N * row, *qd = qkvd + b0 * N * row;
+        const float *dO = dout + b0 * N * C, *dOd = doutd + b0 * N * C;
+        float *g = dqkv + b0 * N * row, *gd = dqkvd + b0 * N * row;
+        TG_TRY(tangent_scores(c, P, Sd, Pd, qkv, qkvd, b0, n, N, C, H));
+        tg_view vo = head_view(n, H, N, dh, C), vh = head_view(n, H, N, dh, row),
+                vht = head_view_t(n, H, N, dh, row);
+        tg_view vs = tg_view_plain(4, (int64_t[]){n, H, N, N});
+        tg_view vst = {.nd = 4, .dims = {n, H, N, N}, .strides = {H * N * N, N * N, 1, N}};
+        /* Od = Pd V + P Vd ; O = P V */
+        TG_TRY(tg_matmul(c, &vo, dOd, &vht, q + 2 * C, &vs, Pdb, NULL, 1.0f, 0)); /* Pd_bar */
+        TG_TRY(tg_matmul(c, &vo, dOd, &vht, qd + 2 * C, &vs, Pb, NULL, 1.0f, 0)); /* P_bar */
+        TG_TRY(tg_matmul(c, &vo, dO, &vht, q + 2 * C, &vs, Pb, NULL, 1.0f, 1));
+        TG_TRY(tg_matmul(c, &vst, Pd, &vo, dOd, &vh, g + 2 * C, NULL, 1.0f, 0)); /* V_bar */
+        TG_TRY(tg_matmul(c, &vst, P, &vo, dO, &vh, g + 2 * C, NULL, 1.0f, 1));
+        TG_TRY(tg_matmul(c, &vst, P, &vo, dOd, &vh, gd + 2 * C, NULL, 1.0f, 0)); /* Vd_bar */
+        /* Pd = P o (Sd - r): P_bar += Pdb o (Sd - r) - Sd rowsum(Pdb o P) */
+#pragma omp parallel for schedule(static)
+        for (int64_t rr = 0; rr < n * H * N; rr++) {
+            const float *p = P + rr * N, *sd = Sd + rr * N, *pdb = Pdb + rr * N;
+            float *pb = Pb + rr * N;
+            double r = 0, r2 = 0;
+            for (int64_t j = 0; j < N; j++) {
+                r += (double)p[j] * sd[j];
+                r2 += (double)pdb[j] * p[j];
+            }
+            for (int64_t j = 0; j < N; j++)
+                pb[j] += (float)(pdb[j] * (sd[j] - r) - sd[j] * r2);
+        }
+        float *Sdb = Sd, *Sb = Pd; /* Sd and Pd are no longer needed */
+        TG_TRY(softmax_jac(c, Sdb, P, Pdb, n * H * N, N));
+        TG_TRY(softmax_jac(c, Sb, P, Pb, n * H * N, N));
+        /* S = sc Q K^T, Sd = sc (Qd K^T + Q Kd^T) */
+        TG_TRY(tg_matmul(c, &vs, Sb, &vh, q + C, &vh, g, NULL, sc, 0));           /* Q_bar */
+        TG_TRY(tg_matmul(c, &vs, Sdb, &vh, qd + C, &vh, g, NULL, sc, 1));
+        TG_TRY(tg_matmul(c, &vst, Sb, &vh, q, &vh, g + C, NULL, sc, 0));          /* K_bar */
+        TG_TRY(tg_matmul(c, &vst, Sdb, &vh, qd, &vh, g + C, NULL, sc, 1));
+        TG_TRY(tg_matmul(c, &vs, Sdb, &vh, q + C, &vh, gd, NULL, sc, 0));         /* Qd_bar */
+        TG_TRY(tg_matmul(c, &vst, Sdb, &vh, q, &vh, gd + C, NULL, sc, 0));        /* Kd_bar */
+    }
+    return TG_OK;
+}

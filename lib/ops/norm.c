@@ -99,3 +99,90 @@ void tg_pixelnorm_bwd(float *dx, const float *dy, const float *x, int64_t M, int
             dx[m * C + i] = (float)(r * dr[i] - k * xr[i]);
     }
 }
+
+/* Second order of LayerNorm. Per row: n = (x - mu) r, r = (var + eps)^-1/2,
+ * y = g n + b. Tangent: nd = r (xd - mean(xd) - n mean(n xd)), yd = g nd.
+ * The Jacobian J = r (I - 11^T/C - n n^T/C) is symmetric. */
+void tg_layernorm_jvp(float *yd, const float *xd, const float *x, const float *mean,
+                      const float *var, const float *g, int64_t M, int64_t C)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < M; m++) {
+        const float *xr = x + m * C, *xdr = xd + m * C;
+        double mu = mean[m], r = 1.0 / sqrt((double)var[m] + LN_EPS), s = 0, sn = 0;
+        for (int64_t i = 0; i < C; i++) {
+            s += xdr[i];
+            sn += (xr[i] - mu) * r * xdr[i];
+        }
+        s /= (double)C, sn /= (double)C;
+        for (int64_t i = 0; i < C; i++) {
+            double n = (xr[i] - mu) * r;
+            yd[m * C + i] = (float)(g[i] * r * (xdr[i] - s - n * sn));
+        }
+    }
+}
+
+/* Reverse of (y, yd). With nb = g dy, ndb = g dyd:
+ *   dxd = J ndb;
+ *   through nd's dependence on n and r: nb_c -= r ndb_c a + ... (a = mean(n xd)),
+ *   rb = sum(ndb nd) / r;
+ *   dx = J nb' - rb r^2 n / C, where nb' is nb plus those terms. */
+void tg_layernorm_bwd2(float *dx, float *dxd, float *dg, float *db, const float *dy,
+                       const float *dyd, const float *x, const float *xd, const float *mean,
+                       const float *var, const float *g, int64_t M, int64_t C)
+{
+    /* per-thread partial sums of dg/db would need buffers; rows are few in the
+     * discriminator, so accumulate the parameter gradients serially after */
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < M; m++) {
+        const float *xr = x + m * C, *xdr = xd + m * C, *dyr = dy + m * C, *dydr = dyd + m * C;
+        double mu = mean[m], r = 1.0 / sqrt((double)var[m] + LN_EPS);
+        double mxd = 0, a = 0;
+        for (int64_t i = 0; i < C; i++) {
+            double n = (xr[i] - mu) * r;
+            mxd += xdr[i];
+            a += n * xdr[i];
+        }
+        mxd /= (double)C, a /= (double)C;
+        /* dxd = J ndb */
+        double mndb = 0, nndb = 0, rb = 0;
+        for (int64_t i = 0; i < C; i++) {
+            double n = (xr[i] - mu) * r, ndb = (double)g[i] * dydr[i];
+            double nd = r * (xdr[i] - mxd - n * a);
+            mndb += ndb;
+            nndb += n * ndb;
+            rb += ndb * nd / r;
+        }
+        mndb /= (double)C, nndb /= (double)C;
+        /* ab = -r sum(ndb n) is the adjoint of a = mean(n xd) */
+        double ab = -r * nndb * (double)C;
+        double mnb = 0, nnb = 0;
+        for (int64_t i = 0; i < C; i++) {
+            double n = (xr[i] - mu) * r, ndb = (double)g[i] * dydr[i];
+            dxd[m * C + i] = (float)(r * (ndb - mndb - n * nndb));
+            double nb = (double)g[i] * dyr[i] - r * ndb * a + ab * xdr[i] / (double)C;
+            mnb += nb;
+            nnb += n * nb;
+        }
+        mnb /= (double)C, nnb /= (double)C;
+        for (int64_t i = 0; i < C; i++) {
+            double n = (xr[i] - mu) * r, ndb = (double)g[i] * dydr[i];
+            double nb = (double)g[i] * dyr[i] - r * ndb * a + ab * xdr[i] / (double)C;
+            dx[m * C + i] = (float)(r * (nb - mnb - n * nnb) - rb * r * r * n / (double)C);
+        }
+    }
+    for (int64_t m = 0; m < M; m++) {
+        const float *xr = x + m * C, *xdr = xd + m * C, *dyr = dy + m * C, *dydr = dyd + m * C;
+        double mu = mean[m], r = 1.0 / sqrt((double)var[m] + LN_EPS), mxd = 0, a = 0;
+        for (int64_t i = 0; i < C; i++) {
+            mxd += xdr[i];
+            a += (xr[i] - mu) * r * xdr[i];
+        }
+        mxd /= (double)C, a /= (double)C;
+        for (int64_t i = 0; i < C; i++) {
+            double n = (xr[i] - mu) * r, nd = r * (xdr[i] - mxd - n * a);
+            dg[i] += (float)(dyr[i] * n + dydr[i] * nd);
+            db[i] += dyr[i];
+        }
+    }
+}

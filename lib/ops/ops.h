@@ -64,6 +64,28 @@ tg_status tg_attention_bwd(tg_dnn *c, float *dqkv, float *dbias, const float *do
                            const float *qkv, const float *bias, const uint8_t *mask, int64_t B,
                            int64_t N, int64_t C, int64_t H);
 
+/* ---- second order, for the exact gradient penalty (reverse over forward).
+ * A *_jvp computes the tangent of an op's output for an input tangent xd
+ * (forward mode); a *_bwd2 is the reverse mode of the pair (output, tangent):
+ * given the adjoints of both (dy, dyd) it writes the adjoints of the input
+ * and of its tangent (dx, dxd) and adds the parameters' gradients. Linear
+ * layers need nothing new: their tangent is the Linear without bias. */
+/* yd = LayerNorm'(x) xd (the saved mean/var of x; g the scale) */
+void tg_layernorm_jvp(float *yd, const float *xd, const float *x, const float *mean,
+                      const float *var, const float *g, int64_t M, int64_t C);
+void tg_layernorm_bwd2(float *dx, float *dxd, float *dg, float *db, const float *dy,
+                       const float *dyd, const float *x, const float *xd, const float *mean,
+                       const float *var, const float *g, int64_t M, int64_t C);
+/* dx += GELU''(x) * xd * dyd (the second-order term; the first-order ones are
+ * tg_gelu_bwd) */
+void tg_gelu_hvp(float *dx, const float *x, const float *xd, const float *dyd, int64_t n);
+/* attention without bias or mask (the discriminator's) */
+tg_status tg_attention_jvp(tg_dnn *c, float *outd, const float *qkv, const float *qkvd,
+                           int64_t B, int64_t N, int64_t C, int64_t H);
+tg_status tg_attention_bwd2(tg_dnn *c, float *dqkv, float *dqkvd, const float *dout,
+                            const float *doutd, const float *qkv, const float *qkvd, int64_t B,
+                            int64_t N, int64_t C, int64_t H);
+
 /* ---- data movement (C loops) */
 /* y[i] += x[i] (residual add; its backward passes the gradient to both) */
 void tg_add_inplace(float *y, const float *x, size_t n);

@@ -1,0 +1,38 @@
+/* Internal: DiffAugment (translation, cutout, color), differentiable.
+ * SPEC.md "DiffAugment"; the reference's sample_aug/diffaug. The random draw
+ * is kept in the struct so the same augmentation can be applied, linearised
+ * and transposed (for the gradient penalty's directions). */
+#ifndef TG_DIFFAUG_H
+#define TG_DIFFAUG_H
+
+#include "../common.h"
+#include "rng.h"
+
+typedef struct tg_aug {
+    int n_ops;
+    int ops[3];        /* enum tg_aug_kind (io/descriptor.h), applied in this order */
+    int64_t cap;       /* arrays hold this many images */
+    int64_t B;         /* images of the current draw */
+    int S;             /* image size of the current draw */
+    int32_t *ty, *tx;  /* translation per image, each in {-s .. s}, s = round(0.2 S) */
+    int cut;           /* cutout happens in this draw (probability 0.3, one draw per call) */
+    int32_t *cy, *cx;  /* cutout centres per image, each in {0 .. S} */
+    float *bright, *sat, *contr; /* U(-0.5,0.5), U(0,2), U(0.5,1.5) per image */
+} tg_aug;
+
+/* Arrays for up to cap images; ops/n_ops as in the descriptor. */
+tg_status tg_aug_init(tg_aug *a, const int *ops, int n_ops, int64_t cap);
+void tg_aug_free(tg_aug *a);
+/* Draw the parameters of one call for B <= cap images of size S, in the
+ * reference's order (translation, then cutout flag and centres, then colour
+ * brightness/saturation/contrast), only for the ops present. */
+void tg_aug_sample(tg_aug *a, tg_rng *r, int64_t B, int S);
+/* y = aug(x) for x [B, C, S, S] (y and x distinct). */
+void tg_aug_apply(const tg_aug *a, float *y, const float *x, int64_t C);
+/* y = A v: the linear part of aug (aug(x) = A x + c; brightness is the only
+ * constant part). */
+void tg_aug_linear(const tg_aug *a, float *y, const float *v, int64_t C);
+/* dx = A^T dy: the gradient of aug. */
+void tg_aug_adjoint(const tg_aug *a, float *dx, const float *dy, int64_t C);
+
+#endif

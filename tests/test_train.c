@@ -1,0 +1,280 @@
+/* Training-step conformance with the PyTorch reference (float64 oracle), on
+ * fixtures made by tests/fixtures/make_train_fixtures.py: with SGD, lr 1 and
+ * no clipping the weight change of every tensor (its gradient, including the
+ * gradient penalty's exact second-order term) must match within 1e-3
+ * relative L2; with Adam, the total weight change within 1e-2. Also: the
+ * step's statistics, determinism, resume = no interruption, and rollback of
+ * a step that produces NaN. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "io/safetensors.h"
+#include "models/model.h"
+#include "train/train.h"
+#include "testutil.h"
+
+#define OK(x) ck_assert_msg((x) == TG_OK, "%s: %s", #x, tg_last_error())
+
+static const char *fixtures[] = {"sgd-wgan-gp-eps", "sgd-wgan-gp", "sgd-hinge",
+                                 "sgd-lsgan",       "sgd-mtct",    "sgd-locality",
+                                 "sgd-gray-pixelnorm", "sgd-clip", "adam-recipe",
+                                 "adam-clip"};
+#define NFIX (int)(sizeof fixtures / sizeof *fixtures)
+
+static float *get(const tg_st_file *f, const char *name, size_t *n)
+{
+    const tg_st_tensor *t = tg_st_find(f, name);
+    ck_assert_msg(t != NULL, "fixture lacks %s", name);
+    float *x = malloc((t->nelem ? t->nelem : 1) * sizeof *x);
+    tg_st_to_f32(t, x);
+    if (n)
+        *n = t->nelem;
+    return x;
+}
+
+/* ||a - b|| and ||b|| over one tensor (double) */
+static void acc(const float *a, const float *b, size_t n, double *num, double *den)
+{
+    for (size_t i = 0; i < n; i++) {
+        *num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        *den += (double)b[i] * b[i];
+    }
+}
+
+/* The library's weight change of every tensor of a network: w1 - w0, or,
+ * with SGD at lr 1 after one call, minus the gradient the step applied (the
+ * subtraction w1 - w0 in float32 would lose the small changes). Per tensor the
+ * error is relative to max(|ref|, 1e-4 |ref of the whole network|): tensors
+ * whose gradient is exactly zero in theory (e.g. D's norm.bias under plain
+ * WGAN-GP) are held to the network's scale, not to their own rounding noise. */
+static void check_net(const char *fx, const tg_params *P, const float *w0, const float *w1,
+                      const float *grad, const tg_st_file *delta, int per_tensor, double tol,
+                      double *tn, double *td)
+{
+    double net_num = 0, net_den = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < P->count; i++) {
+            const tg_param *p = &P->p[i];
+            size_t n;
+            float *ref = get(delta, p->name, &n), *got = malloc(n * sizeof *got);
+            ck_assert_uint_eq(n, p->n);
+            for (size_t j = 0; j < n; j++)
+                got[j] = grad ? -grad[p->off + j] : w1[p->off + j] - w0[p->off + j];
+            double num = 0, den = 0;
+            acc(got, ref, n, &num, &den);
+            if (pass == 0) {
+                net_num += num, net_den += den;
+            } else if (per_tensor) {
+                double e = sqrt(num) / fmax(sqrt(den), 1e-4 * sqrt(net_den));
+                ck_assert_msg(e <= tol, "%s: %s: weight change rel L2 error %.3g (|ref| %.3g)",
+                              fx, p->name, e, sqrt(den));
+            }
+            free(ref), free(got);
+        }
+    *tn += net_num, *td += net_den;
+}
+
+START_TEST(reference_train_step)
+{
+    const char *fx = fixtures[_i];
+    int adam = strncmp(fx, "adam", 4) == 0;
+    char path[256];
+    tg_model *m;
+    snprintf(path, sizeof path, "tests/fixtures/train/%s.init.safetensors", fx);
+    OK(tg_model_load(path, &m));
+    tg_st_file io, delta, after;
+    snprintf(path, sizeof path, "tests/fixtures/train/%s.io.safetensors", fx);
+    OK(tg_st_read(path, &io));
+    snprintf(path, sizeof path, "tests/fixtures/train/%s.delta.safetensors", fx);
+    OK(tg_st_read(path, &delta));
+    snprintf(path, sizeof path, "tests/fixtures/train/%s.after.safetensors", fx);
+    OK(tg_st_read(path, &after));
+    size_t nreal, K;
+    float *real = get(&io, "real", &nreal), *zd = get(&io, "zd", NULL), *zg = get(&io, "zg", NULL),
+          *alpha = get(&io, "alpha", NULL), *dl = get(&io, "stats.d_loss", &K),
+          *gp = get(&io, "stats.gp", NULL), *gl = get(&io, "stats.g_loss", NULL);
+    size_t G = m->gen.P.total, D = m->disc.P.total;
+    float *g0 = malloc(G * 4), *d0 = malloc(D * 4);
+    memcpy(g0, m->gw, G * 4);
+    memcpy(d0, m->dw, D * 4);
+    for (size_t k = 0; k < K; k++) {
+        tg_train_stats st = {.struct_size = sizeof st};
+        OK(tg_train_step(m, real, (size_t)m->desc.t.d_batch, zd, zg, alpha, &st));
+        ck_assert_msg(fabs(st.d_loss - dl[k]) <= 1e-4 * (1 + fabs(dl[k])), "%s call %zu: d_loss %.7g, reference %.7g", fx, k, st.d_loss, (double)dl[k]);
+        ck_assert_msg(fabs(st.gp - gp[k]) <= 1e-4 * (1 + fabs(gp[k])), "%s call %zu: gp %.7g, reference %.7g", fx, k, st.gp, (double)gp[k]);
+        ck_assert_int_eq(st.g_updated, !isnan(gl[k]));
+        if (st.g_updated)
+            ck_assert_msg(fabs(st.g_loss - gl[k]) <= 1e-4 * (1 + fabs(gl[k])), "%s call %zu: g_loss %.7g, reference %.7g", fx, k, st.g_loss, (double)gl[k]);
+    }
+    double tn = 0, td = 0;
+    const float *gg = adam ? NULL : m->trainer->gG, *dg = adam ? NULL : m->trainer->dG;
+    check_net(fx, &m->gen.P, g0, m->gw, gg, &delta, !adam, 1e-3, &tn, &td);
+    check_net(fx, &m->disc.P, d0, m->dw, dg, &delta, !adam, 1e-3, &tn, &td);
+    double total = sqrt(tn) / sqrt(td);
+    fprintf(stderr, "%s: %zu call(s), total weight change rel L2 error %.2e\n", fx, K, total);
+    ck_assert_msg(total <= (adam ? 1e-2 : 1e-3), "%s: total weight change rel L2 error %.3g", fx, total);
+    if (m->ema) { /* the EMA after the calls */
+        double num = 0, den = 0;
+        char name[160];
+        for (size_t i = 0; i < m->gen.P.count; i++) {
+            const tg_param *p = &m->gen.P.p[i];
+            snprintf(name, sizeof name, "ema.%s", p->name);
+            float *ref = get(&after, name, NULL), *dref = malloc(p->n * 4), *dgot = malloc(p->n * 4);
+            /* compare the EMA's change from the initial raw weights' EMA */
+            for (size_t j = 0; j < p->n; j++) {
+                dref[j] = ref[j];
+                dgot[j] = m->ema[p->off + j];
+            }
+            acc(dgot, dref, p->n, &num, &den);
+            free(ref), free(dref), free(dgot);
+        }
+        ck_assert_msg(sqrt(num) / sqrt(den) < 1e-5, "%s: EMA rel L2 error %.3g", fx, sqrt(num / den));
+    }
+    int64_t steps;
+    OK(tg_model_info(m, TG_INFO_D_STEPS, &steps));
+    ck_assert_int_eq(steps, (int64_t)K);
+    free(real), free(zd), free(zg), free(alpha), free(dl), free(gp), free(gl), free(g0), free(d0);
+    tg_st_free(&io), tg_st_free(&delta), tg_st_free(&after);
+    tg_model_destroy(m);
+    tu_assert_no_ref();
+}
+END_TEST
+
+/* ------------------------------------------------ determinism and resume */
+static const char *desc_small =
+    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":7,"
+    "\"image\":{\"size\":8,\"channels\":3},"
+    "\"generator\":{\"bottom_width\":4,\"embed_dim\":24,\"depths\":[1,1],\"heads\":3,\"mlp_ratio\":2},"
+    "\"discriminator\":{\"patch_size\":4,\"embed_dim\":12,\"depth\":2,\"heads\":3,\"mlp_ratio\":2},"
+    "\"training\":{\"d_batch\":3,\"g_batch\":4,\"n_critic\":2,\"g_lr\":0.001,\"d_lr\":0.001,"
+    "\"sr_aux_weight\":5,\"locality\":{\"stages\":[1],\"schedule\":[[2,1]]},\"seed\":99}}";
+
+static void assert_same_model(tg_model *a, tg_model *b)
+{
+    size_t G = a->gen.P.total * 4, D = a->disc.P.total * 4;
+    ck_assert_mem_eq(a->gw, b->gw, G);
+    ck_assert_mem_eq(a->dw, b->dw, D);
+    ck_assert_mem_eq(a->ema, b->ema, G);
+    ck_assert_mem_eq(a->gm, b->gm, G);
+    ck_assert_mem_eq(a->gv, b->gv, G);
+    ck_assert_mem_eq(a->dm, b->dm, D);
+    ck_assert_mem_eq(a->dv, b->dv, D);
+    ck_assert_mem_eq(&a->rng, &b->rng, sizeof a->rng);
+    ck_assert_uint_eq(a->d_steps, b->d_steps);
+    ck_assert_uint_eq(a->g_steps, b->g_steps);
+}
+
+static float *batch(int k)
+{
+    tu_seed(1000 + (uint64_t)k);
+    return tu_rand(3 * 3 * 8 * 8, -1, 1);
+}
+
+static void steps(tg_model *m, int from, int to)
+{
+    for (int k = from; k < to; k++) {
+        float *x = batch(k);
+        tg_train_stats st = {.struct_size = sizeof st};
+        OK(tg_train_step(m, x, 3, NULL, NULL, NULL, &st));
+        ck_assert_uint_eq(st.d_steps, (uint64_t)k + 1);
+        free(x);
+    }
+}
+
+static size_t file_bytes(const char *path, unsigned char **out)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    size_t n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *out = malloc(n);
+    ck_assert_uint_eq(fread(*out, 1, n, f), n);
+    fclose(f);
+    return n;
+}
+
+START_TEST(deterministic_and_resumable)
+{
+    char dir[] = "/tmp/tg_train_XXXXXX", p1[64], p2[64], p3[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(p1, sizeof p1, "%s/a.safetensors", dir);
+    snprintf(p2, sizeof p2, "%s/b.safetensors", dir);
+    snprintf(p3, sizeof p3, "%s/mid.safetensors", dir);
+    tg_model *a, *b, *c;
+    OK(tg_model_create(desc_small, TG_SEED_FROM_DESCRIPTOR, &a));
+    OK(tg_model_create(desc_small, TG_SEED_FROM_DESCRIPTOR, &b));
+    steps(a, 0, 5); /* same seed, data and threads: identical models and files */
+    steps(b, 0, 2);
+    OK(tg_model_save(b, p3, 0)); /* interrupted after 2 calls ... */
+    tg_model_destroy(b);
+    OK(tg_model_load(p3, &c)); /* ... and resumed */
+    steps(c, 2, 5);
+    assert_same_model(a, c);
+    OK(tg_model_save(a, p1, 0));
+    OK(tg_model_save(c, p2, 0));
+    unsigned char *fa, *fb;
+    size_t na = file_bytes(p1, &fa), nb = file_bytes(p2, &fb);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_mem_eq(fa, fb, na);
+    int64_t g;
+    OK(tg_model_info(a, TG_INFO_G_STEPS, &g));
+    ck_assert_int_eq(g, 3); /* calls 1, 3, 5 at n_critic 2 */
+    free(fa), free(fb);
+    tg_model_destroy(a);
+    tg_model_destroy(c);
+    unlink(p1), unlink(p2), unlink(p3), rmdir(dir);
+}
+END_TEST
+
+START_TEST(nonfinite_step_changes_nothing)
+{
+    tg_model *a, *b;
+    OK(tg_model_create(desc_small, 5, &a));
+    OK(tg_model_create(desc_small, 5, &b));
+    steps(a, 0, 1);
+    steps(b, 0, 1);
+    /* finite but huge pixels overflow inside the discriminator */
+    float *x = batch(1);
+    for (int i = 0; i < 3 * 3 * 8 * 8; i++)
+        x[i] = 3e38f;
+    tg_train_stats st = {.struct_size = sizeof st};
+    tg_status s = tg_train_step(a, x, 3, NULL, NULL, NULL, &st);
+    ck_assert_int_eq(s, TG_ERR_NONFINITE);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "unchanged"));
+    assert_same_model(a, b);
+    /* and training goes on as if the failed call never happened */
+    steps(a, 1, 3);
+    steps(b, 1, 3);
+    assert_same_model(a, b);
+    /* bad arguments */
+    ck_assert_int_eq(tg_train_step(a, x, 2, NULL, NULL, NULL, NULL), TG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(tg_train_step(NULL, x, 3, NULL, NULL, NULL, NULL), TG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(tg_train_step(a, NULL, 3, NULL, NULL, NULL, NULL), TG_ERR_INVALID_ARGUMENT);
+    tg_train_stats bad = {0};
+    x[0] = NAN;
+    ck_assert_int_eq(tg_train_step(a, x, 3, NULL, NULL, NULL, &bad), TG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(tg_train_step(a, x, 3, NULL, NULL, NULL, NULL), TG_ERR_NONFINITE);
+    assert_same_model(a, b);
+    free(x);
+    tg_model_destroy(a);
+    tg_model_destroy(b);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("reference");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, reference_train_step, 0, NFIX);
+    suite_add_tcase(s, tc);
+    TCase *td = tcase_create("state");
+    tcase_set_timeout(td, 120);
+    tcase_add_test(td, deterministic_and_resumable);
+    tcase_add_test(td, nonfinite_step_changes_nothing);
+    suite_add_tcase(s, td);
+    return tu_run(s) ? 1 : 0;
+}

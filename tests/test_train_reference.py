@@ -1,0 +1,256 @@
+"""Check the committed training-step fixtures in tests/fixtures/train/ against the
+PyTorch reference.
+
+  /usr/bin/python3 -m pytest tests/test_train_reference.py -p no:cacheprovider
+
+- every fixture is complete and self-consistent (descriptor, checkpoints, inputs,
+  statistics, step counters, G-step schedule);
+- re-running the reference's train_step in float64 from NAME.init.safetensors with
+  the stored inputs gives the stored deltas, after-checkpoint (weights, EMA, Adam
+  moments) and statistics, so stale fixtures are caught;
+- for the SGD / lr 1 / no clip / one-call fixtures, every delta is minus the gradient
+  of the loss written out here from SPEC.md (an independent check of what the
+  fixtures claim);
+- tests/fixtures/make_train_fixtures.py regenerates byte-identical files.
+
+The reference is found at $TRANSGAN_REF or ../shared/reference (relative to the
+repository root); without it these tests are skipped.  Needs only torch and numpy.
+"""
+import glob
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(HERE)
+FIXDIR = os.path.join(HERE, "fixtures", "train")
+SCRIPT = os.path.join(HERE, "fixtures", "make_train_fixtures.py")
+REF_DIR = os.environ.get("TRANSGAN_REF") or os.path.join(REPO_ROOT, "..", "shared", "reference")
+
+if not os.path.exists(os.path.join(REF_DIR, "transgan_ref.py")):
+    pytest.skip(f"reference model not found in {REF_DIR}", allow_module_level=True)
+np = pytest.importorskip("numpy")
+torch = pytest.importorskip("torch")
+sys.path.insert(0, os.path.abspath(REF_DIR))
+import transgan_ref as R  # noqa: E402
+
+F = torch.nn.functional
+EXPECTED = {"sgd-wgan-gp-eps", "sgd-wgan-gp", "sgd-hinge", "sgd-lsgan", "sgd-mtct",
+            "sgd-locality", "sgd-gray-pixelnorm", "sgd-clip", "adam-recipe", "adam-clip"}
+NAMES = sorted(os.path.basename(p)[:-len(".delta.safetensors")]
+               for p in glob.glob(os.path.join(FIXDIR, "*.delta.safetensors")))
+SUFFIXES = (".json", ".init.safetensors", ".io.safetensors", ".after.safetensors",
+            ".delta.safetensors")
+RTOL = 1e-6            # relative L2, per tensor
+MAX_BYTES = 1_500_000
+
+
+def _path(name, suffix):
+    return os.path.join(FIXDIR, name + suffix)
+
+
+def _rel(actual, expected):
+    """Relative L2 distance; an all-zero expectation must be matched exactly."""
+    a = np.asarray(actual, np.float64).ravel()
+    e = np.asarray(expected, np.float64).ravel()
+    assert a.shape == e.shape
+    err, ref = float(np.linalg.norm(a - e)), float(np.linalg.norm(e))
+    return err / ref if ref > 0 else (0.0 if err == 0 else math.inf)
+
+
+def _load(name):
+    d = R.load_descriptor(_path(name, ".json"))
+    io, io_meta = R.st_load(_path(name, ".io.safetensors"))
+    return d, io, int(io_meta["steps"])
+
+
+def _g_calls(d, K):
+    """1-based calls with a G update (d_steps starts at 0 in every fixture)."""
+    return [k for k in range(1, K + 1) if (k - 1) % d["training"]["n_critic"] == 0]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_fixtures_present_and_small():
+    assert set(NAMES) >= EXPECTED
+    total = 0
+    for name in NAMES:
+        for s in SUFFIXES:
+            assert os.path.isfile(_path(name, s)), _path(name, s)
+    for f in os.listdir(FIXDIR):
+        total += os.path.getsize(os.path.join(FIXDIR, f))
+    assert total < MAX_BYTES, f"tests/fixtures/train holds {total} bytes"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fixture_is_consistent(name):
+    with open(_path(name, ".json")) as f:
+        raw = json.load(f)
+    assert raw["format"] == "transgan" and raw["format_version"] == 1 and raw["name"] == name
+    d, io, K = _load(name)
+    t = d["training"]
+    assert t["diffaug"] == []
+    init, imeta = R.st_load(_path(name, ".init.safetensors"))
+    after, ameta = R.st_load(_path(name, ".after.safetensors"))
+    delta, _ = R.st_load(_path(name, ".delta.safetensors"))
+    for meta in (imeta, ameta):
+        assert meta["format"] == "transgan-checkpoint"
+        assert json.loads(meta["descriptor"]) == d
+    params = dict(R.State(d).model.named_parameters())
+    gnames = [k for k in params if k.startswith("generator.")]
+    # the starting checkpoint
+    assert int(imeta["d_steps"]) == 0 and int(imeta["g_steps"]) == 0
+    want = set(params) | ({"ema." + k for k in gnames} if t["ema"] else set())
+    assert set(init) == want
+    for k in gnames if t["ema"] else []:
+        assert not np.array_equal(init["ema." + k], init[k]), k
+    # the checkpoint after K calls
+    g_calls = _g_calls(d, K)
+    assert int(ameta["d_steps"]) == K and int(ameta["g_steps"]) == len(g_calls)
+    if t["optimizer"] == "adam":
+        want |= {f"adam.{mv}.{k}" for k in params for mv in "mv"}
+    assert set(after) == want
+    assert set(delta) == set(params)
+    for k in params:
+        assert delta[k].shape == init[k].shape == after[k].shape == tuple(params[k].shape), k
+    # inputs and statistics
+    S, C, L = d["image"]["size"], d["image"]["channels"], d["latent_dim"]
+    shapes = {"real": (t["d_batch"], C, S, S), "zd": (t["d_batch"], L),
+              "zg": (t["g_batch"], L), "alpha": (t["d_batch"],)}
+    shapes.update({"stats." + s: (K,) for s in ("d_loss", "gp", "g_loss", "d_grad_norm",
+                                                "g_grad_norm")})
+    assert {k: v.shape for k, v in io.items()} == shapes
+    for tensors in (init, after, delta, io):
+        assert all(v.dtype == np.float32 for v in tensors.values())
+    assert io["real"].min() >= -1 and io["real"].max() <= 1
+    assert io["alpha"].min() >= 0 and io["alpha"].max() < 1
+    has_g = np.array([k + 1 in g_calls for k in range(K)])
+    for s in ("g_loss", "g_grad_norm"):
+        assert np.array_equal(np.isnan(io["stats." + s]), ~has_g), s
+    assert np.isfinite(io["stats.d_loss"]).all() and np.isfinite(io["stats.d_grad_norm"]).all()
+    if t["loss"] in ("wgan-gp", "wgan-gp-eps"):
+        assert (io["stats.gp"] > 0).all()
+    else:
+        assert (io["stats.gp"] == 0).all()
+    # every parameter moves, except those whose gradient vanishes identically
+    still = sorted(k for k, v in delta.items() if not v.any())
+    allowed = (["discriminator.head.bias", "discriminator.norm.bias"]
+               if t["loss"] == "wgan-gp" else [])
+    assert still == allowed
+    # the float32 delta agrees with the float32 checkpoints to their rounding
+    for k in params:
+        diff = after[k].astype(np.float64) - init[k].astype(np.float64)
+        scale = max(1.0, np.abs(init[k]).max(), np.abs(after[k]).max())
+        assert np.abs(diff - delta[k]).max() <= 1e-6 * scale, k
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reference_rerun_matches(name):
+    d, io, K = _load(name)
+    st = R.State(d, torch.float64).load(_path(name, ".init.safetensors"))
+    init = {k: p.detach().clone() for k, p in st.model.named_parameters()}
+    x = {k: torch.from_numpy(io[k]).double() for k in ("real", "zd", "zg", "alpha")}
+    stats = [R.train_step(st, x["real"], x["zd"], x["zg"], x["alpha"]) for _ in range(K)]
+
+    delta, _ = R.st_load(_path(name, ".delta.safetensors"))
+    after, ameta = R.st_load(_path(name, ".after.safetensors"))
+    bad = {}
+    for k, p in st.model.named_parameters():
+        for what, got, want in (("delta", (p.detach() - init[k]).numpy(), delta[k]),
+                                ("after", p.detach().numpy(), after[k])):
+            r = _rel(got, want)
+            if not r <= RTOL:
+                bad[f"{what} {k}"] = r
+    for k, v in (st.ema or {}).items():
+        r = _rel(v.numpy(), after["ema." + k])
+        if not r <= RTOL:
+            bad["ema." + k] = r
+    for k, (m, v) in st.adam.items():
+        for mv, got in (("m", m), ("v", v)):
+            r = _rel(got.numpy(), after[f"adam.{mv}.{k}"])
+            if not r <= RTOL:
+                bad[f"adam.{mv}.{k}"] = r
+    assert not bad, f"{name}: stale or wrong fixture (relative L2 errors): {bad}"
+    assert int(ameta["d_steps"]) == st.d_steps and int(ameta["g_steps"]) == st.g_steps
+    nan = float("nan")
+    for key, got in (("d_loss", [s["d_loss"] for s in stats]),
+                     ("gp", [s.get("gp", 0.0) for s in stats]),
+                     ("g_loss", [s.get("g_loss", nan) for s in stats])):
+        np.testing.assert_allclose(np.array(got), io["stats." + key].astype(np.float64),
+                                   rtol=1e-6, atol=1e-7, equal_nan=True, err_msg=key)
+
+
+def _spec_d_loss(t, D, real, fake, alpha):
+    """SPEC.md, 'Training step' 1, without augmentation."""
+    dr, df = D(real), D(fake)
+    kind = t["loss"]
+    if kind == "hinge":
+        return F.relu(1 - dr).mean() + F.relu(1 + df).mean()
+    if kind == "lsgan":
+        return ((dr - 1) ** 2).mean() + (df ** 2).mean()
+    loss = -dr.mean() + df.mean()
+    if kind == "wgan-gp-eps":
+        loss = loss + t["drift_weight"] * dr.mean() ** 2
+    a = alpha.view(-1, 1, 1, 1)
+    xh = (a * real + (1 - a) * fake).requires_grad_(True)
+    g, = torch.autograd.grad(D(xh).sum(), xh, create_graph=True)
+    return loss + t["gp_weight"] * ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sgd_delta_is_minus_gradient(name):
+    d, io, K = _load(name)
+    t = d["training"]
+    if not (t["optimizer"] == "sgd" and t["g_lr"] == t["d_lr"] == 1 and t["grad_clip"] == 0
+            and K == 1):
+        pytest.skip("not a one-step SGD fixture without clipping")
+    delta, _ = R.st_load(_path(name, ".delta.safetensors"))
+    st = R.State(d, torch.float64).load(_path(name, ".init.safetensors"))
+    G, D = st.model.generator, st.model.discriminator
+    x = {k: torch.from_numpy(io[k]).double() for k in ("real", "zd", "zg", "alpha")}
+    masks = R.locality_masks(d, 0)
+    dp = dict(D.named_parameters(prefix="discriminator"))
+    gp = dict(G.named_parameters(prefix="generator"))
+    # D: gradient at the initial weights
+    with torch.no_grad():
+        fake = G(x["zd"], masks)
+    loss = _spec_d_loss(t, D, x["real"], fake, x["alpha"])
+    grads = torch.autograd.grad(loss, list(dp.values()))
+    bad = {k: _rel(-g.numpy(), delta[k]) for k, g in zip(dp, grads)}
+    # G: gradient with D already updated
+    with torch.no_grad():
+        for k, p in dp.items():
+            p.add_(torch.from_numpy(delta[k]).double())
+    out = D(G(x["zg"], masks))
+    loss = ((out - 1) ** 2).mean() if t["loss"] == "lsgan" else -out.mean()
+    if t["sr_aux_weight"] > 0:
+        low = F.avg_pool2d(x["real"], d["image"]["size"] // G.res[1])
+        loss = loss + t["sr_aux_weight"] * ((G.forward_sr(low, masks) - x["real"]) ** 2).mean()
+    grads = torch.autograd.grad(loss, list(gp.values()))
+    bad.update({k: _rel(-g.numpy(), delta[k]) for k, g in zip(gp, grads)})
+    # the D update above used the float32-rounded delta: allow for that in G's gradient
+    bad = {k: r for k, r in bad.items() if not r <= 1e-5}
+    assert not bad, f"{name}: delta != -gradient (relative L2 errors): {bad}"
+
+
+def test_regeneration_is_byte_identical(tmp_path):
+    out = tmp_path / "train"
+    subprocess.run([sys.executable, SCRIPT, "--ref", REF_DIR, "--out", str(out)],
+                   check=True, capture_output=True)
+    made = sorted(os.listdir(out))
+    committed = sorted(f for f in os.listdir(FIXDIR)
+                       if f.endswith(".json") or f.endswith(".safetensors"))
+    assert made == committed
+    for f in made:
+        with open(out / f, "rb") as a, open(os.path.join(FIXDIR, f), "rb") as b:
+            assert a.read() == b.read(), f"{f} differs from the committed fixture: regenerate it"
