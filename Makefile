@@ -34,7 +34,7 @@ HDRS := $(HDR) $(wildcard lib/*.h lib/*/*.h)
 SHLIB := $(B)/libtransgan.so.$(VERSION)
 STLIB := $(B)/libtransgan.a
 
-.PHONY: all deps test-deps test unit-test asan-test abi-test example-test examples demo install uninstall clean bench
+.PHONY: all deps test-deps test unit-test asan-test abi-test ref-test example-test examples demo install uninstall clean bench
 all: $(SHLIB) $(STLIB)
 
 deps:
@@ -76,12 +76,19 @@ asan-test:
 	$(MAKE) B=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" unit-test \
 	    LDLIBS="-fsanitize=address,undefined $(LDLIBS)"
 
+# The committed fixtures are still what the PyTorch reference computes
+# (../shared/reference/transgan_ref.py; TRANSGAN_REF overrides the folder).
+PYTEST := /usr/bin/python3 -m pytest -p no:cacheprovider -q
+ref-test:
+	$(PYTEST) tests/test_reference_io.py tests/test_train_reference.py
+
 abi-test: all
 	@sh tests/abi.sh $(B) $(VERSION) $(SONAME)
 
 test: test-deps all
 	$(MAKE) unit-test
 	$(MAKE) abi-test
+	$(MAKE) ref-test
 	$(MAKE) example-test
 	CK_FORK=no ASAN_OPTIONS=detect_leaks=1 $(MAKE) asan-test
 

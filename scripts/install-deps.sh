@@ -4,7 +4,7 @@
 set -eu
 need="libdnnl-dev libcjson-dev pkg-config gcc make"
 case "${1:-build}" in
-  test) need="$need check python3 python3-numpy python3-pytest valgrind" ;;
+  test) need="$need check python3 python3-numpy python3-pytest python3-torch valgrind" ;;
   demo) need="$need python3 python3-numpy" ;;
 esac
 missing=""
