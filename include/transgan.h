@@ -97,8 +97,9 @@ typedef enum tg_status {
  * this version does not know). Since 0.1.0. */
 TG_API const char *tg_status_string(tg_status status);
 
-/* The message of the last failed tg_ call on this thread ("" if none). Valid
- * until the next tg_ call on the same thread. Since 0.1.0. */
+/* The message of the last tg_ call on this thread that failed; every call
+ * clears it on entry, so after a successful call it is "". Valid until the
+ * next tg_ call on the same thread. Since 0.1.0. */
 TG_API const char *tg_last_error(void);
 
 /* -------------------------------------------------------------------- model */
@@ -192,8 +193,9 @@ typedef enum tg_pixel_format {
 } tg_pixel_format;
 
 /* Convert float NCHW images in [-1, 1] with `channels` channels (1, 3, 4) to
- * 8-bit pixels [n, S, S, bpp]. Grey becomes R=G=B; colour becomes grey by
- * BT.601 luma; a missing alpha is 255; a dropped alpha is discarded.
+ * 8-bit pixels [n, S, S, bpp]: round((x + 1) * 127.5) clamped to 0..255,
+ * NaN gives 0. Grey becomes R=G=B; colour becomes grey by BT.601 luma; a
+ * missing alpha is 255; a dropped alpha is discarded.
  * Statuses: INVALID_ARGUMENT. Since 0.1.0. */
 TG_API tg_status tg_images_to_pixels(const float *images, size_t n, int channels, int size,
                                      tg_pixel_format format, uint8_t *out, size_t out_len);

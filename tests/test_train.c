@@ -264,6 +264,51 @@ START_TEST(nonfinite_step_changes_nothing)
 }
 END_TEST
 
+/* ------------------------------------- the penalty's gradient, with DiffAugment */
+typedef struct { tg_model *m; float *xh; tg_aug *aug; } gp_ctx;
+static void gp_f(void *p, float *y)
+{
+    gp_ctx *c = p;
+    double gp;
+    OK(tg_penalty(c->m, c->xh, 3, c->aug, NULL, &gp));
+    y[0] = (float)(c->m->desc.t.gp_weight * gp);
+}
+
+START_TEST(penalty_gradient_with_diffaug)
+{
+    /* the exact second-order gradient of gp_weight * GP(aug(xh)) against
+     * central differences in every D tensor, for one draw of all three ops */
+    tg_model *m;
+    OK(tg_model_create(desc_small, 3, &m));
+    OK(tg_trainer_make(m));
+    tu_seed(5);
+    tu_fill(m->dw, m->disc.P.total, -0.3f, 0.3f);
+    tg_aug aug;
+    int ops[3] = {0, 1, 2};
+    OK(tg_aug_init(&aug, ops, 3, 3));
+    tg_rng r;
+    for (uint64_t seed = 1;; seed++) { /* a draw with a cutout */
+        tg_rng_seed(&r, seed);
+        tg_aug_sample(&aug, &r, 3, 8);
+        if (aug.cut)
+            break;
+    }
+    gp_ctx c = {m, tu_rand(3 * 3 * 8 * 8, -1, 1), &aug};
+    float *G = calloc(m->disc.P.total, 4), one = 1.0f;
+    double gp;
+    OK(tg_penalty(m, c.xh, 3, &aug, G, &gp));
+    ck_assert(gp > 0);
+    for (size_t i = 0; i < m->disc.P.count; i++) {
+        const tg_param *p = &m->disc.P.p[i];
+        tu_gradcheck(p->name, gp_f, &c, m->dw + p->off, p->n, &one, 1, G + p->off, 10, 1e-2f,
+                     2e-3, 3e-2);
+    }
+    tg_aug_free(&aug);
+    free(c.xh), free(G);
+    tg_model_destroy(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("train");
@@ -275,6 +320,7 @@ int main(void)
     tcase_set_timeout(td, 120);
     tcase_add_test(td, deterministic_and_resumable);
     tcase_add_test(td, nonfinite_step_changes_nothing);
+    tcase_add_test(td, penalty_gradient_with_diffaug);
     suite_add_tcase(s, td);
     return tu_run(s) ? 1 : 0;
 }

@@ -33,7 +33,7 @@ static float *falloc(size_t n, int *oom)
     return p;
 }
 
-static tg_status trainer_make(tg_model *m)
+tg_status tg_trainer_make(tg_model *m)
 {
     const tg_desc *d = &m->desc;
     tg_trainer *t = tg_alloc(sizeof *t);
@@ -155,6 +155,56 @@ static double ema_beta(const tg_desc *d, uint64_t d_steps)
     return pow(0.5, bs / fmax(nimg, 1e-8));
 }
 
+tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug, float *G,
+                     double *gp_out)
+{
+    const tg_desc *d = &m->desc;
+    tg_trainer *t = m->trainer;
+    tg_dnn *c = m->dnn;
+    int64_t C = d->channels;
+    size_t px = (size_t)C * d->image_size * d->image_size;
+    const float *u = xh;
+    if (aug) {
+        tg_aug_apply(aug, t->u, xh, C);
+        u = t->u;
+    }
+    t->da.B = B;
+    TG_TRY(tg_disc_fwd(c, &m->disc, m->dw, u, t->s, &t->da, 1));
+    for (int64_t b = 0; b < B; b++)
+        t->ds[b] = 1.0f;
+    TG_TRY(tg_disc_bwd(c, &m->disc, m->dw, t->dGs, &t->da, t->ds, t->du));
+    float *g = t->du; /* d D(aug(xh)) / d xh = A^T (d D / d u) */
+    if (aug) {
+        tg_aug_adjoint(aug, t->gx, t->du, C);
+        g = t->gx;
+    }
+    /* v = dGP/dg = (2/B)(|g|-1) g/|g|: the derivative of D along A v is
+     * what the penalty's weight gradient differentiates (reverse over forward) */
+    double gp = 0;
+    for (int64_t b = 0; b < B; b++) {
+        double nn = 0;
+        for (size_t i = 0; i < px; i++)
+            nn += (double)g[b * px + i] * g[b * px + i];
+        nn = sqrt(nn);
+        gp += (nn - 1) * (nn - 1) / (double)B;
+        double k = nn > 0 ? 2.0 / (double)B * (nn - 1) / nn : 0.0;
+        for (size_t i = 0; i < px; i++)
+            g[b * px + i] = (float)(k * g[b * px + i]);
+    }
+    *gp_out = gp;
+    if (!G)
+        return TG_OK;
+    const float *dir = g;
+    if (aug) {
+        tg_aug_linear(aug, t->w, g, C);
+        dir = t->w;
+    }
+    TG_TRY(tg_disc_jvp(c, &m->disc, m->dw, &t->da, &t->dta, dir, t->s));
+    for (int64_t b = 0; b < B; b++)
+        t->ds[b] = (float)d->t.gp_weight;
+    return tg_disc_bwd2(c, &m->disc, m->dw, G, &t->da, &t->dta, t->ds);
+}
+
 static tg_status d_update(tg_model *m, const float *real, const float *zd, const float *alpha,
                           uint8_t *const *masks, tg_train_stats *o)
 {
@@ -179,43 +229,12 @@ static tg_status d_update(tg_model *m, const float *real, const float *zd, const
     TG_TRY(tg_disc_bwd(c, &m->disc, m->dw, t->dG, &t->da, t->ds, NULL));
     o->gp = 0;
     if (d->t.loss == TG_LOSS_WGAN_GP || d->t.loss == TG_LOSS_WGAN_GP_EPS) {
-        /* GP = mean_i (||d D(aug(xh_i)) / d xh_i|| - 1)^2, xh = a real + (1-a) fake */
         for (int64_t b = 0; b < B; b++)
             for (size_t i = 0; i < px; i++)
                 t->xh[b * px + i] = alpha[b] * real[b * px + i] + (1 - alpha[b]) * t->fake[b * px + i];
-        u = augment(t, &m->rng, t->xh, t->u, B, (int)S, C);
-        TG_TRY(tg_disc_fwd(c, &m->disc, m->dw, u, t->s, &t->da, 1));
-        for (int64_t b = 0; b < B; b++)
-            t->ds[b] = 1.0f;
-        TG_TRY(tg_disc_bwd(c, &m->disc, m->dw, t->dGs, &t->da, t->ds, t->du));
-        float *g = t->du;
-        if (t->aug.n_ops) {
-            tg_aug_adjoint(&t->aug, t->gx, t->du, C);
-            g = t->gx;
-        }
-        /* v = dGP/dg = (2/B)(|g|-1) g/|g|: the direction whose derivative of
-         * D along A v gives the penalty's weight gradient (reverse over forward) */
-        double gp = 0;
-        for (int64_t b = 0; b < B; b++) {
-            double nn = 0;
-            for (size_t i = 0; i < px; i++)
-                nn += (double)g[b * px + i] * g[b * px + i];
-            nn = sqrt(nn);
-            gp += (nn - 1) * (nn - 1) / (double)B;
-            double k = nn > 0 ? 2.0 / (double)B * (nn - 1) / nn : 0.0;
-            for (size_t i = 0; i < px; i++)
-                g[b * px + i] = (float)(k * g[b * px + i]);
-        }
-        const float *dir = g;
-        if (t->aug.n_ops) {
-            tg_aug_linear(&t->aug, t->w, g, C);
-            dir = t->w;
-        }
-        TG_TRY(tg_disc_jvp(c, &m->disc, m->dw, &t->da, &t->dta, dir, t->s));
-        for (int64_t b = 0; b < B; b++)
-            t->ds[b] = (float)d->t.gp_weight;
-        TG_TRY(tg_disc_bwd2(c, &m->disc, m->dw, t->dG, &t->da, &t->dta, t->ds));
-        o->gp = gp;
+        if (t->aug.n_ops)
+            tg_aug_sample(&t->aug, &m->rng, B, (int)S);
+        TG_TRY(tg_penalty(m, t->xh, B, t->aug.n_ops ? &t->aug : NULL, t->dG, &o->gp));
     }
     o->d_loss = l_real + l_fake + d->t.gp_weight * o->gp;
     if (!isfinite(o->d_loss))
@@ -293,7 +312,7 @@ TG_API tg_status tg_train_step(tg_model *m, const float *real, size_t n, const f
         !finite_or_null(alpha, n))
         return tg_fail(TG_ERR_NONFINITE, "tg_train_step: z_d, z_g or alpha contains NaN or infinity");
     if (!m->trainer)
-        TG_TRY(trainer_make(m));
+        TG_TRY(tg_trainer_make(m));
     tg_trainer *t = m->trainer;
     tg_train_stats o = {0};
     o.g_loss = o.g_grad_norm = NAN;

@@ -20,6 +20,13 @@ typedef struct tg_trainer {
     float *bk_gw, *bk_dw, *bk_ema, *bk_gm, *bk_gv, *bk_dm, *bk_dv;
 } tg_trainer;
 
+tg_status tg_trainer_make(tg_model *m);
 void tg_trainer_free(tg_trainer *t);
+
+/* The gradient penalty of SPEC.md at interpolates xh [B, C, S, S] under the
+ * augmentation draw `aug` (NULL: none): writes GP into *gp and, when G is not
+ * NULL, adds gp_weight * dGP/dweights into G (exact, second order). */
+tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug, float *G,
+                     double *gp);
 
 #endif
