@@ -46,6 +46,9 @@ $(B)/obj/%.o: lib/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LIBFLAGS) -c $< -o $@
 
+# The fused attention's loops need the vectoriser at full strength.
+$(B)/obj/ops/attention_fused.o: OPT += -O3
+
 $(SHLIB): $(OBJS) lib/libtransgan.map
 	$(CC) $(CFLAGS) -shared -fopenmp -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libtransgan.map \
 	    -Wl,--no-undefined -o $@ $(OBJS) $(LDLIBS)
@@ -82,6 +85,11 @@ PYTEST := /usr/bin/python3 -m pytest -p no:cacheprovider -q
 ref-test:
 	$(PYTEST) tests/test_reference_io.py tests/test_train_reference.py
 
+# The Python bindings (bindings/python), against build/libtransgan.so.0.
+.PHONY: py-test
+py-test: all
+	/usr/bin/python3 -m pytest -p no:cacheprovider bindings/python/tests
+
 abi-test: all
 	@sh tests/abi.sh $(B) $(VERSION) $(SONAME)
 
@@ -89,21 +97,42 @@ test: test-deps all
 	$(MAKE) unit-test
 	$(MAKE) abi-test
 	$(MAKE) ref-test
+	$(MAKE) py-test
 	$(MAKE) example-test
 	CK_FORK=no ASAN_OPTIONS=detect_leaks=1 $(MAKE) asan-test
 
 # ---------------------------------------------------------------- examples
+# Each examples/*.c is a program; all link examples/common/*.c (image I/O with
+# zlib and stb: zlib1g-dev, libstb-dev) and the shared library.
 EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
-$(B)/examples/%: examples/%.c $(HDR) $(SHLIB)
+EX_COMMON := $(patsubst examples/common/%.c,$(B)/examples/common/%.o,$(wildcard examples/common/*.c))
+EX_HDRS := $(HDR) $(wildcard examples/common/*.h)
+EX_FLAGS := $(WARN) -Iinclude -Iexamples/common
+$(B)/examples/common/%.o: examples/common/%.c $(EX_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(WARN) -Iinclude -o $@ $< -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..' -lm
-examples: $(EXAMPLES)
+	$(CC) $(CFLAGS) $(EX_FLAGS) -c $< -o $@
+$(B)/examples/%: examples/%.c $(EX_HDRS) $(EX_COMMON) $(SHLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(EX_FLAGS) -o $@ $< $(EX_COMMON) -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..' -lz -lm
+examples: $(EX_COMMON) $(EXAMPLES)
 
-# Each example runs on tiny settings so they cannot rot.
+# Each example runs on tiny settings so they cannot rot. Every line of checks
+# below counts once; a failing one shows its output and fails the target.
+EXB := $(B)/examples
+EX_TRAIN := $(EXB)/train --model tests/data/tiny-train.json --data fmnist --limit 200
 example-test: examples
-	$(B)/examples/embed models/fmnist-small.json 3 > /dev/null
-	$(B)/examples/embed tests/fixtures/tiny-ln.safetensors 3 > /dev/null
-	@echo "examples: 2 passed, 0 failed"
+	@T=$$(mktemp -d); trap 'rm -rf "$$T"' EXIT; pass=0; fail=0; \
+	t() { echo "  $$1"; if (eval "$$1") > "$$T/out" 2>&1; then pass=$$((pass + 1)); \
+	      else fail=$$((fail + 1)); echo "  FAILED; its output:"; sed 's/^/    /' "$$T/out"; fi; }; \
+	t '$(EXB)/embed models/fmnist-small.json 3'; \
+	t '$(EXB)/embed tests/fixtures/tiny-ln.safetensors 3'; \
+	t '$(EX_TRAIN) --steps 3 --every 2 --out $$T/run && test -s $$T/run/checkpoint.safetensors && test -s $$T/run/samples_2.png && test -s $$T/run/samples_3.png && test $$(wc -l < $$T/run/log.tsv) -eq 3'; \
+	t '$(EXB)/train --resume $$T/run/checkpoint.safetensors --limit 200 --steps 2 --every 2 > $$T/resume.txt && grep -q "at d_steps 3 g_steps 2" $$T/resume.txt && test -s $$T/run/samples_4.png && test -s $$T/run/samples_5.png && test $$(wc -l < $$T/run/log.tsv) -eq 5'; \
+	t '$(EX_TRAIN) --steps 5 --every 0 --out $$T/straight && cmp $$T/straight/checkpoint.safetensors $$T/run/checkpoint.safetensors'; \
+	t '$(EXB)/generate $$T/run/checkpoint.safetensors --n 5 --npy $$T/g.npy --png $$T/g.png && test -s $$T/g.png && test $$(wc -c < $$T/g.npy) -eq 20608'; \
+	t 'mkdir $$T/pngs && $(EXB)/generate $$T/run/checkpoint.safetensors --n 1 --png $$T/pngs/a.png && $(EXB)/generate $$T/run/checkpoint.safetensors --n 1 --seed 2 --raw --png $$T/pngs/b.png'; \
+	t '$(EXB)/train --model tests/data/tiny-train.json --data $$T/pngs --steps 2 --every 0 --out $$T/png-run > $$T/png.txt && grep -q "^train: 2 images from" $$T/png.txt && test -s $$T/png-run/samples_2.png'; \
+	echo "examples: $$pass passed, $$fail failed"; test $$fail -eq 0
 
 # ---------------------------------------------------------------- demo
 demo: deps all examples

@@ -248,6 +248,46 @@ START_TEST(attention_bias_mask)
 }
 END_TEST
 
+/* the fused row-at-a-time kernels: the same reference and gradient checks,
+ * and agreement with the matmul path within float32 rounding */
+static void check_fused(int64_t B, int64_t N, int64_t C, int64_t H, int bias, int mask)
+{
+    int64_t keep = tg_attention_fused_min_tokens;
+    tg_attention_fused_min_tokens = 1;
+    check_attention(B, N, C, H, bias, mask, 1 << 22);
+    float *qkv = tu_rand(B * N * 3 * C, -1.5, 1.5), *bs = bias ? tu_rand(H * N * N, -1, 1) : NULL;
+    uint8_t *mk = NULL;
+    if (mask) {
+        mk = malloc(N * N);
+        for (int64_t i = 0; i < N * N; i++)
+            mk[i] = (i % 3) != 1 || i / N == i % N;
+    }
+    float *y1 = calloc(B * N * C, 4), *y2 = calloc(B * N * C, 4), *r = tu_rand(B * N * C, -1, 1);
+    float *g1 = calloc(B * N * 3 * C, 4), *g2 = calloc(B * N * 3 * C, 4);
+    float *db1 = calloc(H * N * N, 4), *db2 = calloc(H * N * N, 4);
+    OK(tg_attention_fwd(ctx, y1, qkv, bs, mk, B, N, C, H));
+    OK(tg_attention_bwd(ctx, g1, bias ? db1 : NULL, r, qkv, bs, mk, B, N, C, H));
+    tg_attention_fused_min_tokens = 1 << 30;
+    OK(tg_attention_fwd(ctx, y2, qkv, bs, mk, B, N, C, H));
+    OK(tg_attention_bwd(ctx, g2, bias ? db2 : NULL, r, qkv, bs, mk, B, N, C, H));
+    tu_assert_close(y1, y2, B * N * C, 1e-6, 1e-5);
+    tu_assert_close(g1, g2, B * N * 3 * C, 1e-6, 1e-5);
+    if (bias)
+        tu_assert_close(db1, db2, H * N * N, 1e-6, 1e-5);
+    tg_attention_fused_min_tokens = keep;
+    free(qkv), free(bs), free(mk), free(y1), free(y2), free(r), free(g1), free(g2), free(db1), free(db2);
+}
+
+START_TEST(attention_fused)
+{
+    check_fused(1, 10, 12, 3, 0, 0);  /* head width 4: a specialised kernel */
+    check_fused(3, 9, 24, 3, 1, 1);   /* width 8 */
+    check_fused(2, 17, 48, 3, 1, 0);  /* width 16 */
+    check_fused(2, 11, 20, 4, 0, 1);  /* width 5: the generic kernel */
+    check_fused(1, 7, 96, 3, 0, 0);   /* width 32 */
+}
+END_TEST
+
 START_TEST(attention_chunked)
 {
     /* scores of two images at a time: chunks of 2, 2 and a tail of 1 */
@@ -408,6 +448,7 @@ int main(void)
     tcase_add_test(tc, attention_plain);
     tcase_add_test(tc, attention_bias_mask);
     tcase_add_test(tc, attention_chunked);
+    tcase_add_test(tc, attention_fused);
     tcase_add_test(tc, pixel_shuffle);
     tcase_add_test(tc, patches);
     tcase_add_test(tc, avgpool_broadcast_transpose);

@@ -93,6 +93,8 @@ static tg_status scores(tg_dnn *c, float *P, const float *qkv, const float *bias
 tg_status tg_attention_fwd(tg_dnn *c, float *out, const float *qkv, const float *bias,
                            const uint8_t *mask, int64_t B, int64_t N, int64_t C, int64_t H)
 {
+    if (N >= tg_attention_fused_min_tokens)
+        return tg_attention_fused_fwd(c, out, qkv, bias, mask, B, N, C, H);
     int64_t dh = C / H, row = 3 * C, cb = chunk_images(B, N, H);
     float *P = tg_dnn_tmp(c, SLOT_P, (size_t)(cb * H * N * N));
     if (!P)
@@ -113,6 +115,8 @@ tg_status tg_attention_bwd(tg_dnn *c, float *dqkv, float *dbias, const float *do
                            const float *qkv, const float *bias, const uint8_t *mask, int64_t B,
                            int64_t N, int64_t C, int64_t H)
 {
+    if (N >= tg_attention_fused_min_tokens)
+        return tg_attention_fused_bwd(c, dqkv, dbias, dout, qkv, bias, mask, B, N, C, H);
     int64_t dh = C / H, row = 3 * C, cb = chunk_images(B, N, H);
     size_t sz = (size_t)(cb * H * N * N);
     float *P = tg_dnn_tmp(c, SLOT_P, sz), *dP = tg_dnn_tmp(c, SLOT_DP, sz),

@@ -59,6 +59,14 @@ tg_status tg_attention_fwd(tg_dnn *c, float *out, const float *qkv, const float 
                            const uint8_t *mask, int64_t B, int64_t N, int64_t C, int64_t H);
 /* Floats of scores per chunk (default 4 Mi); tests lower it. */
 extern int64_t tg_attention_chunk_floats;
+/* From this many tokens on, the fused row-at-a-time kernels run instead of
+ * oneDNN matmuls (default 256); tests lower it to compare both paths. */
+extern int64_t tg_attention_fused_min_tokens;
+tg_status tg_attention_fused_fwd(tg_dnn *c, float *out, const float *qkv, const float *bias,
+                                 const uint8_t *mask, int64_t B, int64_t N, int64_t C, int64_t H);
+tg_status tg_attention_fused_bwd(tg_dnn *c, float *dqkv, float *dbias, const float *dout,
+                                 const float *qkv, const float *bias, const uint8_t *mask,
+                                 int64_t B, int64_t N, int64_t C, int64_t H);
 /* dqkv [B,N,3C] written; dbias [H,N,N] += (if not NULL) */
 tg_status tg_attention_bwd(tg_dnn *c, float *dqkv, float *dbias, const float *dout,
                            const float *qkv, const float *bias, const uint8_t *mask, int64_t B,
