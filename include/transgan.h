@@ -97,9 +97,10 @@ typedef enum tg_status {
  * this version does not know). Since 0.1.0. */
 TG_API const char *tg_status_string(tg_status status);
 
-/* The message of the last tg_ call on this thread that failed; every call
- * clears it on entry, so after a successful call it is "". Valid until the
- * next tg_ call on the same thread. Since 0.1.0. */
+/* The message of the last tg_ call on this thread that failed; every fallible
+ * call clears it on entry, so after a successful call it is "". Calls that
+ * cannot fail (tg_version*, tg_status_string, tg_last_error,
+ * tg_model_descriptor, tg_model_destroy) leave it as it is. Since 0.1.0. */
 TG_API const char *tg_last_error(void);
 
 /* -------------------------------------------------------------------- model */

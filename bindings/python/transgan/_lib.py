@@ -1,0 +1,251 @@
+"""Finding, checking and declaring libtransgan (ctypes).
+
+Lookup order (the first that applies wins):
+
+1. the environment variable ``TRANSGAN_LIBRARY``: a path to the shared
+   library; if it is set but cannot be loaded, import fails (no fallback);
+2. the build tree: ``<repository>/build/libtransgan.so.0``, i.e.
+   ``../../build/libtransgan.so.0`` relative to ``bindings/python``, when the
+   package is used from the source tree;
+3. the system: the soname ``libtransgan.so.0`` through the dynamic loader
+   (``LD_LIBRARY_PATH``, ``ldconfig`` cache), then
+   ``ctypes.util.find_library("transgan")``.
+
+The ABI is checked at import: the running library's major version must be
+``EXPECTED_MAJOR`` and its version at least ``MINIMUM_VERSION``; while the major
+version is 0 the minor version must match too (docs/ABI.md).
+"""
+import ctypes
+import ctypes.util
+import enum
+import os
+
+EXPECTED_MAJOR = 0
+MINIMUM_VERSION = (0, 1, 0)
+SONAME = "libtransgan.so.%d" % EXPECTED_MAJOR
+
+TG_SEED_FROM_DESCRIPTOR = 2**64 - 1
+TG_SAVE_WEIGHTS_ONLY = 1
+TG_GEN_EMA = 0
+TG_GEN_RAW = 1
+
+
+class Status(enum.IntEnum):
+    """tg_status values (pinned by the C ABI)."""
+    OK = 0
+    INVALID_ARGUMENT = 1
+    OUT_OF_MEMORY = 2
+    IO = 3
+    DESCRIPTOR = 4
+    FORMAT = 5
+    DTYPE = 6
+    SHAPE = 7
+    MISSING = 8
+    NONFINITE = 9
+    BACKEND = 10
+    UNSUPPORTED = 11
+    STATE = 12
+    INTERNAL = 13
+
+
+class PixelFormat(enum.IntEnum):
+    """tg_pixel_format: 8-bit interleaved layouts; the value is bytes per pixel."""
+    GRAY8 = 1
+    RGB8 = 3
+    RGBA8 = 4
+
+
+class Info(enum.IntEnum):
+    """tg_info keys."""
+    IMAGE_SIZE = 1
+    CHANNELS = 2
+    LATENT_DIM = 3
+    G_PARAMS = 4
+    D_PARAMS = 5
+    D_STEPS = 6
+    G_STEPS = 7
+    HAS_EMA = 8
+    D_BATCH = 9
+    G_BATCH = 10
+
+
+class TransGANError(Exception):
+    """A libtransgan call returned a status other than TG_OK.
+
+    Attributes: ``status`` (int; a :class:`Status` when this binding knows the
+    value), ``status_name`` (``tg_status_string(status)``) and ``message``
+    (``tg_last_error()`` right after the failing call).
+    """
+
+    def __init__(self, status, status_name, message):
+        self.status = status
+        self.status_name = status_name
+        self.message = message
+        super().__init__(status, status_name, message)
+
+    def __str__(self):
+        if self.message:
+            return "%s: %s" % (self.status_name, self.message)
+        return self.status_name
+
+
+class _TgModel(ctypes.Structure):
+    """The opaque struct tg_model."""
+
+
+class TrainStats(ctypes.Structure):
+    """struct tg_train_stats (0.1.0 layout)."""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("g_updated", ctypes.c_uint32),
+        ("d_steps", ctypes.c_uint64),
+        ("g_steps", ctypes.c_uint64),
+        ("d_loss", ctypes.c_double),
+        ("gp", ctypes.c_double),
+        ("d_real", ctypes.c_double),
+        ("d_fake", ctypes.c_double),
+        ("g_loss", ctypes.c_double),
+        ("sr_loss", ctypes.c_double),
+        ("d_grad_norm", ctypes.c_double),
+        ("g_grad_norm", ctypes.c_double),
+    ]
+
+
+model_p = ctypes.POINTER(_TgModel)
+float_p = ctypes.POINTER(ctypes.c_float)
+uint8_p = ctypes.POINTER(ctypes.c_uint8)
+_status = ctypes.c_int      # tg_status (a C enum: int)
+_size = ctypes.c_size_t
+
+# name: (restype, argtypes) for every function of include/transgan.h
+_SIGNATURES = {
+    "tg_version": (ctypes.c_uint32, []),
+    "tg_version_string": (ctypes.c_char_p, []),
+    "tg_status_string": (ctypes.c_char_p, [_status]),
+    "tg_last_error": (ctypes.c_char_p, []),
+    "tg_model_create": (_status, [ctypes.c_char_p, ctypes.c_uint64, ctypes.POINTER(model_p)]),
+    "tg_model_create_from_file": (_status, [ctypes.c_char_p, ctypes.c_uint64,
+                                            ctypes.POINTER(model_p)]),
+    "tg_model_destroy": (None, [model_p]),
+    "tg_model_descriptor": (ctypes.c_char_p, [model_p]),
+    "tg_model_info": (_status, [model_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]),
+    "tg_model_load": (_status, [ctypes.c_char_p, ctypes.POINTER(model_p)]),
+    "tg_model_load_weights": (_status, [model_p, ctypes.c_char_p]),
+    "tg_model_save": (_status, [model_p, ctypes.c_char_p, ctypes.c_uint32]),
+    "tg_latent_sample": (_status, [model_p, ctypes.c_uint64, _size, float_p, _size]),
+    "tg_generate": (_status, [model_p, float_p, _size, ctypes.c_uint32, float_p, _size]),
+    "tg_images_to_pixels": (_status, [float_p, _size, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                      uint8_p, _size]),
+    "tg_generate_pixels": (_status, [model_p, float_p, _size, ctypes.c_uint32, ctypes.c_int,
+                                     uint8_p, _size]),
+    "tg_discriminate": (_status, [model_p, float_p, _size, float_p, _size]),
+    "tg_train_step": (_status, [model_p, float_p, _size, float_p, float_p, float_p,
+                                ctypes.POINTER(TrainStats)]),
+}
+
+
+def _version_tuple(number):
+    """TG_VERSION_NUMBER = MAJOR * 10000 + MINOR * 100 + PATCH."""
+    return (number // 10000, number // 100 % 100, number % 100)
+
+
+def check_abi(number, where="libtransgan"):
+    """Raise ImportError unless a library reporting tg_version() == number fits."""
+    found = _version_tuple(number)
+    shown = "%d.%d.%d" % found
+    need = "%d.%d.%d" % MINIMUM_VERSION
+    if found[0] != EXPECTED_MAJOR:
+        raise ImportError(
+            "transgan: %s is version %s (ABI major %d), but these bindings need ABI major %d "
+            "(version >= %s); install a matching libtransgan or set TRANSGAN_LIBRARY"
+            % (where, shown, found[0], EXPECTED_MAJOR, need))
+    if found[0] == 0 and found[1] != MINIMUM_VERSION[1]:
+        # docs/ABI.md: while MAJOR is 0, a MINOR release may break the ABI
+        raise ImportError(
+            "transgan: %s is version %s; these bindings were made for %d.%d.x (before 1.0 "
+            "each minor release may change the ABI); install a matching libtransgan or set "
+            "TRANSGAN_LIBRARY" % (where, shown, MINIMUM_VERSION[0], MINIMUM_VERSION[1]))
+    if found < MINIMUM_VERSION:
+        raise ImportError(
+            "transgan: %s is version %s, but these bindings need version >= %s; "
+            "install a newer libtransgan or set TRANSGAN_LIBRARY" % (where, shown, need))
+    return found
+
+
+def _build_tree_candidate():
+    # <repo>/bindings/python/transgan/_lib.py -> <repo>/build/libtransgan.so.0
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # bindings/python
+    return os.path.normpath(os.path.join(pkg_root, "..", "..", "build", SONAME))
+
+
+def _load():
+    """Return (CDLL, path or name, how it was found)."""
+    env = os.environ.get("TRANSGAN_LIBRARY")
+    if env:
+        try:
+            return ctypes.CDLL(env), env, "TRANSGAN_LIBRARY"
+        except OSError as e:
+            raise ImportError("transgan: cannot load TRANSGAN_LIBRARY=%r: %s" % (env, e)) from e
+    errors = []
+    build = _build_tree_candidate()
+    if os.path.exists(build):
+        try:
+            return ctypes.CDLL(build), build, "build tree"
+        except OSError as e:
+            errors.append("%s: %s" % (build, e))
+    for name in (SONAME, ctypes.util.find_library("transgan")):
+        if not name:
+            continue
+        try:
+            return ctypes.CDLL(name), name, "system"
+        except OSError as e:
+            errors.append("%s: %s" % (name, e))
+    raise ImportError(
+        "transgan: libtransgan not found: set TRANSGAN_LIBRARY to the path of libtransgan.so.%d, "
+        "build the repository (make), or install the library (make install)%s"
+        % (EXPECTED_MAJOR, "; tried " + "; ".join(errors) if errors else ""))
+
+
+def _declare(lib, where):
+    missing = []
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:
+            missing.append(name)
+            continue
+        fn.restype = restype
+        fn.argtypes = argtypes
+    if missing:
+        raise ImportError("transgan: %s lacks %s" % (where, ", ".join(missing)))
+
+
+lib, library_path, library_source = _load()
+try:
+    lib.tg_version.restype = ctypes.c_uint32
+    lib.tg_version.argtypes = []
+    _number = lib.tg_version()
+except AttributeError as e:
+    raise ImportError("transgan: %s is not libtransgan (no tg_version)" % library_path) from e
+library_version = check_abi(_number, library_path)
+_declare(lib, library_path)
+
+
+def _text(b):
+    return b.decode("utf-8", "replace") if b is not None else ""
+
+
+def error_for(status):
+    """The TransGANError for a failed call; call right after it, on the same thread."""
+    message = _text(lib.tg_last_error())  # first: valid until the next tg_ call
+    name = _text(lib.tg_status_string(status))
+    try:
+        status = Status(status)
+    except ValueError:
+        pass
+    return TransGANError(status, name, message)
+
+
+def check(status):
+    if status != 0:
+        raise error_for(status)

@@ -1,0 +1,383 @@
+"""The Model class and the module-level helpers, on top of _lib."""
+import ctypes
+import json
+import operator
+import os
+import threading
+
+import numpy as np
+
+from ._lib import (PixelFormat, Info, TrainStats, check, lib, model_p, float_p, uint8_p,
+                   TG_SEED_FROM_DESCRIPTOR, TG_SAVE_WEIGHTS_ONLY, TG_GEN_EMA, TG_GEN_RAW)
+
+_FORMAT_NAMES = {
+    "gray": PixelFormat.GRAY8, "gray8": PixelFormat.GRAY8,
+    "rgb": PixelFormat.RGB8, "rgb8": PixelFormat.RGB8,
+    "rgba": PixelFormat.RGBA8, "rgba8": PixelFormat.RGBA8,
+}
+
+
+def version():
+    """The running library's version, "MAJOR.MINOR.PATCH" (tg_version_string)."""
+    return lib.tg_version_string().decode("ascii")
+
+
+# ------------------------------------------------------------------ helpers
+
+def _uint64(value, what):
+    if isinstance(value, bool):
+        raise TypeError("%s must be an integer, not bool" % what)
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError("%s must be an integer, not %s" % (what, type(value).__name__)) from None
+    if not 0 <= v < 2**64:
+        raise ValueError("%s must be in [0, 2**64) (got %d)" % (what, v))
+    return v
+
+
+def _count(n, what="n"):
+    if isinstance(n, bool):
+        raise TypeError("%s must be an integer, not bool" % what)
+    try:
+        v = operator.index(n)
+    except TypeError:
+        raise TypeError("%s must be an integer, not %s" % (what, type(n).__name__)) from None
+    if v < 0:
+        raise ValueError("%s must be >= 0 (got %d)" % (what, v))
+    return v
+
+
+def _path(path):
+    """A filesystem path (str, bytes or os.PathLike) as bytes for a const char *."""
+    try:
+        b = os.fsencode(path)
+    except TypeError:
+        raise TypeError("path must be str, bytes or os.PathLike, not %s"
+                        % type(path).__name__) from None
+    if b"\0" in b:
+        raise ValueError("path contains a NUL character")
+    return b
+
+
+def _float32(x, what):
+    """x as a C-contiguous float32 ndarray; TypeError for a non-numeric dtype."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "iuf":
+        raise TypeError("%s must hold real numbers (float or integer dtype), not dtype %s"
+                        % (what, a.dtype))
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _check_shape(a, expected, what):
+    """expected: a tuple of ints or None (any size). Raise ValueError on mismatch."""
+    if a.ndim != len(expected) or any(e is not None and s != e
+                                      for s, e in zip(a.shape, expected)):
+        want = "[" + ", ".join("n" if e is None else str(e) for e in expected) + "]"
+        raise ValueError("%s must have shape %s, got %s" % (what, want, list(a.shape)))
+
+
+def _fp(a):
+    return a.ctypes.data_as(float_p)
+
+
+def _fp_or_null(a):
+    return None if a is None else _fp(a)
+
+
+def _pixel_format(fmt, channels):
+    if fmt is None:
+        return PixelFormat(channels)
+    if isinstance(fmt, str):
+        try:
+            return _FORMAT_NAMES[fmt.lower()]
+        except KeyError:
+            raise ValueError("unknown pixel format %r (use 'gray', 'rgb' or 'rgba')"
+                             % fmt) from None
+    if isinstance(fmt, bool):
+        raise TypeError("format must be 'gray', 'rgb', 'rgba' or a PixelFormat")
+    try:
+        return PixelFormat(operator.index(fmt))
+    except TypeError:
+        raise TypeError("format must be 'gray', 'rgb', 'rgba' or a PixelFormat, not %s"
+                        % type(fmt).__name__) from None
+    except ValueError:
+        raise ValueError("unknown pixel format %r (use 'gray', 'rgb' or 'rgba')" % fmt) from None
+
+
+def images_to_pixels(images, format=None):
+    """Float images [n, C, S, S] (values in [-1, 1], C in 1, 3, 4) to uint8
+    pixels [n, S, S, bpp] (tg_images_to_pixels). format: None (from C: 1 ->
+    "gray", 3 -> "rgb", 4 -> "rgba"), "gray", "rgb", "rgba" or a PixelFormat;
+    bpp is 1, 3 or 4 accordingly."""
+    a = _float32(images, "images")
+    if a.ndim != 4:
+        raise ValueError("images must have shape [n, C, S, S], got %s" % list(a.shape))
+    n, c, h, w = a.shape
+    if c not in (1, 3, 4):
+        raise ValueError("images must have 1, 3 or 4 channels, got %d" % c)
+    if h != w or h < 1:
+        raise ValueError("images must be square (S x S, S >= 1), got %d x %d" % (h, w))
+    fmt = _pixel_format(format, c)
+    out = np.empty((n, h, h, int(fmt)), dtype=np.uint8)
+    check(lib.tg_images_to_pixels(_fp(a), n, c, h, int(fmt), out.ctypes.data_as(uint8_p),
+                                  out.size))
+    return out
+
+
+# -------------------------------------------------------------------- model
+
+class Model:
+    """A TransGAN model: generator, discriminator, EMA generator, training state.
+
+    ``Model(descriptor, seed=None)`` creates a model with freshly initialised
+    weights. ``descriptor`` is a dict, JSON text (a str/bytes whose first
+    non-blank character is ``{``) or the path of a descriptor file (str, bytes
+    or os.PathLike). ``seed=None`` initialises from the descriptor's
+    training.seed (TG_SEED_FROM_DESCRIPTOR).
+
+    Errors: library failures raise :class:`TransGANError`; wrong shapes and
+    values of arguments raise ValueError, wrong types TypeError, before the
+    library is called. After :meth:`close` every method and property raises
+    ``ValueError("model is closed")``.
+
+    A model may be used from several threads: the calls on one model are
+    serialised by a lock (the C library requires that); different models run
+    concurrently (ctypes releases the GIL during the calls).
+    """
+
+    def __init__(self, descriptor, seed=None):
+        self._ptr = None
+        self._lock = threading.RLock()
+        seed = TG_SEED_FROM_DESCRIPTOR if seed is None else _uint64(seed, "seed")
+        out = model_p()
+        if isinstance(descriptor, dict):
+            text = json.dumps(descriptor).encode("utf-8")
+            check(lib.tg_model_create(text, seed, ctypes.byref(out)))
+        elif isinstance(descriptor, (str, bytes)) and \
+                descriptor.lstrip()[:1] in ("{", b"{"):
+            text = descriptor.encode("utf-8") if isinstance(descriptor, str) else descriptor
+            if b"\0" in text:
+                raise ValueError("descriptor text contains a NUL character")
+            check(lib.tg_model_create(text, seed, ctypes.byref(out)))
+        elif isinstance(descriptor, (str, bytes, os.PathLike)):
+            check(lib.tg_model_create_from_file(_path(descriptor), seed, ctypes.byref(out)))
+        else:
+            raise TypeError("descriptor must be a dict, JSON text or a path, not %s"
+                            % type(descriptor).__name__)
+        self._ptr = out
+
+    @classmethod
+    def load(cls, path):
+        """A model loaded from a safetensors checkpoint (tg_model_load)."""
+        p = _path(path)
+        self = cls.__new__(cls)
+        self._ptr = None
+        self._lock = threading.RLock()
+        out = model_p()
+        check(lib.tg_model_load(p, ctypes.byref(out)))
+        self._ptr = out
+        return self
+
+    # ------------------------------------------------------------ lifetime
+    def close(self):
+        """Release the model (tg_model_destroy). Idempotent."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return
+        with lock:
+            ptr, self._ptr = self._ptr, None
+            if ptr:
+                lib.tg_model_destroy(ptr)
+
+    @property
+    def closed(self):
+        return not getattr(self, "_ptr", None)
+
+    def __enter__(self):
+        self._handle()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: modules may be gone
+            pass
+
+    def __copy__(self):
+        raise TypeError("a transgan.Model cannot be copied; save() and load() it instead")
+
+    __deepcopy__ = __copy__
+
+    def __reduce__(self):
+        raise TypeError("a transgan.Model cannot be pickled; save() and load() it instead")
+
+    def __repr__(self):
+        if self.closed:
+            return "<transgan.Model (closed)>"
+        d = self.descriptor
+        return "<transgan.Model %r %dx%dx%d latent_dim=%d d_steps=%d g_steps=%d>" % (
+            d.get("name", ""), self.image_size, self.image_size, self.channels,
+            self.latent_dim, self.d_steps, self.g_steps)
+
+    def _handle(self):
+        ptr = getattr(self, "_ptr", None)
+        if not ptr:
+            raise ValueError("model is closed")
+        return ptr
+
+    # --------------------------------------------------------- checkpoints
+    def save(self, path, weights_only=False):
+        """Write the model as a safetensors checkpoint, atomically (tg_model_save).
+        weights_only=True leaves out the EMA and the optimiser moments."""
+        self._handle()
+        p = _path(path)
+        flags = TG_SAVE_WEIGHTS_ONLY if weights_only else 0
+        with self._lock:
+            check(lib.tg_model_save(self._handle(), p, flags))
+
+    def load_weights(self, path):
+        """Replace weights (and training state present in the file) from a
+        checkpoint whose tensors fit this model (tg_model_load_weights). On
+        failure the model is unchanged."""
+        self._handle()
+        p = _path(path)
+        with self._lock:
+            check(lib.tg_model_load_weights(self._handle(), p))
+
+    # --------------------------------------------------------------- facts
+    def _info(self, key):
+        v = ctypes.c_int64()
+        with self._lock:
+            check(lib.tg_model_info(self._handle(), int(key), ctypes.byref(v)))
+        return v.value
+
+    @property
+    def descriptor(self):
+        """The full descriptor (defaults filled in) as a dict."""
+        with self._lock:
+            text = lib.tg_model_descriptor(self._handle())
+        return json.loads(text.decode("utf-8"))
+
+    image_size = property(lambda self: self._info(Info.IMAGE_SIZE), doc="S: images are S x S")
+    channels = property(lambda self: self._info(Info.CHANNELS), doc="1, 3 or 4")
+    latent_dim = property(lambda self: self._info(Info.LATENT_DIM), doc="length of one z")
+    g_params = property(lambda self: self._info(Info.G_PARAMS), doc="generator parameters")
+    d_params = property(lambda self: self._info(Info.D_PARAMS), doc="discriminator parameters")
+    d_steps = property(lambda self: self._info(Info.D_STEPS), doc="discriminator updates so far")
+    g_steps = property(lambda self: self._info(Info.G_STEPS), doc="generator updates so far")
+    d_batch = property(lambda self: self._info(Info.D_BATCH), doc="training.d_batch")
+    g_batch = property(lambda self: self._info(Info.G_BATCH), doc="training.g_batch")
+    has_ema = property(lambda self: bool(self._info(Info.HAS_EMA)),
+                       doc="True if the model keeps an EMA generator")
+
+    # ------------------------------------------------------------ sampling
+    def latent(self, n, seed=0):
+        """n standard normal latent vectors drawn from seed: float32 [n, latent_dim]."""
+        self._handle()
+        n = _count(n)
+        seed = _uint64(seed, "seed")
+        with self._lock:
+            ptr = self._handle()
+            out = np.empty((n, self.latent_dim), dtype=np.float32)
+            check(lib.tg_latent_sample(ptr, seed, n, _fp(out), out.size))
+        return out
+
+    def _z(self, n, z, seed):
+        """The latent batch of a generate call (caller holds the lock)."""
+        if z is None:
+            if n is None:
+                raise ValueError("give n (with an optional seed) or z")
+            return self.latent(n, 0 if seed is None else seed)
+        if seed is not None:
+            raise ValueError("seed is only used without z")
+        z = _float32(z, "z")
+        _check_shape(z, (None if n is None else _count(n), self.latent_dim), "z")
+        return z
+
+    def generate(self, n=None, z=None, seed=None, ema=True):
+        """Images float32 [n, C, S, S] from z [n, latent_dim], or from n latents
+        drawn from seed (default 0). ema=False uses the raw generator weights."""
+        with self._lock:
+            ptr = self._handle()
+            z = self._z(n, z, seed)
+            S, C = self.image_size, self.channels
+            out = np.empty((z.shape[0], C, S, S), dtype=np.float32)
+            check(lib.tg_generate(ptr, _fp(z), z.shape[0], TG_GEN_EMA if ema else TG_GEN_RAW,
+                                  _fp(out), out.size))
+        return out
+
+    def generate_uint8(self, n=None, z=None, seed=None, ema=True, format=None):
+        """As generate(), as 8-bit pixels uint8 [n, S, S, bpp]; format None picks
+        from the channels (1 -> "gray", 3 -> "rgb", 4 -> "rgba")."""
+        with self._lock:
+            ptr = self._handle()
+            fmt = _pixel_format(format, self.channels)
+            z = self._z(n, z, seed)
+            S = self.image_size
+            out = np.empty((z.shape[0], S, S, int(fmt)), dtype=np.uint8)
+            check(lib.tg_generate_pixels(ptr, _fp(z), z.shape[0],
+                                         TG_GEN_EMA if ema else TG_GEN_RAW, int(fmt),
+                                         out.ctypes.data_as(uint8_p), out.size))
+        return out
+
+    def discriminate(self, images):
+        """Discriminator scores float32 [n] of images [n, C, S, S] (higher = more real)."""
+        self._handle()  # a closed model says so first
+        a = _float32(images, "images")
+        with self._lock:
+            ptr = self._handle()
+            S, C = self.image_size, self.channels
+            _check_shape(a, (None, C, S, S), "images")
+            scores = np.empty(a.shape[0], dtype=np.float32)
+            check(lib.tg_discriminate(ptr, _fp(a), a.shape[0], _fp(scores), scores.size))
+        return scores
+
+    # ------------------------------------------------------------ training
+    def train_step(self, real, z_d=None, z_g=None, alpha=None):
+        """One training step (tg_train_step) on the real batch [d_batch, C, S, S].
+
+        Optional noise: z_d [d_batch, latent_dim], z_g [g_batch, latent_dim],
+        alpha [d_batch]; None draws it from the model's RNG. Returns a dict:
+        g_updated (bool), d_steps, g_steps (int), d_loss, gp, d_real, d_fake,
+        g_loss, sr_loss, d_grad_norm, g_grad_norm (float; g_loss and g_grad_norm
+        are NaN when the generator was not updated). On TransGANError the model
+        is as before the call."""
+        self._handle()  # a closed model says so first
+        real = _float32(real, "real")
+        z_d = None if z_d is None else _float32(z_d, "z_d")
+        z_g = None if z_g is None else _float32(z_g, "z_g")
+        alpha = None if alpha is None else _float32(alpha, "alpha")
+        with self._lock:
+            ptr = self._handle()
+            S, C, L = self.image_size, self.channels, self.latent_dim
+            nd, ng = self.d_batch, self.g_batch
+            _check_shape(real, (nd, C, S, S), "real")
+            if z_d is not None:
+                _check_shape(z_d, (nd, L), "z_d")
+            if z_g is not None:
+                _check_shape(z_g, (ng, L), "z_g")
+            if alpha is not None:
+                _check_shape(alpha, (nd,), "alpha")
+            st = TrainStats()
+            st.struct_size = ctypes.sizeof(TrainStats)
+            check(lib.tg_train_step(ptr, _fp(real), nd, _fp_or_null(z_d), _fp_or_null(z_g),
+                                    _fp_or_null(alpha), ctypes.byref(st)))
+        stats = {}
+        for name, _ in TrainStats._fields_:
+            if name == "struct_size":
+                continue
+            v = getattr(st, name)
+            if name == "g_updated":
+                v = bool(v)
+            elif name in ("d_steps", "g_steps"):
+                v = int(v)
+            else:
+                v = float(v)
+            stats[name] = v
+        return stats
+
