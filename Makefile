@@ -135,7 +135,9 @@ example-test: examples
 	echo "examples: $$pass passed, $$fail failed"; test $$fail -eq 0
 
 # ---------------------------------------------------------------- demo
-demo: deps all examples
+demo:
+	@scripts/install-deps.sh demo
+	$(MAKE) all examples
 	$(B)/examples/embed models/fmnist-small.json 7
 
 # ---------------------------------------------------------------- install

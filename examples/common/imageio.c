@@ -1,0 +1,407 @@
+/* imageio.c - see imageio.h. The only file that compiles stb_image and
+ * stb_image_write (Debian libstb-dev); their warnings are silenced here only. */
+#include "imageio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#if defined(__GNUC__)
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wall"
+#  pragma GCC diagnostic ignored "-Wextra"
+#  pragma GCC diagnostic ignored "-Wsign-compare"
+#  pragma GCC diagnostic ignored "-Wunused-parameter"
+#  pragma GCC diagnostic ignored "-Wunused-function"
+#  pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#  pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#  pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#  pragma GCC diagnostic ignored "-Wtype-limits"
+#endif
+#define STBI_ONLY_PNG
+#define STBI_NO_HDR
+#define STB_IMAGE_IMPLEMENTATION
+#include <stb/stb_image.h>
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb/stb_image_write.h>
+#if defined(__GNUC__)
+#  pragma GCC diagnostic pop
+#endif
+
+/* ------------------------------------------------------------------ errors */
+
+static char io_err[1024];
+
+const char *io_last_error(void)
+{
+    return io_err;
+}
+
+static int io_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(io_err, sizeof io_err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int bad_shape(int size, int channels)
+{
+    if (size <= 0 || size > 65536)
+        return io_fail("image size %d is not usable", size);
+    if (channels != 1 && channels != 3 && channels != 4)
+        return io_fail("channels must be 1, 3 or 4 (got %d)", channels);
+    return 0;
+}
+
+/* ------------------------------------------------------------ idx (MNIST) */
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* read exactly len bytes; 0 on success */
+static int gz_read_all(gzFile f, void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    while (len > 0) {
+        unsigned chunk = len > (1u << 30) ? 1u << 30 : (unsigned)len;
+        int got = gzread(f, p, chunk);
+        if (got <= 0)
+            return -1;
+        p += got, len -= (size_t)got;
+    }
+    return 0;
+}
+
+int io_load_idx(const char *path, int size, int channels, size_t limit, float **out, size_t *n)
+{
+    *out = NULL, *n = 0;
+    if (bad_shape(size, channels))
+        return -1;
+    errno = 0;
+    gzFile f = gzopen(path, "rb");
+    if (!f)
+        return io_fail("cannot open '%s': %s", path, errno ? strerror(errno) : "out of memory");
+    gzbuffer(f, 1 << 17);
+    unsigned char hdr[16];
+    if (gz_read_all(f, hdr, sizeof hdr) || hdr[0] || hdr[1] || hdr[2] != 8 || hdr[3] != 3) {
+        gzclose(f);
+        return io_fail("'%s' is not an idx3 file of unsigned bytes (images)", path);
+    }
+    size_t count = be32(hdr + 4), rows = be32(hdr + 8), cols = be32(hdr + 12);
+    if (rows == 0 || cols == 0 || rows > (size_t)size || cols > (size_t)size) {
+        gzclose(f);
+        return io_fail("'%s' holds %zux%zu images, which do not fit the model's %dx%d", path,
+                       rows, cols, size, size);
+    }
+    if (limit && limit < count)
+        count = limit;
+    size_t plane = (size_t)size * size, per = plane * channels;
+    float *img = malloc(count * per * sizeof *img);
+    unsigned char *buf = malloc(rows * cols);
+    if (!img || !buf) {
+        free(img), free(buf), gzclose(f);
+        return io_fail("out of memory for %zu images", count);
+    }
+    size_t top = ((size_t)size - rows) / 2, left = ((size_t)size - cols) / 2;
+    for (size_t i = 0; i < count; i++) {
+        if (gz_read_all(f, buf, rows * cols)) {
+            free(img), free(buf), gzclose(f);
+            return io_fail("'%s' is truncated at image %zu", path, i);
+        }
+        float *x = img + i * per;
+        for (size_t k = 0; k < plane; k++)
+            x[k] = -1.0f; /* the padding is value 0, black */
+        for (size_t y = 0; y < rows; y++)
+            for (size_t c = 0; c < cols; c++)
+                x[(top + y) * size + left + c] = buf[y * cols + c] / 127.5f - 1.0f;
+        for (int c = 1; c < channels; c++)
+            for (size_t k = 0; k < plane; k++)
+                x[c * plane + k] = c == 3 ? 1.0f : x[k];
+    }
+    free(buf);
+    gzclose(f);
+    *out = img, *n = count;
+    return 0;
+}
+
+/* ---------------------------------------------------------- PNG folders */
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int is_png(const char *name)
+{
+    size_t len = strlen(name);
+    return len > 4 && strcasecmp(name + len - 4, ".png") == 0;
+}
+
+/* One pass of area resampling along one axis: `lines` lines of n_in pixels of
+ * 4 floats (pixel i of line l at src[l * line_in + i * step_in]) become n_out
+ * pixels. Each output pixel averages the source interval it covers, weighting
+ * source pixels by their overlap; an integer ratio gives plain box averages,
+ * upscaling repeats pixels. */
+static void area_pass(const float *src, size_t line_in, size_t step_in, int n_in, float *dst,
+                      size_t line_out, size_t step_out, int n_out, int lines)
+{
+    double scale = (double)n_in / n_out;
+    for (int o = 0; o < n_out; o++) {
+        double lo = o * scale, hi = (o + 1) * scale;
+        int i0 = (int)floor(lo), i1 = (int)ceil(hi);
+        if (i1 > n_in)
+            i1 = n_in;
+        for (int l = 0; l < lines; l++) {
+            double acc[4] = {0, 0, 0, 0};
+            for (int i = i0; i < i1; i++) {
+                double w = fmin(hi, i + 1.0) - fmax(lo, (double)i);
+                if (w <= 0)
+                    continue;
+                const float *p = src + (size_t)l * line_in + (size_t)i * step_in;
+                for (int k = 0; k < 4; k++)
+                    acc[k] += w * p[k];
+            }
+            float *q = dst + (size_t)l * line_out + (size_t)o * step_out;
+            for (int k = 0; k < 4; k++)
+                q[k] = (float)(acc[k] / scale);
+        }
+    }
+}
+
+/* rgba8 [h, w, 4] -> x [channels, size, size] in [-1, 1] */
+static int convert_rgba(const unsigned char *rgba, int w, int h, int size, int channels, float *x)
+{
+    size_t np = (size_t)w * h;
+    float *pm = malloc(np * 4 * sizeof *pm);                 /* premultiplied, in [0, 1] */
+    float *tmp = malloc((size_t)h * size * 4 * sizeof *tmp); /* [h, size, 4] */
+    float *res = malloc((size_t)size * size * 4 * sizeof *res);
+    if (!pm || !tmp || !res) {
+        free(pm), free(tmp), free(res);
+        return io_fail("out of memory for a %dx%d image", w, h);
+    }
+    for (size_t k = 0; k < np; k++) {
+        float a = rgba[4 * k + 3] / 255.0f;
+        for (int c = 0; c < 3; c++)
+            pm[4 * k + c] = rgba[4 * k + c] / 255.0f * a;
+        pm[4 * k + 3] = a;
+    }
+    area_pass(pm, (size_t)w * 4, 4, w, tmp, (size_t)size * 4, 4, size, h);      /* along x */
+    area_pass(tmp, 4, (size_t)size * 4, h, res, 4, (size_t)size * 4, size, size); /* along y */
+    size_t plane = (size_t)size * size;
+    for (size_t k = 0; k < plane; k++) {
+        const float *p = res + 4 * k;
+        float v[4];
+        if (channels == 4) {
+            float a = p[3];
+            for (int c = 0; c < 3; c++)
+                v[c] = a > 1e-6f ? fminf(p[c] / a, 1.0f) : 0.0f;
+            v[3] = a;
+        } else if (channels == 3) {
+            v[0] = p[0], v[1] = p[1], v[2] = p[2];
+        } else {
+            v[0] = 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+        }
+        for (int c = 0; c < channels; c++)
+            x[c * plane + k] = fminf(fmaxf(v[c], 0.0f), 1.0f) * 2.0f - 1.0f;
+    }
+    free(pm), free(tmp), free(res);
+    return 0;
+}
+
+int io_load_png_dir(const char *dir, int size, int channels, size_t limit, float **out,
+                    size_t *n)
+{
+    *out = NULL, *n = 0;
+    if (bad_shape(size, channels))
+        return -1;
+    DIR *d = opendir(dir);
+    if (!d)
+        return io_fail("cannot open folder '%s': %s", dir, strerror(errno));
+    char **names = NULL;
+    size_t count = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!is_png(e->d_name))
+            continue;
+        if (count == cap) {
+            cap = cap ? 2 * cap : 256;
+            char **grown = realloc(names, cap * sizeof *names);
+            if (!grown)
+                break;
+            names = grown;
+        }
+        if (!(names[count] = strdup(e->d_name)))
+            break;
+        count++;
+    }
+    int listed = e == NULL;
+    closedir(d);
+    int rc = 0;
+    float *img = NULL;
+    size_t got = 0, per = (size_t)channels * size * size;
+    if (!listed) {
+        rc = io_fail("out of memory listing '%s'", dir);
+        goto done;
+    }
+    if (count == 0) {
+        rc = io_fail("folder '%s' has no .png files", dir);
+        goto done;
+    }
+    qsort(names, count, sizeof *names, cmp_names);
+    size_t want = limit && limit < count ? limit : count;
+    if (!(img = malloc(want * per * sizeof *img))) {
+        rc = io_fail("out of memory for %zu images", want);
+        goto done;
+    }
+    size_t skipped = 0;
+    for (size_t i = 0; i < count && got < want; i++) {
+        size_t plen = strlen(dir) + strlen(names[i]) + 2;
+        char *path = malloc(plen);
+        if (!path) {
+            rc = io_fail("out of memory");
+            goto done;
+        }
+        snprintf(path, plen, "%s/%s", dir, names[i]);
+        int w, h, comp;
+        unsigned char *rgba = stbi_load(path, &w, &h, &comp, 4);
+        if (!rgba) {
+            if (skipped++ < 5)
+                fprintf(stderr, "imageio: skipping '%s': %s\n", path, stbi_failure_reason());
+            free(path);
+            continue;
+        }
+        free(path);
+        rc = convert_rgba(rgba, w, h, size, channels, img + got * per);
+        stbi_image_free(rgba);
+        if (rc)
+            goto done;
+        got++;
+    }
+    if (skipped)
+        fprintf(stderr, "imageio: %zu file(s) of '%s' could not be decoded\n", skipped, dir);
+    if (got == 0)
+        rc = io_fail("no image of folder '%s' could be decoded", dir);
+done:
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+    if (rc) {
+        free(img);
+        return rc;
+    }
+    *out = img, *n = got;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- writers */
+
+static char *tmp_name(const char *path)
+{
+    size_t len = strlen(path) + 32;
+    char *t = malloc(len);
+    if (t)
+        snprintf(t, len, "%s.tmp%ld", path, (long)getpid());
+    return t;
+}
+
+int io_write_png_grid(const char *path, const uint8_t *pixels, size_t n, int size, int bpp,
+                      int cols)
+{
+    if (n == 0 || size <= 0 || (bpp != 1 && bpp != 3 && bpp != 4))
+        return io_fail("png grid: nothing to write (n %zu, size %d, bpp %d)", n, size, bpp);
+    if (cols <= 0)
+        cols = (int)ceil(sqrt((double)n));
+    if ((size_t)cols > n)
+        cols = (int)n;
+    size_t rows = (n + cols - 1) / cols;
+    size_t W = (size_t)cols * size + cols - 1, H = rows * size + rows - 1;
+    if (W > 1u << 20 || H > 1u << 20 || W * H > (size_t)1 << 31)
+        return io_fail("png grid of %zux%zu pixels is too large", W, H);
+    uint8_t *canvas = malloc(W * H * bpp);
+    char *tmp = tmp_name(path);
+    if (!canvas || !tmp) {
+        free(canvas), free(tmp);
+        return io_fail("out of memory for a %zux%zu grid", W, H);
+    }
+    static const uint8_t gap[4] = {128, 128, 128, 255};
+    for (size_t k = 0; k < W * H; k++)
+        memcpy(canvas + k * bpp, gap, (size_t)bpp);
+    size_t row_bytes = (size_t)size * bpp;
+    for (size_t i = 0; i < n; i++) {
+        size_t gx = i % cols, gy = i / cols;
+        const uint8_t *src = pixels + i * size * row_bytes;
+        for (int y = 0; y < size; y++)
+            memcpy(canvas + ((gy * (size + 1) + y) * W + gx * (size + 1)) * bpp,
+                   src + y * row_bytes, row_bytes);
+    }
+    int ok = stbi_write_png(tmp, (int)W, (int)H, bpp, canvas, (int)(W * bpp));
+    free(canvas);
+    if (!ok || rename(tmp, path) != 0) {
+        int err = errno;
+        remove(tmp);
+        free(tmp);
+        return io_fail("cannot write '%s'%s%s", path, ok ? ": " : "", ok ? strerror(err) : "");
+    }
+    free(tmp);
+    return 0;
+}
+
+int io_write_npy(const char *path, const float *images, size_t n, int channels, int size)
+{
+    char hdr[256];
+    int len = snprintf(hdr + 10, sizeof hdr - 10,
+                       "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %d, %d, %d), }",
+                       n, channels, size, size);
+    size_t total = 10 + (size_t)len + 1; /* magic, version, length, dict, '\n' */
+    total = (total + 63) / 64 * 64;     /* numpy aligns the data to 64 bytes */
+    memset(hdr + 10 + len, ' ', total - 10 - (size_t)len);
+    hdr[total - 1] = '\n';
+    memcpy(hdr, "\x93NUMPY\x01\x00", 8);
+    hdr[8] = (char)((total - 10) & 0xff), hdr[9] = (char)((total - 10) >> 8);
+
+    char *tmp = tmp_name(path);
+    if (!tmp)
+        return io_fail("out of memory");
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        int err = errno;
+        free(tmp);
+        return io_fail("cannot create '%s': %s", path, strerror(err));
+    }
+    size_t count = n * channels * size * size;
+    int ok = fwrite(hdr, 1, total, f) == total;
+    const uint16_t probe = 1;
+    if (*(const uint8_t *)&probe) { /* little-endian host: the floats as they are */
+        ok = ok && fwrite(images, sizeof(float), count, f) == count;
+    } else {
+        for (size_t i = 0; ok && i < count; i++) {
+            uint8_t b[4], s[4];
+            memcpy(b, images + i, 4);
+            s[0] = b[3], s[1] = b[2], s[2] = b[1], s[3] = b[0];
+            ok = fwrite(s, 1, 4, f) == 4;
+        }
+    }
+    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int err = errno;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        err = ok ? errno : err;
+        remove(tmp);
+        free(tmp);
+        return io_fail("cannot write '%s': %s", path, strerror(err));
+    }
+    free(tmp);
+    return 0;
+}

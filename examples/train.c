@@ -1,0 +1,519 @@
+/* train.c - train a TransGAN with libtransgan: the discriminator/generator loop.
+ *
+ *   train --model DESC.json|CKPT.safetensors [--data fmnist|IDX_FILE|DIR_OF_PNGS]
+ *         [--steps N] [--out DIR] [--every K] [--resume CKPT] [--seed S] [--limit N]
+ *         [--keep 1]
+ *
+ * --model     a descriptor (fresh weights from its training.seed) or a checkpoint
+ *             (its weights, optimiser state, step counters and RNG)
+ * --resume    continue a run from its checkpoint: weights, EMA, optimiser, step
+ *             counters, the library's RNG and (same --seed and data) the data
+ *             order; the log's clock continues from the run's log.tsv. With
+ *             --model DESC.json the descriptor's settings (e.g. learning rates)
+ *             replace the checkpoint's; default --out is the checkpoint's folder
+ * --data      "fmnist" (default: Fashion-MNIST train images, padded to 32x32),
+ *             an idx3 file, or a folder of PNG files (resized to the model)
+ * --steps     calls of tg_train_step in this run (one D update each, a G update
+ *             every n_critic); default: until interrupted
+ * --out       output folder (default train-out): checkpoint.safetensors,
+ *             samples_<d_steps>.png, log.tsv
+ * --every     save the checkpoint, a sample grid and a log line every K D steps
+ *             and at the end (default 500; 0 = only at the end)
+ * --seed      seed of the data order (default 1): shuffled epochs, the same for
+ *             a given seed, continued exactly on --resume
+ * --limit     use only the first N images of the data set
+ *
+ * Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves and exits 0.
+ * log.tsv columns: d_steps, g_steps, seconds (wall time of the training loop,
+ * summed over resumed runs), then the means over the steps since the previous
+ * line of d_loss, gp, d_real, d_fake, g_loss, sr_loss, d_grad_norm, g_grad_norm.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <transgan.h>
+
+#include "imageio.h"
+
+#define SAMPLE_SEED 1u  /* z of the sample grids: fixed, so grids compare over time */
+#define SAMPLE_N 64
+#define PROGRESS_SECONDS 5.0
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("train: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static void check(tg_status st, const char *what)
+{
+    if (st != TG_OK)
+        die("%s: %s: %s", what, tg_status_string(st), tg_last_error());
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: train --model DESC.json|CKPT.safetensors [--data fmnist|IDX_FILE|DIR_OF_PNGS]\n"
+               "             [--steps N] [--out DIR] [--every K] [--resume CKPT] [--seed S]\n"
+               "             [--keep 1]  (keep checkpoint_<d_steps>.safetensors at every save)\n"
+               "             [--limit N_IMAGES]\n");
+}
+
+static uint64_t parse_u64(const char *opt, const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || errno || s[0] == '-')
+        die("%s: '%s' is not a non-negative integer", opt, s);
+    return (uint64_t)v;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void hms(double s, char *buf, size_t len)
+{
+    long t = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
+    snprintf(buf, len, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+}
+
+static void mkdirs(const char *path)
+{
+    char *p = strdup(path);
+    if (!p)
+        die("out of memory");
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(p, 0777) != 0 && errno != EEXIST)
+                die("cannot create folder '%s': %s", p, strerror(errno));
+            if (!(*s = c))
+                break;
+        }
+    }
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        die("'%s' is not a folder", path);
+    free(p);
+}
+
+static char *join(const char *dir, const char *name)
+{
+    size_t len = strlen(dir) + strlen(name) + 2;
+    char *s = malloc(len);
+    if (!s)
+        die("out of memory");
+    snprintf(s, len, "%s/%s", dir, name);
+    return s;
+}
+
+static char *dir_of(const char *path)
+{
+    char *d = strdup(path);
+    if (!d)
+        die("out of memory");
+    char *slash = strrchr(d, '/');
+    if (!slash)
+        strcpy(d, ".");
+    else if (slash == d)
+        d[1] = '\0';
+    else
+        *slash = '\0';
+    return d;
+}
+
+/* ------------------------------------------------------------ data order */
+
+/* SplitMix64: the data order's own RNG, independent of the library's. */
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* The data order is an endless sequence of epochs, each a permutation of the
+ * images drawn from (seed, epoch number). Position p of the sequence is image
+ * perm_{p / n}[p % n], so a resumed run finds its place from d_steps alone. */
+typedef struct order {
+    size_t n;
+    uint64_t seed, epoch;
+    size_t *perm; /* of `epoch`, or NULL */
+} order;
+
+static size_t order_at(order *o, uint64_t pos)
+{
+    uint64_t e = pos / o->n;
+    if (!o->perm || o->epoch != e) {
+        if (!o->perm && !(o->perm = malloc(o->n * sizeof *o->perm)))
+            die("out of memory");
+        uint64_t s = o->seed ^ (e * 0xD1B54A32D192ED03ull);
+        splitmix64(&s);
+        for (size_t i = 0; i < o->n; i++)
+            o->perm[i] = i;
+        for (size_t i = o->n - 1; i > 0; i--) { /* Fisher-Yates, unbiased */
+            uint64_t bound = (uint64_t)i + 1, lim = UINT64_MAX - UINT64_MAX % bound, r;
+            do
+                r = splitmix64(&s);
+            while (r >= lim);
+            size_t j = (size_t)(r % bound), t = o->perm[i];
+            o->perm[i] = o->perm[j], o->perm[j] = t;
+        }
+        o->epoch = e;
+    }
+    return o->perm[pos % o->n];
+}
+
+/* --------------------------------------------------------------- statistics */
+
+typedef struct means {
+    double d[5]; /* d_loss gp d_real d_fake d_grad_norm */
+    double g[3]; /* g_loss sr_loss g_grad_norm */
+    long nd, ng;
+} means;
+
+static void means_add(means *a, const tg_train_stats *s)
+{
+    double d[5] = {s->d_loss, s->gp, s->d_real, s->d_fake, s->d_grad_norm};
+    for (int i = 0; i < 5; i++)
+        a->d[i] += d[i];
+    a->nd++;
+    if (s->g_updated) {
+        double g[3] = {s->g_loss, s->sr_loss, s->g_grad_norm};
+        for (int i = 0; i < 3; i++)
+            a->g[i] += g[i];
+        a->ng++;
+    }
+}
+
+/* means of D values; of G values over the G steps in the interval, or the
+ * last G step's when the interval had none (NaN before any) */
+static void means_get(const means *a, const double last_g[3], double d[5], double g[3])
+{
+    for (int i = 0; i < 5; i++)
+        d[i] = a->nd ? a->d[i] / a->nd : NAN;
+    for (int i = 0; i < 3; i++)
+        g[i] = a->ng ? a->g[i] / a->ng : last_g[i];
+}
+
+/* -------------------------------------------------------------------- run */
+
+typedef struct run {
+    tg_model *m;
+    const char *out;
+    char *ckpt_path, *log_path;
+    int64_t S, C, L;
+    float *z_fixed;    /* SAMPLE_N x L */
+    float *img;        /* SAMPLE_N x C x S x S */
+    uint8_t *px;       /* SAMPLE_N x S x S x C */
+    double t0, prior;  /* loop start; seconds of earlier runs */
+    means logm;        /* since the last log line */
+    double last_g[3];
+    uint64_t saved_at; /* d_steps of the last save, UINT64_MAX if none */
+    int keep;          /* also keep checkpoint_<d_steps>.safetensors at each save */
+} run;
+
+static uint64_t steps_of(const tg_model *m, tg_info key)
+{
+    int64_t v = 0;
+    check(tg_model_info(m, key, &v), "tg_model_info");
+    return (uint64_t)v;
+}
+
+/* the seconds of the last line of a log.tsv whose d_steps <= d (0 if none) */
+static double log_seconds(const char *path, uint64_t d)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[2048];
+    double secs = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *end;
+        unsigned long long ds = strtoull(line, &end, 10);
+        if (end == line || *end != '\t' || ds > d)
+            continue; /* the header, or a line past the checkpoint */
+        unsigned long long gs = strtoull(end + 1, &end, 10);
+        (void)gs;
+        if (*end != '\t')
+            continue;
+        double s = strtod(end + 1, &end);
+        if (isfinite(s) && s >= 0)
+            secs = s;
+    }
+    fclose(f);
+    return secs;
+}
+
+static const char LOG_HEADER[] = "d_steps\tg_steps\tseconds\td_loss\tgp\td_real\td_fake\tg_loss\t"
+                                 "sr_loss\td_grad_norm\tg_grad_norm\n";
+
+static void save_all(run *r)
+{
+    uint64_t d = steps_of(r->m, TG_INFO_D_STEPS), g = steps_of(r->m, TG_INFO_G_STEPS);
+    check(tg_model_save(r->m, r->ckpt_path, 0), "tg_model_save");
+    if (r->keep) { /* snapshots for evaluating the run afterwards (e.g. FID over time) */
+        char snap[64];
+        snprintf(snap, sizeof snap, "checkpoint_%llu.safetensors", (unsigned long long)d);
+        char *sp = join(r->out, snap);
+        check(tg_model_save(r->m, sp, 0), "tg_model_save");
+        free(sp);
+    }
+
+    size_t n = SAMPLE_N, per = (size_t)(r->C * r->S * r->S);
+    check(tg_generate(r->m, r->z_fixed, n, TG_GEN_EMA, r->img, n * per), "tg_generate");
+    check(tg_images_to_pixels(r->img, n, (int)r->C, (int)r->S, (tg_pixel_format)r->C, r->px,
+                              n * per),
+          "tg_images_to_pixels");
+    char name[64];
+    snprintf(name, sizeof name, "samples_%llu.png", (unsigned long long)d);
+    char *png = join(r->out, name);
+    if (io_write_png_grid(png, r->px, n, (int)r->S, (int)r->C, 8))
+        die("%s", io_last_error());
+
+    double dm[5], gm[3];
+    means_get(&r->logm, r->last_g, dm, gm);
+    FILE *f = fopen(r->log_path, "a");
+    if (!f)
+        die("cannot append to '%s': %s", r->log_path, strerror(errno));
+    fprintf(f, "%llu\t%llu\t%.1f\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\n",
+            (unsigned long long)d, (unsigned long long)g, r->prior + now() - r->t0, dm[0], dm[1],
+            dm[2], dm[3], gm[0], gm[1], dm[4], gm[2]);
+    if (fclose(f) != 0)
+        die("cannot write '%s': %s", r->log_path, strerror(errno));
+    memset(&r->logm, 0, sizeof r->logm);
+    r->saved_at = d;
+    printf("saved %s and %s\n", r->ckpt_path, png);
+    free(png);
+}
+
+static void progress(run *r, uint64_t calls, uint64_t total, double rate, const means *a)
+{
+    double dm[5], gm[3];
+    means_get(a, r->last_g, dm, gm);
+    double el = now() - r->t0, all = calls ? el / calls : 0;
+    char e[32], eta[32] = "-", tot[32] = "";
+    hms(el, e, sizeof e);
+    if (total != UINT64_MAX) {
+        hms(all * (double)(total - calls), eta, sizeof eta);
+        snprintf(tot, sizeof tot, "/%llu", (unsigned long long)total);
+    }
+    printf("call %llu%s  d %llu g %llu  %.2f steps/s  d_loss %.4f gp %.4f d_real %.4f "
+           "d_fake %.4f g_loss %.4f  |gD| %.3g |gG| %.3g  elapsed %s eta %s\n",
+           (unsigned long long)calls, tot, (unsigned long long)steps_of(r->m, TG_INFO_D_STEPS),
+           (unsigned long long)steps_of(r->m, TG_INFO_G_STEPS), rate, dm[0], dm[1], dm[2], dm[3],
+           gm[0], dm[4], gm[2], e, eta);
+}
+
+int main(int argc, char **argv)
+{
+    const char *model_path = NULL, *data = "fmnist", *out = NULL, *resume = NULL;
+    uint64_t total = UINT64_MAX, every = 500, seed = 1, limit = 0, keep = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc || strncmp(a, "--", 2) != 0) {
+            usage(stderr);
+            die("%s: %s", a, strncmp(a, "--", 2) ? "unexpected argument" : "needs a value");
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--model"))
+            model_path = v;
+        else if (!strcmp(a, "--data"))
+            data = v;
+        else if (!strcmp(a, "--steps"))
+            total = parse_u64(a, v);
+        else if (!strcmp(a, "--out"))
+            out = v;
+        else if (!strcmp(a, "--every"))
+            every = parse_u64(a, v);
+        else if (!strcmp(a, "--resume"))
+            resume = v;
+        else if (!strcmp(a, "--seed"))
+            seed = parse_u64(a, v);
+        else if (!strcmp(a, "--limit"))
+            limit = parse_u64(a, v);
+        else if (!strcmp(a, "--keep"))
+            keep = parse_u64(a, v);
+        else {
+            usage(stderr);
+            die("unknown option %s", a);
+        }
+    }
+    if (!model_path && !resume) {
+        usage(stderr);
+        die("give --model (or --resume)");
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    /* the model */
+    run r = {.saved_at = UINT64_MAX, .last_g = {NAN, NAN, NAN}};
+    int model_json = model_path && ends_with(model_path, ".json");
+    if (model_json) {
+        check(tg_model_create_from_file(model_path, TG_SEED_FROM_DESCRIPTOR, &r.m), model_path);
+        if (resume)
+            check(tg_model_load_weights(r.m, resume), resume);
+    } else {
+        if (model_path && resume && strcmp(model_path, resume) != 0)
+            die("--model %s and --resume %s: give one checkpoint", model_path, resume);
+        const char *ck = resume ? resume : model_path;
+        check(tg_model_load(ck, &r.m), ck);
+    }
+    int64_t dB, has_ema;
+    check(tg_model_info(r.m, TG_INFO_IMAGE_SIZE, &r.S), "tg_model_info");
+    check(tg_model_info(r.m, TG_INFO_CHANNELS, &r.C), "tg_model_info");
+    check(tg_model_info(r.m, TG_INFO_LATENT_DIM, &r.L), "tg_model_info");
+    check(tg_model_info(r.m, TG_INFO_D_BATCH, &dB), "tg_model_info");
+    check(tg_model_info(r.m, TG_INFO_HAS_EMA, &has_ema), "tg_model_info");
+    int64_t gp, dp;
+    check(tg_model_info(r.m, TG_INFO_G_PARAMS, &gp), "tg_model_info");
+    check(tg_model_info(r.m, TG_INFO_D_PARAMS, &dp), "tg_model_info");
+
+    /* the data */
+    float *images = NULL;
+    size_t n_images = 0;
+    struct stat sb;
+    const char *src = !strcmp(data, "fmnist") ? IO_FMNIST_TRAIN : data;
+    int rc = stat(src, &sb) == 0 && S_ISDIR(sb.st_mode)
+                 ? io_load_png_dir(src, (int)r.S, (int)r.C, (size_t)limit, &images, &n_images)
+                 : io_load_idx(src, (int)r.S, (int)r.C, (size_t)limit, &images, &n_images);
+    if (rc)
+        die("%s", io_last_error());
+
+    /* the output folder and the log */
+    char *resume_dir = resume ? dir_of(resume) : NULL;
+    r.out = out ? out : resume ? resume_dir : "train-out";
+    mkdirs(r.out);
+    r.ckpt_path = join(r.out, "checkpoint.safetensors");
+    r.keep = keep != 0;
+    r.log_path = join(r.out, "log.tsv");
+    uint64_t d0 = steps_of(r.m, TG_INFO_D_STEPS), g0 = steps_of(r.m, TG_INFO_G_STEPS);
+    int fresh_log = 1; /* a new run starts a new log; a resumed one appends */
+    if (resume) {
+        if (stat(r.log_path, &sb) == 0) {
+            r.prior = log_seconds(r.log_path, d0);
+            fresh_log = 0;
+        } else {
+            char *old = join(resume_dir, "log.tsv");
+            r.prior = log_seconds(old, d0);
+            free(old);
+        }
+    }
+    if (fresh_log) {
+        FILE *lf = fopen(r.log_path, "w");
+        if (!lf || fputs(LOG_HEADER, lf) < 0 || fclose(lf) != 0)
+            die("cannot write '%s': %s", r.log_path, strerror(errno));
+    }
+
+    printf("train: %s%s%s: %lldx%lldx%lld, G %.2fM D %.2fM params, d_batch %lld, %s, "
+           "at d_steps %llu g_steps %llu\n",
+           model_path ? model_path : resume, model_json && resume ? " + " : "",
+           model_json && resume ? resume : "", (long long)r.S, (long long)r.S, (long long)r.C,
+           gp / 1e6, dp / 1e6, (long long)dB, has_ema ? "EMA" : "no EMA",
+           (unsigned long long)d0, (unsigned long long)g0);
+    printf("train: %zu images from %s (data seed %llu); output in %s/\n", n_images, src,
+           (unsigned long long)seed, r.out);
+
+    /* buffers */
+    size_t per = (size_t)(r.C * r.S * r.S);
+    float *real = malloc((size_t)dB * per * sizeof *real);
+    r.z_fixed = malloc((size_t)(SAMPLE_N * r.L) * sizeof *r.z_fixed);
+    r.img = malloc(SAMPLE_N * per * sizeof *r.img);
+    r.px = malloc(SAMPLE_N * per);
+    if (!real || !r.z_fixed || !r.img || !r.px)
+        die("out of memory");
+    check(tg_latent_sample(r.m, SAMPLE_SEED, SAMPLE_N, r.z_fixed, (size_t)(SAMPLE_N * r.L)),
+          "tg_latent_sample");
+    order ord = {.n = n_images, .seed = seed};
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C ends the program at once */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    /* the loop */
+    r.t0 = now();
+    double last_print = r.t0;
+    uint64_t calls = 0, printed_at = 0, calls_at_print = 0;
+    means pm = {0};
+    while (calls < total && !g_stop) {
+        uint64_t d = steps_of(r.m, TG_INFO_D_STEPS);
+        for (int64_t j = 0; j < dB; j++)
+            memcpy(real + j * per, images + order_at(&ord, d * (uint64_t)dB + (uint64_t)j) * per,
+                   per * sizeof *real);
+        tg_train_stats st;
+        memset(&st, 0, sizeof st);
+        st.struct_size = sizeof st;
+        check(tg_train_step(r.m, real, (size_t)dB, NULL, NULL, NULL, &st), "tg_train_step");
+        calls++;
+        means_add(&pm, &st);
+        means_add(&r.logm, &st);
+        if (st.g_updated)
+            r.last_g[0] = st.g_loss, r.last_g[1] = st.sr_loss, r.last_g[2] = st.g_grad_norm;
+        if (calls == total)
+            break; /* the last call's line and save come below */
+        double t = now();
+        if (t - last_print >= PROGRESS_SECONDS) {
+            progress(&r, calls, total, (calls - calls_at_print) / (t - last_print), &pm);
+            memset(&pm, 0, sizeof pm);
+            last_print = t, calls_at_print = calls, printed_at = calls;
+        }
+        if (every && st.d_steps % every == 0)
+            save_all(&r);
+    }
+    if (printed_at != calls) {
+        double t = now();
+        progress(&r, calls, total, t > last_print ? (calls - calls_at_print) / (t - last_print) : 0,
+                 &pm);
+    }
+    if (g_stop)
+        printf("train: interrupted after %llu calls; saving\n", (unsigned long long)calls);
+    if (r.saved_at != steps_of(r.m, TG_INFO_D_STEPS))
+        save_all(&r);
+
+    free(ord.perm);
+    free(real), free(images);
+    free(r.z_fixed), free(r.img), free(r.px);
+    free(r.ckpt_path), free(r.log_path), free(resume_dir);
+    tg_model_destroy(r.m);
+    return 0;
+}
