@@ -116,10 +116,12 @@ $(B)/examples/%: examples/%.c $(EX_HDRS) $(EX_COMMON) $(SHLIB)
 	$(CC) $(CFLAGS) $(EX_FLAGS) -o $@ $< $(EX_COMMON) -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..' -lz -lm
 examples: $(EX_COMMON) $(EXAMPLES)
 
-# Each example runs on tiny settings so they cannot rot. Every line of checks
-# below counts once; a failing one shows its output and fails the target.
+# Each example runs on tiny settings so they cannot rot (the C programs and the
+# Python scripts of bindings/python/examples, which need python3-pil). Every line
+# of checks below counts once; a failing one shows its output and fails the target.
 EXB := $(B)/examples
 EX_TRAIN := $(EXB)/train --model tests/data/tiny-train.json --data fmnist --limit 200
+EX_PY := /usr/bin/python3 bindings/python/examples
 example-test: examples
 	@T=$$(mktemp -d); trap 'rm -rf "$$T"' EXIT; pass=0; fail=0; \
 	t() { echo "  $$1"; if (eval "$$1") > "$$T/out" 2>&1; then pass=$$((pass + 1)); \
@@ -132,7 +134,25 @@ example-test: examples
 	t '$(EXB)/generate $$T/run/checkpoint.safetensors --n 5 --npy $$T/g.npy --png $$T/g.png && test -s $$T/g.png && test $$(wc -c < $$T/g.npy) -eq 20608'; \
 	t 'mkdir $$T/pngs && $(EXB)/generate $$T/run/checkpoint.safetensors --n 1 --png $$T/pngs/a.png && $(EXB)/generate $$T/run/checkpoint.safetensors --n 1 --seed 2 --raw --png $$T/pngs/b.png'; \
 	t '$(EXB)/train --model tests/data/tiny-train.json --data $$T/pngs --steps 2 --every 0 --out $$T/png-run > $$T/png.txt && grep -q "^train: 2 images from" $$T/png.txt && test -s $$T/png-run/samples_2.png'; \
+	t '$(EXB)/interpolate tests/fixtures/tiny-ln.safetensors --frames 5 --out $$T/walk && test "$$(cd $$T/walk && echo *)" = "frame_0000.png frame_0001.png frame_0002.png frame_0003.png frame_0004.png"'; \
+	t '$(EX_PY)/train_folder.py --model tests/data/tiny-train.json --data fmnist --limit 64 --steps 3 --every 2 --out $$T/py-run && test -s $$T/py-run/checkpoint.safetensors && test -s $$T/py-run/samples_2.png && test -s $$T/py-run/samples_3.png'; \
+	t '$(EX_PY)/sample_grid.py $$T/py-run/checkpoint.safetensors --n 10 --out $$T/py-grid.png && test -s $$T/py-grid.png'; \
+	t '$(EX_PY)/train_folder.py --model tests/data/tiny-train.json --data $$T/pngs --steps 2 --every 0 --out $$T/py-png > $$T/py-png.txt && grep -q "^train_folder: 2 images from" $$T/py-png.txt && test -s $$T/py-png/samples_2.png'; \
 	echo "examples: $$pass passed, $$fail failed"; test $$fail -eq 0
+
+# ---------------------------------------------------------------- bench
+# make bench: build/bench/bench measures the library on one descriptor;
+# bench/run.py runs it with 1 and 2 threads beside the PyTorch reference
+# (../shared/reference/peer_bench.py) and writes bench/results/NAME.{json,md}.
+# Slow and load-sensitive: run it on a quiet machine. Not part of make test.
+BENCH_DESCS ?= models/fmnist-small.json models/transgan-s.json
+BENCH_ARGS ?=
+$(B)/bench/bench: bench/bench.c bench/peak.c bench/bench.h $(HDR) $(SHLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O2 $(WARN) -fopenmp -Iinclude -o $@ bench/bench.c bench/peak.c \
+	    -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..' -ldnnl -lcjson -lm
+bench: $(B)/bench/bench
+	/usr/bin/python3 bench/run.py --bench $(B)/bench/bench $(BENCH_ARGS) $(BENCH_DESCS)
 
 # ---------------------------------------------------------------- demo
 demo:

@@ -19,7 +19,9 @@
  * Error handling. Every fallible function returns a tg_status; TG_OK is 0.
  * On failure tg_last_error() returns a message for the calling thread that
  * says what went wrong (for descriptors, the key path or line:column). Output
- * parameters are cleared on entry, so on failure they hold NULL or 0.
+ * handles and values (tg_model **out, int64_t *value) are cleared on entry, so
+ * on failure they hold NULL or 0. Output buffers may be partly written when a
+ * call fails; tg_train_step writes *stats only on success.
  *
  * Ownership. Handles are created by tg_*_create / tg_model_load and released by
  * tg_model_destroy, which accepts NULL. Buffers passed in stay the caller's; the
@@ -31,8 +33,11 @@
  * Threading. Functions without a model argument are thread-safe. A model may be
  * used from any thread, but from one thread at a time: calls on the same model
  * must not overlap (serialise them yourself). Different models may be used
- * concurrently. Each model computes with its own thread team; its size is the
- * OpenMP default (OMP_NUM_THREADS) at the time the model is created.
+ * concurrently. Computation runs on OpenMP threads (shared with oneDNN) started
+ * by the calling thread; their number is the calling thread's OpenMP maximum at
+ * the time of the call (OMP_NUM_THREADS unless changed with
+ * omp_set_num_threads). Keep it constant over a model's life: oneDNN
+ * primitives are cached per model and may keep the count they were built with.
  *
  * Numbers. Images are float32 NCHW with values in [-1, 1]; 8-bit pixels are
  * interleaved rows (HWC) with value = round((x + 1) * 127.5), clamped.
@@ -149,16 +154,24 @@ TG_API tg_status tg_model_info(const tg_model *model, tg_info key, int64_t *valu
 /* Load a safetensors checkpoint written by this library or by the reference
  * (its metadata carries the descriptor). Weights-only files load too; missing
  * EMA or optimiser state starts fresh. Statuses: INVALID_ARGUMENT, IO, FORMAT,
- * DTYPE, SHAPE, MISSING, NONFINITE, DESCRIPTOR, OUT_OF_MEMORY. Since 0.1.0. */
+ * DTYPE, SHAPE, MISSING, NONFINITE, DESCRIPTOR, OUT_OF_MEMORY, BACKEND.
+ * Since 0.1.0. */
 TG_API tg_status tg_model_load(const char *path, tg_model **out);
 
-/* Replace the weights (and any training state present) of an existing model
- * from a checkpoint; the file's tensors must fit this model's shapes. On
- * failure the model is unchanged. Since 0.1.0. */
+/* Replace the weights and the training state of an existing model from a
+ * checkpoint; the file's tensors must fit this model's shapes (its descriptor
+ * metadata is not used). State the file lacks is reset, not kept: EMA = the
+ * loaded generator, Adam moments = 0, step counters = 0; only the RNG keeps
+ * its state when the file has no rng_state. On failure the model is
+ * unchanged. Statuses: INVALID_ARGUMENT, IO, FORMAT, DTYPE, SHAPE, MISSING,
+ * NONFINITE, OUT_OF_MEMORY. Since 0.1.0. */
 TG_API tg_status tg_model_load_weights(tg_model *model, const char *path);
 
 /* Flags of tg_model_save. */
-#define TG_SAVE_WEIGHTS_ONLY 1u /* no EMA, no optimiser moments */
+#define TG_SAVE_WEIGHTS_ONLY 1u /* no EMA, no optimiser moments, no RNG state */
+#define TG_SAVE_NO_OPTIMIZER 2u /* weights and EMA, no optimiser moments, no RNG
+                                   state: a smaller file for sharing a trained
+                                   model. Since 0.1.0. */
 
 /* Write the model to `path` as safetensors, atomically: a temporary file in the
  * same folder is written, flushed to disk and renamed over `path`, so a crash
@@ -182,7 +195,7 @@ TG_API tg_status tg_latent_sample(const tg_model *model, uint64_t seed, size_t n
  * in [-1, 1] when output is "tanh"; roughly so otherwise). out_len counts
  * floats and must be at least n*C*S*S. Any n works in bounded memory (large n
  * are computed in slices). Statuses: INVALID_ARGUMENT, NONFINITE (z holds NaN
- * or Inf), OUT_OF_MEMORY, BACKEND. Since 0.1.0. */
+ * or Inf, or the generator produced them), OUT_OF_MEMORY, BACKEND. Since 0.1.0. */
 TG_API tg_status tg_generate(tg_model *model, const float *z, size_t n, uint32_t flags,
                              float *out, size_t out_len);
 
@@ -201,7 +214,8 @@ typedef enum tg_pixel_format {
 TG_API tg_status tg_images_to_pixels(const float *images, size_t n, int channels, int size,
                                      tg_pixel_format format, uint8_t *out, size_t out_len);
 
-/* tg_generate followed by tg_images_to_pixels; out_len counts bytes. Since 0.1.0. */
+/* tg_generate followed by tg_images_to_pixels; out_len counts bytes.
+ * Statuses: INVALID_ARGUMENT, NONFINITE, OUT_OF_MEMORY, BACKEND. Since 0.1.0. */
 TG_API tg_status tg_generate_pixels(tg_model *model, const float *z, size_t n, uint32_t flags,
                                     tg_pixel_format format, uint8_t *out, size_t out_len);
 
@@ -215,7 +229,8 @@ TG_API tg_status tg_discriminate(tg_model *model, const float *images, size_t n,
 
 /* What one tg_train_step did. Set struct_size = sizeof(tg_train_stats) before
  * the call: later versions append fields and fill only what the caller's
- * struct has room for. */
+ * struct has room for (struct_size is left as set; below 8, i.e. not even the
+ * two uint32_t fields, the call fails with INVALID_ARGUMENT). */
 typedef struct tg_train_stats {
     uint32_t struct_size;     /* in: sizeof(tg_train_stats)                        */
     uint32_t g_updated;       /* 1 if this call also updated the generator         */
@@ -232,14 +247,16 @@ typedef struct tg_train_stats {
 } tg_train_stats;
 
 /* One training step of SPEC.md: one discriminator update on the real batch
- * `real` [n, C, S, S] (n must equal training.d_batch), then, on the 1st,
- * (n_critic+1)th, ... call, one generator update, then the EMA update.
+ * `real` [n, C, S, S] (n must equal training.d_batch), then, when that update
+ * is the model's 1st, (n_critic+1)th, ... (counted by d_steps, which
+ * checkpoints keep), one generator update, then the EMA update.
  * The step's noise may be given (z_d [d_batch, latent_dim], z_g [g_batch,
  * latent_dim], alpha [d_batch], the penalty's interpolation weights); NULL
  * draws it from the model's RNG (seeded by training.seed, saved in
  * checkpoints). DiffAugment's draws always come from the model's RNG.
  * `stats` may be NULL. If anything becomes NaN or infinite the call returns
- * TG_ERR_NONFINITE and the model is exactly as before the call.
+ * TG_ERR_NONFINITE; on this or any other failure the model is exactly as
+ * before the call and *stats is not written.
  * Statuses: INVALID_ARGUMENT, NONFINITE, OUT_OF_MEMORY, BACKEND. Since 0.1.0. */
 TG_API tg_status tg_train_step(tg_model *model, const float *real, size_t n, const float *z_d,
                                const float *z_g, const float *alpha, tg_train_stats *stats);

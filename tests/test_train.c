@@ -213,8 +213,8 @@ START_TEST(deterministic_and_resumable)
     OK(tg_model_load(p3, &c)); /* ... and resumed */
     steps(c, 2, 5);
     assert_same_model(a, c);
-    OK(tg_model_save(a, p1, 0));
     OK(tg_model_save(c, p2, 0));
+    OK(tg_model_save(a, p1, 0));
     unsigned char *fa, *fb;
     size_t na = file_bytes(p1, &fa), nb = file_bytes(p2, &fb);
     ck_assert_uint_eq(na, nb);
@@ -222,6 +222,19 @@ START_TEST(deterministic_and_resumable)
     int64_t g;
     OK(tg_model_info(a, TG_INFO_G_STEPS, &g));
     ck_assert_int_eq(g, 3); /* calls 1, 3, 5 at n_critic 2 */
+    /* a file for sharing: weights and EMA, no moments, no RNG state */
+    OK(tg_model_save(a, p1, TG_SAVE_NO_OPTIMIZER));
+    tg_st_file f;
+    OK(tg_st_read(p1, &f));
+    ck_assert_ptr_nonnull(tg_st_find(&f, "ema.generator.input.weight"));
+    ck_assert_ptr_null(tg_st_find(&f, "adam.m.generator.input.weight"));
+    ck_assert_ptr_null(tg_st_meta(&f, "rng_state"));
+    ck_assert_str_eq(tg_st_meta(&f, "g_steps"), "3");
+    tg_st_free(&f);
+    tg_model *s;
+    OK(tg_model_load(p1, &s));
+    ck_assert_mem_eq(s->ema, a->ema, a->gen.P.total * 4);
+    tg_model_destroy(s);
     free(fa), free(fb);
     tg_model_destroy(a);
     tg_model_destroy(c);

@@ -316,6 +316,23 @@ static char *tmp_name(const char *path)
     return t;
 }
 
+/* write canvas [H, W, bpp] as a PNG via a temporary file renamed over path */
+static int write_png_atomic(const char *path, const uint8_t *canvas, size_t W, size_t H, int bpp)
+{
+    char *tmp = tmp_name(path);
+    if (!tmp)
+        return io_fail("out of memory");
+    int ok = stbi_write_png(tmp, (int)W, (int)H, bpp, canvas, (int)(W * bpp));
+    if (!ok || rename(tmp, path) != 0) {
+        int err = errno;
+        remove(tmp);
+        free(tmp);
+        return io_fail("cannot write '%s'%s%s", path, ok ? ": " : "", ok ? strerror(err) : "");
+    }
+    free(tmp);
+    return 0;
+}
+
 int io_write_png_grid(const char *path, const uint8_t *pixels, size_t n, int size, int bpp,
                       int cols)
 {
@@ -330,11 +347,8 @@ int io_write_png_grid(const char *path, const uint8_t *pixels, size_t n, int siz
     if (W > 1u << 20 || H > 1u << 20 || W * H > (size_t)1 << 31)
         return io_fail("png grid of %zux%zu pixels is too large", W, H);
     uint8_t *canvas = malloc(W * H * bpp);
-    char *tmp = tmp_name(path);
-    if (!canvas || !tmp) {
-        free(canvas), free(tmp);
+    if (!canvas)
         return io_fail("out of memory for a %zux%zu grid", W, H);
-    }
     static const uint8_t gap[4] = {128, 128, 128, 255};
     for (size_t k = 0; k < W * H; k++)
         memcpy(canvas + k * bpp, gap, (size_t)bpp);
@@ -346,16 +360,30 @@ int io_write_png_grid(const char *path, const uint8_t *pixels, size_t n, int siz
             memcpy(canvas + ((gy * (size + 1) + y) * W + gx * (size + 1)) * bpp,
                    src + y * row_bytes, row_bytes);
     }
-    int ok = stbi_write_png(tmp, (int)W, (int)H, bpp, canvas, (int)(W * bpp));
+    int rc = write_png_atomic(path, canvas, W, H, bpp);
     free(canvas);
-    if (!ok || rename(tmp, path) != 0) {
-        int err = errno;
-        remove(tmp);
-        free(tmp);
-        return io_fail("cannot write '%s'%s%s", path, ok ? ": " : "", ok ? strerror(err) : "");
+    return rc;
+}
+
+int io_write_png_scaled(const char *path, const uint8_t *pixels, int size, int bpp, int scale)
+{
+    if (size <= 0 || (bpp != 1 && bpp != 3 && bpp != 4) || scale <= 0)
+        return io_fail("png: nothing to write (size %d, bpp %d, scale %d)", size, bpp, scale);
+    size_t W = (size_t)size * (size_t)scale;
+    if (W > 1u << 16)
+        return io_fail("png of %zux%zu pixels is too large", W, W);
+    uint8_t *canvas = malloc(W * W * bpp);
+    if (!canvas)
+        return io_fail("out of memory for a %zux%zu image", W, W);
+    for (size_t y = 0; y < W; y++) {
+        const uint8_t *src = pixels + (y / scale) * (size_t)size * bpp;
+        uint8_t *dst = canvas + y * W * bpp;
+        for (size_t x = 0; x < W; x++)
+            memcpy(dst + x * bpp, src + (x / scale) * bpp, (size_t)bpp);
     }
-    free(tmp);
-    return 0;
+    int rc = write_png_atomic(path, canvas, W, W, bpp);
+    free(canvas);
+    return rc;
 }
 
 int io_write_npy(const char *path, const float *images, size_t n, int channels, int size)

@@ -8,7 +8,8 @@
  *   - a folder of PNG files (e.g. emoji sprites), resized by area averaging
  *     (exact box averaging when the size is an integer multiple) and converted
  *     to the model's channels;
- *   - a grid of 8-bit images as one PNG, a float32 .npy (numpy format 1.0).
+ *   - a grid of 8-bit images as one PNG, one image upscaled by nearest neighbour
+ *     as a PNG, a float32 .npy (numpy format 1.0).
  *
  * Every function returns 0 on success and -1 on failure, with a message in
  * io_last_error().
@@ -47,6 +48,12 @@ int io_load_png_dir(const char *dir, int size, int channels, size_t limit, float
  * temporary file and renamed over `path`. */
 int io_write_png_grid(const char *path, const uint8_t *pixels, size_t n, int size, int bpp,
                       int cols);
+
+/* Write one image of 8-bit interleaved pixels [size, size, bpp] (bpp 1, 3 or 4)
+ * as a PNG of (size * scale)^2 pixels: each pixel becomes a scale x scale block
+ * (nearest neighbour, so sprites stay crisp). Written to a temporary file and
+ * renamed over `path`. */
+int io_write_png_scaled(const char *path, const uint8_t *pixels, int size, int bpp, int scale);
 
 /* Write float32 images [n, channels, size, size] as a .npy file (format 1.0,
  * little-endian '<f4', C order), via a temporary file renamed over `path`. */

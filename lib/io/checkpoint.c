@@ -217,10 +217,10 @@ TG_API tg_status tg_model_save(tg_model *m, const char *path, uint32_t flags)
     tg_error_clear();
     if (!m || !path)
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_save: %s is NULL", !m ? "model" : "path");
-    if (flags & ~TG_SAVE_WEIGHTS_ONLY)
+    if (flags & ~(TG_SAVE_WEIGHTS_ONLY | TG_SAVE_NO_OPTIMIZER))
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_save: unknown flags 0x%x", flags);
-    int state = !(flags & TG_SAVE_WEIGHTS_ONLY);
-    int with_ema = m->ema && state;
+    int with_ema = m->ema && !(flags & TG_SAVE_WEIGHTS_ONLY);
+    int state = !(flags & (TG_SAVE_WEIGHTS_ONLY | TG_SAVE_NO_OPTIMIZER));
     /* moments exist once a network has been updated (as in the reference) */
     int with_gm = state && m->gm && m->g_steps > 0, with_dm = state && m->dm && m->d_steps > 0;
     size_t n = m->gen.P.count * (1 + (size_t)with_ema + 2 * (size_t)with_gm) +
