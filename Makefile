@@ -158,7 +158,7 @@ bench: $(B)/bench/bench
 demo:
 	@scripts/install-deps.sh demo
 	$(MAKE) all examples
-	$(B)/examples/embed models/fmnist-small.json 7
+	@B=$(B) scripts/demo.sh
 
 # ---------------------------------------------------------------- install
 transgan.pc: pkgconfig/transgan.pc.in $(HDR)

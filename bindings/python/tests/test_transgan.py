@@ -610,6 +610,11 @@ def test_save_weights_only_and_load_weights(tmp_path, trainer):
     trainer.save(full)
     trainer.save(str(light), weights_only=True)
     assert light.stat().st_size < full.stat().st_size
+    shared = tmp_path / "shared.safetensors"
+    trainer.save(shared, optimizer=False)  # weights + EMA, no optimiser state
+    assert light.stat().st_size < shared.stat().st_size < full.stat().st_size
+    with transgan.Model.load(shared) as m:
+        np.testing.assert_array_equal(m.generate(2, seed=1), trainer.generate(2, seed=1))
     with transgan.Model.load(light) as m:
         np.testing.assert_array_equal(m.generate(2, seed=1, ema=False),
                                       trainer.generate(2, seed=1, ema=False))

@@ -8,7 +8,8 @@ import threading
 import numpy as np
 
 from ._lib import (PixelFormat, Info, TrainStats, check, lib, model_p, float_p, uint8_p,
-                   TG_SEED_FROM_DESCRIPTOR, TG_SAVE_WEIGHTS_ONLY, TG_GEN_EMA, TG_GEN_RAW)
+                   TG_SEED_FROM_DESCRIPTOR, TG_SAVE_WEIGHTS_ONLY, TG_SAVE_NO_OPTIMIZER,
+                   TG_GEN_EMA, TG_GEN_RAW)
 
 _FORMAT_NAMES = {
     "gray": PixelFormat.GRAY8, "gray8": PixelFormat.GRAY8,
@@ -231,12 +232,16 @@ class Model:
         return ptr
 
     # --------------------------------------------------------- checkpoints
-    def save(self, path, weights_only=False):
+    def save(self, path, weights_only=False, optimizer=True):
         """Write the model as a safetensors checkpoint, atomically (tg_model_save).
-        weights_only=True leaves out the EMA and the optimiser moments."""
+        weights_only=True leaves out the EMA, the optimiser moments and the RNG
+        state; optimizer=False keeps the EMA but leaves out the optimiser
+        moments and the RNG state (a smaller file for sharing a trained model)."""
         self._handle()
         p = _path(path)
         flags = TG_SAVE_WEIGHTS_ONLY if weights_only else 0
+        if not optimizer:
+            flags |= TG_SAVE_NO_OPTIMIZER
         with self._lock:
             check(lib.tg_model_save(self._handle(), p, flags))
 

@@ -1,0 +1,32 @@
+#!/bin/sh
+# make demo: sample a small pretrained model shipped in the repository, walk its
+# latent space, then train a fresh model live for a minute and a half.
+# Pictures go to demo-out/.
+set -eu
+B=${B:-build}
+out=demo-out
+ckpt=models/pretrained/fmnist-demo.safetensors
+rm -rf "$out"
+mkdir -p "$out"
+
+echo "== 1. A sprite from the pretrained model ($ckpt), drawn in the terminal"
+"$B/examples/embed" "$ckpt" 3
+
+echo
+echo "== 2. 64 samples of the pretrained model"
+"$B/examples/generate" "$ckpt" --n 64 --seed 1 --png "$out/pretrained-samples.png"
+
+echo
+echo "== 3. A walk through its latent space (24 frames, for an animation tool)"
+"$B/examples/interpolate" "$ckpt" --keys 4 --frames 24 --loop 1 --scale 4 --out "$out/walk" > /dev/null
+
+echo
+echo "== 4. Live training: a fresh fmnist-demo model on Fashion-MNIST (the G/D loop)"
+"$B/examples/train" --model models/fmnist-demo.json --data fmnist --steps ${DEMO_STEPS:-400} \
+    --every 200 --out "$out/live"
+
+echo
+echo "Pictures:"
+echo "  $out/pretrained-samples.png   samples of the pretrained model (trained as models/pretrained/README.md says)"
+echo "  $out/walk/frame_*.png         a looping latent walk"
+echo "  $out/live/samples_*.png       the live model's samples as it trains (compare with the pretrained ones)"
