@@ -174,6 +174,7 @@ TG_API void tg_model_destroy(tg_model *m)
     free(m->gm), free(m->gv), free(m->dm), free(m->dv);
     tg_trainer_free(m->trainer);
     free(m->g_ws);
+    free(m->px_ws);
     free(m->desc_json);
     tg_desc_free(&m->desc);
     tg_dnn_destroy(m->dnn);

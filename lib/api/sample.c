@@ -155,9 +155,17 @@ TG_API tg_status tg_generate_pixels(tg_model *m, const float *z, size_t n, uint3
     /* one slice of float images at a time keeps memory bounded */
     size_t per = (size_t)ch * S * S, L = (size_t)m->desc.latent_dim;
     size_t slice = (size_t)gen_slice(m, n ? n : 1);
-    float *img = tg_alloc(slice * per * sizeof(float));
-    if (!img)
-        return TG_ERR_OUT_OF_MEMORY;
+    /* the float slice lives in the model (grown on demand): no allocation in
+     * a steady sampling loop */
+    if (slice * per > m->px_ws_floats) {
+        free(m->px_ws);
+        m->px_ws_floats = 0;
+        m->px_ws = tg_alloc(slice * per * sizeof(float));
+        if (!m->px_ws)
+            return TG_ERR_OUT_OF_MEMORY;
+        m->px_ws_floats = slice * per;
+    }
+    float *img = m->px_ws;
     tg_status st = TG_OK;
     for (size_t i = 0; i < n && st == TG_OK; i += slice) {
         size_t b = TG_MIN(slice, n - i);
@@ -166,7 +174,6 @@ TG_API tg_status tg_generate_pixels(tg_model *m, const float *z, size_t n, uint3
             st = tg_images_to_pixels(img, b, ch, S, format, out + i * (size_t)S * S * bpp,
                                      b * (size_t)S * S * bpp);
     }
-    free(img);
     return st;
 }
 

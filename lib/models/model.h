@@ -122,6 +122,8 @@ struct tg_model {
     int mask_radius[TG_MAX_STAGES];
     /* inference workspaces, grown on demand */
     float *g_ws;
+    float *px_ws;     /* float images behind tg_generate_pixels */
+    size_t px_ws_floats;
     size_t g_ws_floats;
     tg_disc_acts d_ws;
     int64_t d_ws_cap;
