@@ -23,41 +23,15 @@
 
 #include <transgan.h>
 
+#include "cli.h"
 #include "imageio.h"
 
 #define CHUNK 500 /* images per tg_generate call */
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("generate: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-static void check(tg_status st, const char *what)
-{
-    if (st != TG_OK)
-        die("%s: %s: %s", what, tg_status_string(st), tg_last_error());
-}
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: generate CKPT.safetensors [--n N] [--seed S] [--raw] [--png OUT.png]\n"
                "                [--npy OUT.npy] [--grid COLS]\n");
-}
-
-static uint64_t parse_u64(const char *opt, const char *s)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!*s || *end || errno || s[0] == '-')
-        die("%s: '%s' is not a non-negative integer", opt, s);
-    return (uint64_t)v;
 }
 
 static double now(void)
@@ -69,6 +43,7 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
+    cli_prog = "generate";
     const char *path = NULL, *png = NULL, *npy = NULL;
     uint64_t n = 64, seed = 1, cols = 0;
     uint32_t flags = TG_GEN_EMA;

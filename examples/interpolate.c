@@ -31,43 +31,17 @@
 
 #include <transgan.h>
 
+#include "cli.h"
 #include "imageio.h"
 
 #define CHUNK 64 /* frames per tg_generate_pixels call */
 #define MAX_FRAMES 1000000
 #define MAX_KEYS 10000
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("interpolate: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-static void check(tg_status st, const char *what)
-{
-    if (st != TG_OK)
-        die("%s: %s: %s", what, tg_status_string(st), tg_last_error());
-}
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: interpolate CKPT.safetensors [--frames N] [--seed A] [--to B] [--keys K]\n"
                "                   [--loop 1] [--out DIR] [--raw] [--scale S]\n");
-}
-
-static uint64_t parse_u64(const char *opt, const char *s)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!*s || *end || errno || s[0] == '-')
-        die("%s: '%s' is not a non-negative integer", opt, s);
-    return (uint64_t)v;
 }
 
 static void mkdirs(const char *path)
@@ -116,6 +90,7 @@ static void slerp(const float *a, const float *b, double u, float *out, size_t L
 
 int main(int argc, char **argv)
 {
+    cli_prog = "interpolate";
     const char *path = NULL, *out = "frames";
     uint64_t frames = 60, seed = 1, to = 0, keys = 2, loop = 0, scale = 4;
     int have_to = 0, have_keys = 0;

@@ -40,6 +40,7 @@
 
 #include <transgan.h>
 
+#include "cli.h"
 #include "imageio.h"
 
 #define SAMPLE_SEED 1u  /* z of the sample grids: fixed, so grids compare over time */
@@ -54,39 +55,12 @@ static void on_signal(int sig)
     g_stop = 1;
 }
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("train: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-static void check(tg_status st, const char *what)
-{
-    if (st != TG_OK)
-        die("%s: %s: %s", what, tg_status_string(st), tg_last_error());
-}
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: train --model DESC.json|CKPT.safetensors [--data fmnist|IDX_FILE|DIR_OF_PNGS]\n"
                "             [--steps N] [--out DIR] [--every K] [--resume CKPT] [--seed S]\n"
                "             [--keep 1]  (keep checkpoint_<d_steps>.safetensors at every save)\n"
                "             [--limit N_IMAGES]\n");
-}
-
-static uint64_t parse_u64(const char *opt, const char *s)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!*s || *end || errno || s[0] == '-')
-        die("%s: '%s' is not a non-negative integer", opt, s);
-    return (uint64_t)v;
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -340,6 +314,7 @@ static void progress(run *r, uint64_t calls, uint64_t total, double rate, const 
 
 int main(int argc, char **argv)
 {
+    cli_prog = "train";
     const char *model_path = NULL, *data = "fmnist", *out = NULL, *resume = NULL;
     uint64_t total = UINT64_MAX, every = 500, seed = 1, limit = 0, keep = 0;
     for (int i = 1; i < argc; i++) {
