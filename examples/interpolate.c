@@ -44,27 +44,6 @@ static void usage(FILE *f)
                "                   [--loop 1] [--out DIR] [--raw] [--scale S]\n");
 }
 
-static void mkdirs(const char *path)
-{
-    char *p = strdup(path);
-    if (!p)
-        die("out of memory");
-    for (char *s = p + 1;; s++) {
-        if (*s == '/' || *s == '\0') {
-            char c = *s;
-            *s = '\0';
-            if (mkdir(p, 0777) != 0 && errno != EEXIST)
-                die("cannot create folder '%s': %s", p, strerror(errno));
-            if (!(*s = c))
-                break;
-        }
-    }
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        die("'%s' is not a folder", path);
-    free(p);
-}
-
 /* out = slerp(a, b; u) for u in [0, 1]; lerp when a and b are nearly parallel
  * (or one is zero), where slerp's 1/sin(theta) would blow up */
 static void slerp(const float *a, const float *b, double u, float *out, size_t L)

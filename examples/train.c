@@ -82,27 +82,6 @@ static void hms(double s, char *buf, size_t len)
     snprintf(buf, len, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
 }
 
-static void mkdirs(const char *path)
-{
-    char *p = strdup(path);
-    if (!p)
-        die("out of memory");
-    for (char *s = p + 1;; s++) {
-        if (*s == '/' || *s == '\0') {
-            char c = *s;
-            *s = '\0';
-            if (mkdir(p, 0777) != 0 && errno != EEXIST)
-                die("cannot create folder '%s': %s", p, strerror(errno));
-            if (!(*s = c))
-                break;
-        }
-    }
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        die("'%s' is not a folder", path);
-    free(p);
-}
-
 static char *join(const char *dir, const char *name)
 {
     size_t len = strlen(dir) + strlen(name) + 2;

@@ -58,30 +58,6 @@ static const char *TINY_JSON =
 
 static char dir[64];
 
-static void rm_rf(const char *p)
-{
-    struct stat st;
-    if (lstat(p, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(p);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d))) {
-                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                    continue;
-                char sub[1024];
-                snprintf(sub, sizeof sub, "%s/%s", p, e->d_name);
-                rm_rf(sub);
-            }
-            closedir(d);
-        }
-        rmdir(p);
-    } else {
-        unlink(p);
-    }
-}
-
 static void setup(void)
 {
     snprintf(dir, sizeof dir, "/tmp/tg_api_XXXXXX");
@@ -89,7 +65,7 @@ static void setup(void)
 }
 static void teardown(void)
 {
-    rm_rf(dir);
+    tu_rm_rf(dir);
     dir[0] = '\0';
 }
 

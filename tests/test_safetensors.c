@@ -17,36 +17,12 @@
 
 static char dir[64];
 
-static void rm_rf(const char *p)
-{
-    struct stat st;
-    if (lstat(p, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(p);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d))) {
-                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                    continue;
-                char sub[1024];
-                snprintf(sub, sizeof sub, "%s/%s", p, e->d_name);
-                rm_rf(sub);
-            }
-            closedir(d);
-        }
-        rmdir(p);
-    } else {
-        unlink(p);
-    }
-}
-
 static void setup(void)
 {
     snprintf(dir, sizeof dir, "/tmp/tg_st_XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
 }
-static void teardown(void) { rm_rf(dir); }
+static void teardown(void) { tu_rm_rf(dir); }
 
 #define OK(x) ck_assert_msg((x) == TG_OK, "%s: %s", #x, tg_last_error())
 

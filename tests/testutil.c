@@ -1,8 +1,12 @@
 #include "testutil.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ops/dnn.h"
 
@@ -96,4 +100,28 @@ int tu_run(Suite *s)
     int nf = srunner_ntests_failed(sr);
     srunner_free(sr);
     return nf;
+}
+
+void tu_rm_rf(const char *p)
+{
+    struct stat st;
+    if (lstat(p, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(p);
+        if (d) {
+            struct dirent *e;
+            while ((e = readdir(d))) {
+                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                    continue;
+                char sub[1024];
+                snprintf(sub, sizeof sub, "%s/%s", p, e->d_name);
+                tu_rm_rf(sub);
+            }
+            closedir(d);
+        }
+        rmdir(p);
+    } else {
+        unlink(p);
+    }
 }

@@ -33,6 +33,9 @@ void tu_gradcheck(const char *what, tu_fn f, void *ctx, float *x, size_t nx, con
 /* Fails the test if the library built any primitive on a reference kernel. */
 void tu_assert_no_ref(void);
 
+/* Remove a file or a folder tree (scratch folders of tests). */
+void tu_rm_rf(const char *path);
+
 /* Run a suite, return the number of failures (for main). */
 int tu_run(Suite *s);
 

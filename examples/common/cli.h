@@ -16,4 +16,7 @@ void check(tg_status st, const char *what);
 /* A non-negative decimal integer, or die() naming the option. */
 uint64_t parse_u64(const char *opt, const char *s);
 
+/* mkdir -p, or die(). */
+void mkdirs(const char *path);
+
 #endif

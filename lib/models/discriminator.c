@@ -6,6 +6,9 @@
 
 #include "model.h"
 
+/* a parameter's gradient slot, or NULL when gradients are not wanted */
+#define GRAD(G, off) ((G) ? (G) + (off) : NULL)
+
 tg_status tg_disc_define(tg_disc *d, const tg_desc *desc)
 {
     memset(d, 0, sizeof *d);
@@ -121,23 +124,27 @@ tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_
     int64_t B = a->B, T = d->T, T1 = T - 1, C = d->C, M = B * T;
     float *dx = a->scratch, *dtok = dx + M * C, *blk = dtok + (size_t)B * T1 * TG_MAX(d->F, C);
     float *dxn = blk, *dxc = blk + B * C; /* used before the blocks need blk */
-    TG_TRY(tg_linear_bwd(c, dxn, G + d->head_w, G + d->head_b, dscores, a->xn, W + d->head_w, B, C, 1));
-    TG_TRY(tg_layernorm_bwd(c, dxc, G + d->norm_g, G + d->norm_b, dxn, a->xc, a->mean, a->var,
+    TG_TRY(tg_linear_bwd(c, dxn, GRAD(G, d->head_w), GRAD(G, d->head_b), dscores, a->xn, W + d->head_w, B, C, 1));
+    TG_TRY(tg_layernorm_bwd(c, dxc, GRAD(G, d->norm_g), GRAD(G, d->norm_b), dxn, a->xc, a->mean, a->var,
                             W + d->norm_g, W + d->norm_b, B, C));
     memset(dx, 0, (size_t)(M * C) * sizeof *dx);
     for (int64_t b = 0; b < B; b++)
         memcpy(dx + b * T * C, dxc + b * C, (size_t)C * sizeof *dx);
     for (int b = d->depth - 1; b >= 0; b--)
         TG_TRY(tg_block_bwd(c, &d->blocks[b], W, G, dx, B, T, NULL, NULL, NULL, &a->blk[b], blk));
-    tg_add_broadcast_bwd(G + d->pos, dx, (size_t)B, (size_t)(T * C));
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t i = 0; i < C; i++)
-            G[d->cls + i] += dx[b * T * C + i];
+    if (G) {
+        tg_add_broadcast_bwd(G + d->pos, dx, (size_t)B, (size_t)(T * C));
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = 0; i < C; i++)
+                G[d->cls + i] += dx[b * T * C + i];
+    }
+    if (!G && !dimg)
+        return TG_OK;
     /* the patch tokens' gradient, made contiguous for the Linear's backward */
     float *demb = a->emb; /* the forward's embeddings are no longer needed */
     for (int64_t b = 0; b < B; b++)
         memcpy(demb + b * T1 * C, dx + (b * T + 1) * C, (size_t)(T1 * C) * sizeof *dx);
-    TG_TRY(tg_linear_bwd(c, dimg ? dtok : NULL, G + d->pe_w, G + d->pe_b, demb, a->tok,
+    TG_TRY(tg_linear_bwd(c, dimg ? dtok : NULL, GRAD(G, d->pe_w), GRAD(G, d->pe_b), demb, a->tok,
                          W + d->pe_w, B * T1, d->F, C));
     if (dimg)
         tg_patches_bwd(dimg, dtok, B, d->ch, d->S, d->p);

@@ -88,7 +88,8 @@ void tg_disc_acts_free(tg_disc_acts *a);
 /* img [B, ch, S, S] -> scores [B]. training keeps what backward needs. */
 tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
                       float *scores, tg_disc_acts *a, int training);
-/* dscores [B] -> parameter gradients added into G (if not NULL) and the
+/* dscores [B] -> parameter gradients added into G (if not NULL: the
+ * generator step and the penalty's first pass need only dimg) and the
  * image gradient written into dimg (if not NULL). */
 tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
                       const float *dscores, float *dimg);

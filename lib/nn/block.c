@@ -97,6 +97,9 @@ static tg_status norm_fwd(tg_dnn *c, const tg_block *b, const float *W, size_t g
                             W + bb, M, b->C);
 }
 
+/* a parameter's gradient slot, or NULL when G is NULL (gradients not wanted) */
+#define GRAD(G, off) ((G) ? (G) + (off) : NULL)
+
 static tg_status norm_bwd(tg_dnn *c, const tg_block *b, const float *W, float *G, size_t g,
                           size_t bb, float *dx, const float *dy, const float *x,
                           const float *mean, const float *var, int64_t M)
@@ -105,7 +108,8 @@ static tg_status norm_bwd(tg_dnn *c, const tg_block *b, const float *W, float *G
         tg_pixelnorm_bwd(dx, dy, x, M, b->C);
         return TG_OK;
     }
-    return tg_layernorm_bwd(c, dx, G + g, G + bb, dy, x, mean, var, W + g, W + bb, M, b->C);
+    return tg_layernorm_bwd(c, dx, GRAD(G, g), GRAD(G, bb), dy, x, mean, var, W + g, W + bb, M,
+                            b->C);
 }
 
 tg_status tg_block_fwd(tg_dnn *c, const tg_block *b, const float *W, float *x, int64_t B,
@@ -137,15 +141,15 @@ tg_status tg_block_bwd(tg_dnn *c, const tg_block *b, const float *W, float *G, f
     float *dmid = scratch, *dtmp = dmid + mc, *dqkv = dtmp + mc, *dh1 = dqkv + 3 * mc,
           *dh2 = dh1 + (size_t)M * hid;
     /* MLP branch: x_out = x_mid + fc2(gelu(fc1(norm2(x_mid)))) */
-    TG_TRY(tg_linear_bwd(c, dh1, G + b->fc2_w, G + b->fc2_b, dx, a->g1, W + b->fc2_w, M, hid, C));
+    TG_TRY(tg_linear_bwd(c, dh1, GRAD(G, b->fc2_w), GRAD(G, b->fc2_b), dx, a->g1, W + b->fc2_w, M, hid, C));
     TG_TRY(tg_gelu_bwd(c, dh2, dh1, a->h1, M * hid));
-    TG_TRY(tg_linear_bwd(c, dtmp, G + b->fc1_w, G + b->fc1_b, dh2, a->ln2, W + b->fc1_w, M, C, hid));
+    TG_TRY(tg_linear_bwd(c, dtmp, GRAD(G, b->fc1_w), GRAD(G, b->fc1_b), dh2, a->ln2, W + b->fc1_w, M, C, hid));
     TG_TRY(norm_bwd(c, b, W, G, b->n2_g, b->n2_b, dmid, dtmp, a->x_mid, a->mean2, a->var2, M));
     tg_add_inplace(dmid, dx, mc);
     /* attention branch: x_mid = x_in + proj(attn(qkv(norm1(x_in)))) */
-    TG_TRY(tg_linear_bwd(c, dtmp, G + b->proj_w, G + b->proj_b, dmid, a->att, W + b->proj_w, M, C, C));
+    TG_TRY(tg_linear_bwd(c, dtmp, GRAD(G, b->proj_w), GRAD(G, b->proj_b), dmid, a->att, W + b->proj_w, M, C, C));
     TG_TRY(tg_attention_bwd(c, dqkv, dbias, dtmp, a->qkv, bias, mask, B, N, C, b->H));
-    TG_TRY(tg_linear_bwd(c, dtmp, G + b->qkv_w, NULL, dqkv, a->ln1, W + b->qkv_w, M, C, 3 * C));
+    TG_TRY(tg_linear_bwd(c, dtmp, GRAD(G, b->qkv_w), NULL, dqkv, a->ln1, W + b->qkv_w, M, C, 3 * C));
     TG_TRY(norm_bwd(c, b, W, G, b->n1_g, b->n1_b, dx, dtmp, a->x_in, a->mean1, a->var1, M));
     tg_add_inplace(dx, dmid, mc);
     return TG_OK;

@@ -41,7 +41,8 @@ tg_status tg_block_fwd(tg_dnn *c, const tg_block *b, const float *W, float *x, i
                        int training);
 
 /* dx [B, N, C]: in, the gradient of the block's output; out, of its input.
- * Parameter gradients are added into G (same layout as W); the gradient of
+ * Parameter gradients are added into G (same layout as W; NULL: not wanted,
+ * e.g. D's in a generator step); the gradient of
  * the bias [H, N, N] is added into dbias when not NULL. `scratch` holds
  * tg_block_grad_floats floats. */
 tg_status tg_block_bwd(tg_dnn *c, const tg_block *b, const float *W, float *G, float *dx,

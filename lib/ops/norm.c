@@ -61,7 +61,7 @@ tg_status tg_layernorm_bwd(tg_dnn *c, float *dx, float *dg, float *db, const flo
     void *bufs[] = {(void *)x, (void *)dy, (void *)mean, (void *)var, (void *)g,
                     (void *)b, dx,         t,           t + C};
     TG_TRY(tg_prim_exec(c, p, bufs));
-    for (int64_t i = 0; i < C; i++) {
+    for (int64_t i = 0; dg && i < C; i++) {
         dg[i] += t[i];
         db[i] += t[C + i];
     }

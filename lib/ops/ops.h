@@ -33,6 +33,7 @@ tg_status tg_linear_bwd(tg_dnn *c, float *dx, float *dw, float *db, const float 
  * saved for backward; pass NULL for both in inference. */
 tg_status tg_layernorm_fwd(tg_dnn *c, float *y, float *mean, float *var, const float *x,
                            const float *g, const float *b, int64_t M, int64_t C);
+/* dg/db NULL: only dx (parameter gradients not wanted) */
 tg_status tg_layernorm_bwd(tg_dnn *c, float *dx, float *dg, float *db, const float *dy,
                            const float *x, const float *mean, const float *var, const float *g,
                            const float *b, int64_t M, int64_t C);

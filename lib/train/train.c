@@ -16,7 +16,7 @@ void tg_trainer_free(tg_trainer *t)
     tg_disc_acts_free(&t->da);
     tg_disc_acts_free(&t->dta);
     tg_aug_free(&t->aug);
-    float *bufs[] = {t->gG,  t->dG,     t->dGs, t->fake,  t->xh,    t->u,     t->du,
+    float *bufs[] = {t->gG,  t->dG,     t->fake,  t->xh,    t->u,     t->du,
                      t->gx,  t->w,      t->lowres, t->z,  t->alpha, t->s,     t->ds,
                      t->gws, t->bk_gw,  t->bk_dw, t->bk_ema, t->bk_gm, t->bk_gv, t->bk_dm,
                      t->bk_dv};
@@ -55,7 +55,7 @@ tg_status tg_trainer_make(tg_model *m)
         tg_trainer_free(t);
         return st;
     }
-    t->gG = falloc(G, &oom), t->dG = falloc(D, &oom), t->dGs = falloc(D, &oom);
+    t->gG = falloc(G, &oom), t->dG = falloc(D, &oom);
     t->fake = falloc((size_t)B * px, &oom), t->xh = falloc((size_t)B * px, &oom);
     t->u = falloc((size_t)bmax * px, &oom), t->du = falloc((size_t)bmax * px, &oom);
     t->gx = falloc((size_t)bmax * px, &oom), t->w = falloc((size_t)bmax * px, &oom);
@@ -172,7 +172,7 @@ tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug,
     TG_TRY(tg_disc_fwd(c, &m->disc, m->dw, u, t->s, &t->da, 1));
     for (int64_t b = 0; b < B; b++)
         t->ds[b] = 1.0f;
-    TG_TRY(tg_disc_bwd(c, &m->disc, m->dw, t->dGs, &t->da, t->ds, t->du));
+    TG_TRY(tg_disc_bwd(c, &m->disc, m->dw, NULL, &t->da, t->ds, t->du));
     float *g = t->du; /* d D(aug(xh)) / d xh = A^T (d D / d u) */
     if (aug) {
         tg_aug_adjoint(aug, t->gx, t->du, C);
@@ -259,7 +259,7 @@ static tg_status g_update(tg_model *m, const float *real, const float *zg, uint8
     t->da.B = Bg;
     TG_TRY(tg_disc_fwd(c, &m->disc, m->dw, u, t->s, &t->da, 1));
     double gl = tg_g_loss(d->t.loss, t->s, Bg, t->ds);
-    TG_TRY(tg_disc_bwd(c, &m->disc, m->dw, t->dGs, &t->da, t->ds, t->du));
+    TG_TRY(tg_disc_bwd(c, &m->disc, m->dw, NULL, &t->da, t->ds, t->du));
     const float *dimg = t->du;
     if (t->aug.n_ops) {
         tg_aug_adjoint(&t->aug, t->gx, t->du, C);

@@ -10,7 +10,7 @@ typedef struct tg_trainer {
     tg_gen_acts ga;            /* generator activations (g_batch, or d_batch for MT-CT) */
     tg_disc_acts da, dta;      /* discriminator activations and their tangents */
     tg_aug aug;
-    float *gG, *dG, *dGs;      /* gradients: G, D, and D's discarded ones */
+    float *gG, *dG;            /* gradients of G and D */
     float *fake, *xh, *u;      /* [bmax, C, S, S] images */
     float *du, *gx, *w;        /* image-sized gradient buffers */
     float *lowres;             /* real batch pooled to stage 1 (MT-CT) */
