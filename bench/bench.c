@@ -19,7 +19,8 @@
  *     ported below), and the machine's FP32 FMA peak measured by peak.c.
  *
  * Threads: --threads N calls omp_set_num_threads(N) (and sets OMP_NUM_THREADS)
- * before any library call; a model sizes its thread team when it is created.
+ * before any library call, for the peak measurement, and gives the models N
+ * with tg_model_set_threads, the library's documented option.
  * With --mode all (the default) every phase runs in a child of a parent that
  * never starts OpenMP, so fork is safe and the memory peaks are separate. */
 #include <errno.h>
@@ -186,6 +187,7 @@ static tg_model *make_model(const opts *o)
 {
     tg_model *m = NULL;
     TG_CHECK(tg_model_create_from_file(o->desc, 1, &m));
+    TG_CHECK(tg_model_set_threads(m, o->threads));
     return m;
 }
 

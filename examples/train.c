@@ -2,7 +2,7 @@
  *
  *   train --model DESC.json|CKPT.safetensors [--data fmnist|IDX_FILE|DIR_OF_PNGS]
  *         [--steps N] [--out DIR] [--every K] [--resume CKPT] [--seed S] [--limit N]
- *         [--keep 1]
+ *         [--keep 1] [--threads N]
  *
  * --model     a descriptor (fresh weights from its training.seed) or a checkpoint
  *             (its weights, optimiser state, step counters and RNG)
@@ -22,6 +22,8 @@
  * --seed      seed of the data order (default 1): shuffled epochs, the same for
  *             a given seed, continued exactly on --resume
  * --limit     use only the first N images of the data set
+ * --threads   threads to compute on (tg_model_set_threads; default: OpenMP's,
+ *             i.e. OMP_NUM_THREADS or every core)
  *
  * Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves and exits 0.
  * log.tsv columns: d_steps, g_steps, seconds (wall time of the training loop,
@@ -60,7 +62,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: train --model DESC.json|CKPT.safetensors [--data fmnist|IDX_FILE|DIR_OF_PNGS]\n"
                "             [--steps N] [--out DIR] [--every K] [--resume CKPT] [--seed S]\n"
                "             [--keep 1]  (keep checkpoint_<d_steps>.safetensors at every save)\n"
-               "             [--limit N_IMAGES]\n");
+               "             [--limit N_IMAGES] [--threads N]\n");
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -295,7 +297,7 @@ int main(int argc, char **argv)
 {
     cli_prog = "train";
     const char *model_path = NULL, *data = "fmnist", *out = NULL, *resume = NULL;
-    uint64_t total = UINT64_MAX, every = 500, seed = 1, limit = 0, keep = 0;
+    uint64_t total = UINT64_MAX, every = 500, seed = 1, limit = 0, keep = 0, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -325,6 +327,8 @@ int main(int argc, char **argv)
             limit = parse_u64(a, v);
         else if (!strcmp(a, "--keep"))
             keep = parse_u64(a, v);
+        else if (!strcmp(a, "--threads"))
+            threads = parse_u64(a, v);
         else {
             usage(stderr);
             die("unknown option %s", a);
@@ -349,6 +353,9 @@ int main(int argc, char **argv)
         const char *ck = resume ? resume : model_path;
         check(tg_model_load(ck, &r.m), ck);
     }
+    if (threads > 4096)
+        die("--threads %llu: use 1..4096 (0: OpenMP's default)", (unsigned long long)threads);
+    check(tg_model_set_threads(r.m, (int)threads), "--threads");
     int64_t dB, has_ema;
     check(tg_model_info(r.m, TG_INFO_IMAGE_SIZE, &r.S), "tg_model_info");
     check(tg_model_info(r.m, TG_INFO_CHANNELS, &r.C), "tg_model_info");

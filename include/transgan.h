@@ -34,10 +34,11 @@
  * used from any thread, but from one thread at a time: calls on the same model
  * must not overlap (serialise them yourself). Different models may be used
  * concurrently. Computation runs on OpenMP threads (shared with oneDNN) started
- * by the calling thread; their number is the calling thread's OpenMP maximum at
- * the time of the call (OMP_NUM_THREADS unless changed with
- * omp_set_num_threads). Keep it constant over a model's life: oneDNN
- * primitives are cached per model and may keep the count they were built with.
+ * by the calling thread. Their number is the model's tg_model_set_threads()
+ * count, or by default the calling thread's OpenMP maximum at the time of the
+ * call (OMP_NUM_THREADS unless changed with omp_set_num_threads). The library
+ * keeps oneDNN primitives per thread count, so changing it is safe; the first
+ * call with a new count builds them again.
  *
  * Numbers. Images are float32 NCHW with values in [-1, 1]; 8-bit pixels are
  * interleaved rows (HWC) with value = round((x + 1) * 127.5), clamped.
@@ -143,11 +144,20 @@ typedef enum tg_info {
     TG_INFO_G_STEPS = 7,           /* generator updates so far              */
     TG_INFO_HAS_EMA = 8,           /* 1 if the model keeps an EMA generator */
     TG_INFO_D_BATCH = 9,           /* training.d_batch                      */
-    TG_INFO_G_BATCH = 10           /* training.g_batch                      */
+    TG_INFO_G_BATCH = 10,          /* training.g_batch                      */
+    TG_INFO_THREADS = 11           /* tg_model_set_threads's count (0: the
+                                      caller's OpenMP maximum), since 0.1.0 */
 } tg_info;
 
 /* Read one fact into *value. Statuses: INVALID_ARGUMENT. Since 0.1.0. */
 TG_API tg_status tg_model_info(const tg_model *model, tg_info key, int64_t *value);
+
+/* The number of threads the model computes on. n >= 1 fixes it: for the
+ * duration of each computing call the calling thread's OpenMP maximum is set
+ * to n, and restored afterwards. n = 0, the default, uses the calling
+ * thread's OpenMP maximum. Results do not depend on it beyond float rounding.
+ * Statuses: INVALID_ARGUMENT (NULL model, n < 0 or n > 4096). Since 0.1.0. */
+TG_API tg_status tg_model_set_threads(tg_model *model, int n);
 
 /* --------------------------------------------------------------- checkpoints */
 

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <fenv.h>
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -347,7 +348,7 @@ START_TEST(null_buffers_with_model)
     FAILS_WITH(tg_model_info(m, (tg_info)0, &v), TG_ERR_INVALID_ARGUMENT, "key");
     ck_assert_int_eq(v, 0);
     v = 42;
-    FAILS(tg_model_info(m, (tg_info)11, &v), TG_ERR_INVALID_ARGUMENT);
+    FAILS(tg_model_info(m, (tg_info)12, &v), TG_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(v, 0);
     v = 42;
     FAILS(tg_model_info(m, (tg_info)-1, &v), TG_ERR_INVALID_ARGUMENT);
@@ -531,6 +532,83 @@ START_TEST(last_error_is_thread_local)
     ck_assert_str_eq(c.after, c.mine); /* unchanged by this thread's later failure */
     ck_assert_str_eq(tg_last_error(), main2);
     ck_assert_str_ne(main2, c.mine);
+}
+END_TEST
+
+/* ============================================================== threads */
+
+/* 16x16 so that stage 2 has 256 tokens: the fused attention's parallel path */
+static const char *THR_JSON =
+    "{\"format\":\"transgan\",\"format_version\":1,\"image\":{\"size\":16,\"channels\":1},"
+    "\"latent_dim\":8,\"generator\":{\"bottom_width\":8,\"embed_dim\":16,\"depths\":[1,1],"
+    "\"heads\":2,\"mlp_ratio\":2},\"discriminator\":{\"patch_size\":4,\"embed_dim\":16,"
+    "\"depth\":1,\"heads\":2,\"mlp_ratio\":2},\"training\":{\"d_batch\":4,\"g_batch\":4,"
+    "\"n_critic\":1,\"diffaug\":[]}}";
+
+static float max_abs_diff(const float *a, const float *b, size_t n)
+{
+    float m = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        m = fmaxf(m, fabsf(a[i] - b[i]));
+    return m;
+}
+
+START_TEST(thread_count_option)
+{
+    enum { N = 6, PER = 16 * 16, L = 8 };
+    tg_model *m = NULL, *twin = NULL;
+    OK(tg_model_create(THR_JSON, 5, &m));
+    OK(tg_model_create(THR_JSON, 5, &twin));
+    int64_t v = -1;
+    OK(tg_model_info(m, TG_INFO_THREADS, &v));
+    ck_assert_int_eq(v, 0); /* default: the caller's OpenMP maximum */
+    INVALID(tg_model_set_threads(NULL, 1));
+    FAILS_WITH(tg_model_set_threads(m, -1), TG_ERR_INVALID_ARGUMENT, "n = -1");
+    FAILS_WITH(tg_model_set_threads(m, 5000), TG_ERR_INVALID_ARGUMENT, "n = 5000");
+    OK(tg_model_info(m, TG_INFO_THREADS, &v));
+    ck_assert_int_eq(v, 0); /* unchanged by the failures */
+
+    float z[N * L], a[N * PER], b[N * PER], c[N * PER];
+    OK(tg_latent_sample(m, 3, N, z, N * L));
+    omp_set_num_threads(3);
+    OK(tg_generate(m, z, N, 0, a, N * PER)); /* 3 threads: the caller's */
+    int counts[] = {1, 2, 1};                /* back to 1: its primitives are reused */
+    for (int i = 0; i < 3; i++) {
+        OK(tg_model_set_threads(m, counts[i]));
+        OK(tg_model_info(m, TG_INFO_THREADS, &v));
+        ck_assert_int_eq(v, counts[i]);
+        OK(tg_generate(m, z, N, 0, b, N * PER));
+        ck_assert_int_eq(omp_get_max_threads(), 3); /* the caller's count is restored */
+        float d = max_abs_diff(a, b, N * PER);
+        ck_assert_msg(d < 1e-5f, "%d threads: images differ by %g", counts[i], (double)d);
+    }
+
+    /* training: the same step on 1 and on 2 threads gives the same model */
+    float real[4 * PER], zd[4 * L], zg[4 * L], alpha[4];
+    tu_fill(real, 4 * PER, -1.0f, 1.0f);
+    tu_fill(zd, 4 * L, -1.0f, 1.0f);
+    tu_fill(zg, 4 * L, -1.0f, 1.0f);
+    tu_fill(alpha, 4, 0.0f, 1.0f);
+    OK(tg_model_set_threads(m, 1));
+    OK(tg_model_set_threads(twin, 2));
+    for (int k = 0; k < 2; k++) {
+        OK(tg_train_step(m, real, 4, zd, zg, alpha, NULL));
+        OK(tg_train_step(twin, real, 4, zd, zg, alpha, NULL));
+        ck_assert_int_eq(omp_get_max_threads(), 3);
+    }
+    OK(tg_generate(m, z, N, TG_GEN_RAW, b, N * PER));
+    OK(tg_generate(twin, z, N, TG_GEN_RAW, c, N * PER));
+    float d = max_abs_diff(b, c, N * PER);
+    ck_assert_msg(d < 1e-4f, "after training on 1 and 2 threads images differ by %g", (double)d);
+    ck_assert_msg(max_abs_diff(a, b, N * PER) > 1e-4f, "training changed nothing");
+    float sb[N], sc[N];
+    OK(tg_discriminate(m, b, N, sb, N));
+    OK(tg_discriminate(twin, b, N, sc, N));
+    d = max_abs_diff(sb, sc, N);
+    ck_assert_msg(d < 1e-3f, "scores differ by %g", (double)d);
+    omp_set_num_threads(omp_get_num_procs());
+    tg_model_destroy(m);
+    tg_model_destroy(twin);
 }
 END_TEST
 
@@ -1327,6 +1405,7 @@ int main(void)
     tcase_add_test(tc, pixel_rounding_ties);
     tcase_add_test(tc, pixel_layouts);
     tcase_add_test(tc, latent_sampler);
+    tcase_add_test(tc, thread_count_option);
     suite_add_tcase(s, tc);
 
     return tu_run(s) ? 1 : 0;

@@ -215,8 +215,21 @@ TG_API tg_status tg_model_info(const tg_model *m, tg_info key, int64_t *value)
     case TG_INFO_HAS_EMA: v = m->ema != NULL; break;
     case TG_INFO_D_BATCH: v = m->desc.t.d_batch; break;
     case TG_INFO_G_BATCH: v = m->desc.t.g_batch; break;
+    case TG_INFO_THREADS: v = m->threads; break;
     default: return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_info: unknown key %d", (int)key);
     }
     *value = v;
+    return TG_OK;
+}
+
+TG_API tg_status tg_model_set_threads(tg_model *m, int n)
+{
+    tg_error_clear();
+    if (!m)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_set_threads: model is NULL");
+    if (n < 0 || n > 4096)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT,
+                       "tg_model_set_threads: n = %d (use 1..4096, or 0 for OpenMP's default)", n);
+    m->threads = n;
     return TG_OK;
 }

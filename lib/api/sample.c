@@ -51,8 +51,8 @@ static int64_t gen_slice(const tg_model *m, size_t n)
     return (int64_t)TG_MIN(s, n);
 }
 
-TG_API tg_status tg_generate(tg_model *m, const float *z, size_t n, uint32_t flags, float *out,
-                             size_t out_len)
+static tg_status generate(tg_model *m, const float *z, size_t n, uint32_t flags, float *out,
+                          size_t out_len)
 {
     tg_error_clear();
     if (!m || (n && (!z || !out)))
@@ -86,6 +86,17 @@ TG_API tg_status tg_generate(tg_model *m, const float *z, size_t n, uint32_t fla
     if (!all_finite(out, n * per))
         return tg_fail(TG_ERR_NONFINITE, "tg_generate: the generator produced NaN or infinity");
     return TG_OK;
+}
+
+TG_API tg_status tg_generate(tg_model *m, const float *z, size_t n, uint32_t flags, float *out,
+                             size_t out_len)
+{
+    if (!m)
+        return generate(m, z, n, flags, out, out_len);
+    int caller = tg_dnn_threads_enter(m->dnn, m->threads);
+    tg_status st = generate(m, z, n, flags, out, out_len);
+    tg_dnn_threads_leave(caller);
+    return st;
 }
 
 static uint8_t to_u8(float x)
@@ -177,8 +188,8 @@ TG_API tg_status tg_generate_pixels(tg_model *m, const float *z, size_t n, uint3
     return st;
 }
 
-TG_API tg_status tg_discriminate(tg_model *m, const float *images, size_t n, float *scores,
-                                 size_t scores_len)
+static tg_status discriminate(tg_model *m, const float *images, size_t n, float *scores,
+                              size_t scores_len)
 {
     tg_error_clear();
     if (!m || (n && (!images || !scores)))
@@ -208,4 +219,15 @@ TG_API tg_status tg_discriminate(tg_model *m, const float *images, size_t n, flo
     if (!all_finite(scores, n))
         return tg_fail(TG_ERR_NONFINITE, "tg_discriminate: the discriminator produced NaN or infinity");
     return TG_OK;
+}
+
+TG_API tg_status tg_discriminate(tg_model *m, const float *images, size_t n, float *scores,
+                                 size_t scores_len)
+{
+    if (!m)
+        return discriminate(m, images, n, scores, scores_len);
+    int caller = tg_dnn_threads_enter(m->dnn, m->threads);
+    tg_status st = discriminate(m, images, n, scores, scores_len);
+    tg_dnn_threads_leave(caller);
+    return st;
 }

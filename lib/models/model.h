@@ -118,6 +118,7 @@ struct tg_model {
     struct tg_trainer *trainer; /* training buffers, made by the first step */
     uint64_t d_steps, g_steps;
     tg_rng rng;
+    int threads;      /* tg_model_set_threads: 0 = the caller's OpenMP maximum */
     /* locality masks for the stages that use them, at mask_radius[s] */
     uint8_t *masks[TG_MAX_STAGES];
     int mask_radius[TG_MAX_STAGES];

@@ -3,6 +3,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
+#include <omp.h>
+
 #include <oneapi/dnnl/dnnl_debug.h>
 
 #include "dnn.h"
@@ -18,6 +20,7 @@ struct tg_dnn {
     float *ones;
     size_t ones_n;
     int allow_ref;
+    int nthr; /* threads of the current call: part of every primitive's key */
 };
 
 /* One engine for the whole process: the primitive cache keys include it. */
@@ -61,6 +64,7 @@ tg_status tg_dnn_create(tg_dnn **out)
     }
     const char *env = getenv("TG_ALLOW_REF");
     c->allow_ref = env && *env && strcmp(env, "0") != 0;
+    c->nthr = omp_get_max_threads();
     dnnl_status_t s = dnnl_stream_create(&c->stream, g_engine, dnnl_stream_default_flags);
     if (s != dnnl_success) {
         free(c->slots);
@@ -103,9 +107,9 @@ void tg_dnn_destroy(tg_dnn *c)
     free(c);
 }
 
-static uint64_t key_hash(const int64_t *key, int n)
+static uint64_t key_hash(const int64_t *key, int n, int nthr)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)nthr;
     for (int i = 0; i < n; i++) {
         h ^= (uint64_t)key[i];
         h *= 1099511628211ull;
@@ -117,11 +121,11 @@ static uint64_t key_hash(const int64_t *key, int n)
 tg_prim *tg_dnn_find(tg_dnn *c, const int64_t *key, int nkey)
 {
     size_t mask = c->cap - 1;
-    for (size_t i = key_hash(key, nkey) & mask;; i = (i + 1) & mask) {
+    for (size_t i = key_hash(key, nkey, c->nthr) & mask;; i = (i + 1) & mask) {
         tg_prim *p = c->slots[i];
         if (!p)
             return NULL;
-        if (p->nkey == nkey && memcmp(p->key, key, (size_t)nkey * sizeof *key) == 0)
+        if (p->nkey == nkey && p->nthr == c->nthr && memcmp(p->key, key, (size_t)nkey * sizeof *key) == 0)
             return p;
     }
 }
@@ -137,7 +141,7 @@ static tg_status insert(tg_dnn *c, tg_prim *p)
             tg_prim *q = c->slots[i];
             if (!q)
                 continue;
-            size_t j = key_hash(q->key, q->nkey) & (ncap - 1);
+            size_t j = key_hash(q->key, q->nkey, q->nthr) & (ncap - 1);
             while (ns[j])
                 j = (j + 1) & (ncap - 1);
             ns[j] = q;
@@ -146,7 +150,7 @@ static tg_status insert(tg_dnn *c, tg_prim *p)
         c->slots = ns;
         c->cap = ncap;
     }
-    size_t j = key_hash(p->key, p->nkey) & (c->cap - 1);
+    size_t j = key_hash(p->key, p->nkey, p->nthr) & (c->cap - 1);
     while (c->slots[j])
         j = (j + 1) & (c->cap - 1);
     c->slots[j] = p;
@@ -166,6 +170,7 @@ tg_status tg_dnn_build(tg_dnn *c, const int64_t *key, int nkey, const_dnnl_op_de
         return TG_ERR_OUT_OF_MEMORY;
     memcpy(p->key, key, (size_t)nkey * sizeof *key);
     p->nkey = nkey;
+    p->nthr = c->nthr;
     tg_status st = TG_OK;
     dnnl_primitive_attr_t at = NULL;
     /* user scratchpad: a model may move between threads, which the library
@@ -302,4 +307,23 @@ tg_status tg_md_strided(dnnl_memory_desc_t *md, int ndims, const int64_t *dims,
 {
     TG_DNN(dnnl_memory_desc_init_by_strides(md, ndims, dims, dnnl_f32, strides));
     return TG_OK;
+}
+
+/* oneDNN sizes a primitive's work split by the OpenMP maximum when it is
+ * created and must run with the same count (oneDNN #1201): the count is part
+ * of the cache key, and the calling thread's maximum is set for the call. */
+int tg_dnn_threads_enter(tg_dnn *c, int fixed)
+{
+    int caller = omp_get_max_threads();
+    int n = fixed > 0 ? fixed : caller;
+    if (n != caller)
+        omp_set_num_threads(n);
+    c->nthr = n;
+    return caller;
+}
+
+void tg_dnn_threads_leave(int caller)
+{
+    if (omp_get_max_threads() != caller)
+        omp_set_num_threads(caller);
 }

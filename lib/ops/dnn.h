@@ -29,6 +29,7 @@ enum tg_op_id {
 typedef struct tg_prim {
     int64_t key[TG_KEY_MAX];
     int nkey;
+    int nthr;                 /* OpenMP threads it was built for */
     dnnl_primitive_desc_t pd; /* kept: backward pds take it as their hint */
     dnnl_primitive_t prim;
     int nargs;
@@ -71,6 +72,13 @@ long tg_dnn_ref_count(const char **last_impl);
 
 /* Status of a oneDNN call as a tg_status with a message naming `what`. */
 tg_status tg_dnn_check(dnnl_status_t s, const char *what);
+
+/* Every computing entry point brackets its work with these: enter sets the
+ * calling thread's OpenMP maximum to `fixed` (> 0) or keeps it (0), makes
+ * that the count primitives are looked up and built for, and returns the
+ * caller's maximum, which leave restores. */
+int tg_dnn_threads_enter(tg_dnn *ctx, int fixed);
+void tg_dnn_threads_leave(int caller);
 
 /* Memory descriptor helpers: plain row-major, and strided views. */
 tg_status tg_md_plain(dnnl_memory_desc_t *md, int ndims, const int64_t *dims);

@@ -292,8 +292,8 @@ static tg_status g_update(tg_model *m, const float *real, const float *zg, uint8
 
 static int finite_or_null(const float *x, size_t n) { return !x || tg_all_finite(x, n); }
 
-TG_API tg_status tg_train_step(tg_model *m, const float *real, size_t n, const float *z_d,
-                               const float *z_g, const float *alpha, tg_train_stats *stats)
+static tg_status train_step(tg_model *m, const float *real, size_t n, const float *z_d,
+                            const float *z_g, const float *alpha, tg_train_stats *stats)
 {
     tg_error_clear();
     if (!m || !real)
@@ -355,4 +355,15 @@ TG_API tg_status tg_train_step(tg_model *m, const float *real, size_t n, const f
         memcpy(stats, &o, sz);
     }
     return TG_OK;
+}
+
+TG_API tg_status tg_train_step(tg_model *m, const float *real, size_t n, const float *z_d,
+                               const float *z_g, const float *alpha, tg_train_stats *stats)
+{
+    if (!m)
+        return train_step(m, real, n, z_d, z_g, alpha, stats);
+    int caller = tg_dnn_threads_enter(m->dnn, m->threads);
+    tg_status st = train_step(m, real, n, z_d, z_g, alpha, stats);
+    tg_dnn_threads_leave(caller);
+    return st;
 }

@@ -285,6 +285,21 @@ def test_properties_of_another_fixture():
         np.testing.assert_array_equal(m.generate(2, ema=True), m.generate(2, ema=False))
 
 
+def test_threads(tiny):
+    assert tiny.threads == 0                  # OpenMP's default
+    z = tiny.latent(5, seed=2)
+    ref = tiny.generate(z=z)
+    for n in (1, 2, 0):
+        tiny.threads = n
+        assert tiny.threads == n
+        np.testing.assert_allclose(tiny.generate(z=z), ref, rtol=0, atol=1e-5)
+    for bad, err in ((-1, ValueError), (5000, ValueError), (1.5, TypeError), (True, TypeError),
+                     ("2", TypeError)):
+        with pytest.raises(err):
+            tiny.threads = bad
+    assert tiny.threads == 0
+
+
 def test_parameter_counts_match_the_checkpoint(tiny):
     t = read_safetensors(TINY)
     g = sum(v.size for k, v in t.items() if k.startswith("generator."))
@@ -685,7 +700,7 @@ def test_close_is_idempotent_and_closed_models_refuse(tiny):
              lambda: tiny.train_step(np.zeros((64, 3, 8, 8))),
              lambda: tiny.save("/tmp/never.safetensors"), lambda: tiny.load_weights(TINY)]
     for name in ["descriptor", "image_size", "channels", "latent_dim", "d_steps", "g_steps",
-                 "d_batch", "g_batch", "g_params", "d_params", "has_ema"]:
+                 "d_batch", "g_batch", "g_params", "d_params", "has_ema", "threads"]:
         calls.append(lambda name=name: getattr(tiny, name))
     for call in calls:
         with pytest.raises(ValueError, match="model is closed"):
@@ -693,6 +708,8 @@ def test_close_is_idempotent_and_closed_models_refuse(tiny):
     with pytest.raises(ValueError, match="model is closed"):
         with tiny:
             pass
+    with pytest.raises(ValueError, match="model is closed"):
+        tiny.threads = 1
     # closed wins over bad arguments
     with pytest.raises(ValueError, match="model is closed"):
         tiny.discriminate(np.zeros((1, 3, 8, 8), dtype=object))

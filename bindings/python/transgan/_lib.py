@@ -68,6 +68,7 @@ class Info(enum.IntEnum):
     HAS_EMA = 8
     D_BATCH = 9
     G_BATCH = 10
+    THREADS = 11
 
 
 class TransGANError(Exception):
@@ -130,6 +131,7 @@ _SIGNATURES = {
     "tg_model_destroy": (None, [model_p]),
     "tg_model_descriptor": (ctypes.c_char_p, [model_p]),
     "tg_model_info": (_status, [model_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]),
+    "tg_model_set_threads": (_status, [model_p, ctypes.c_int]),
     "tg_model_load": (_status, [ctypes.c_char_p, ctypes.POINTER(model_p)]),
     "tg_model_load_weights": (_status, [model_p, ctypes.c_char_p]),
     "tg_model_save": (_status, [model_p, ctypes.c_char_p, ctypes.c_uint32]),

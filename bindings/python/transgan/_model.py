@@ -280,6 +280,22 @@ class Model:
     has_ema = property(lambda self: bool(self._info(Info.HAS_EMA)),
                        doc="True if the model keeps an EMA generator")
 
+    @property
+    def threads(self):
+        """Threads the model computes on; 0 (the default) means OpenMP's
+        default (OMP_NUM_THREADS or the number of cores). Settable: an int
+        from 0 to 4096 (tg_model_set_threads)."""
+        return self._info(Info.THREADS)
+
+    @threads.setter
+    def threads(self, n):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise TypeError("threads must be an integer, not %s" % type(n).__name__)
+        if not 0 <= int(n) <= 4096:
+            raise ValueError("threads must be 0 (OpenMP's default) or 1..4096, got %d" % n)
+        with self._lock:
+            check(lib.tg_model_set_threads(self._handle(), int(n)))
+
     # ------------------------------------------------------------ sampling
     def latent(self, n, seed=0):
         """n standard normal latent vectors drawn from seed: float32 [n, latent_dim]."""
