@@ -285,6 +285,13 @@ START_TEST(attention_fused)
     check_fused(2, 17, 48, 3, 1, 0);  /* width 16 */
     check_fused(2, 11, 20, 4, 0, 1);  /* width 5: the generic kernel */
     check_fused(1, 7, 96, 3, 0, 0);   /* width 32 */
+    /* the blocked forward pads widths (6 -> 8, 24 -> 32, 40 -> 64), keys to
+     * a multiple of 16 and the last block of rows: odd N checks all tails */
+    check_fused(2, 37, 24, 4, 0, 0);  /* width 6, 4 rows per block, N % 16 = 5 */
+    check_fused(1, 33, 72, 3, 1, 1);  /* width 24 */
+    check_fused(1, 19, 80, 2, 0, 1);  /* width 40 */
+    check_fused(1, 23, 12, 4, 1, 0);  /* width 3 */
+    check_fused(1, 18, 160, 2, 0, 0); /* width 80: the wide kernel */
 }
 END_TEST
 

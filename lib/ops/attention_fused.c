@@ -39,51 +39,39 @@ static inline float exp_neg(float x)
 
 /* Scores of query row i against all keys (scaled, biased, masked), turned
  * into unnormalised probabilities in place; returns their sum. Kt is
- * [DH][N]. DH is a compile-time constant in the specialised copies below, so
- * the loop over features unrolls and one pass over the keys does it all. */
-#define ROW_PROBS(DH)                                                                      \
-    static inline __attribute__((always_inline)) float row_probs_##DH(                    \
-        float *restrict s, const float *q, const float *restrict Kt, int64_t N, int64_t dh, \
-        float scale, const float *brow, const uint8_t *mrow)                               \
-    {                                                                                      \
-        const int64_t D = DH ? DH : dh;                                                    \
-        float qs[64];                                                                      \
-        for (int64_t d = 0; d < D; d++)                                                    \
-            qs[d] = q[d] * scale;                                                          \
-        float m = -INFINITY;                                                               \
-        if (!brow && !mrow) {                                                              \
-            _Pragma("omp simd reduction(max : m)") for (int64_t j = 0; j < N; j++)         \
-            {                                                                              \
-                float a = 0.0f;                                                            \
-                for (int64_t d = 0; d < D; d++)                                            \
-                    a += qs[d] * Kt[d * N + j];                                            \
-                s[j] = a;                                                                  \
-                m = a > m ? a : m;                                                         \
-            }                                                                              \
-        } else {                                                                           \
-            _Pragma("omp simd") for (int64_t j = 0; j < N; j++)                            \
-            {                                                                              \
-                float a = 0.0f;                                                            \
-                for (int64_t d = 0; d < D; d++)                                            \
-                    a += qs[d] * Kt[d * N + j];                                            \
-                s[j] = a;                                                                  \
-            }                                                                              \
-            if (brow)                                                                      \
-                _Pragma("omp simd") for (int64_t j = 0; j < N; j++) s[j] += brow[j];       \
-            if (mrow)                                                                      \
-                _Pragma("omp simd") for (int64_t j = 0; j < N; j++)                        \
-                    s[j] = mrow[j] ? s[j] : -INFINITY;                                     \
-            _Pragma("omp simd reduction(max : m)") for (int64_t j = 0; j < N; j++)         \
-                m = s[j] > m ? s[j] : m;                                                   \
-        }                                                                                  \
-        float l = 0.0f;                                                                    \
-        _Pragma("omp simd reduction(+ : l)") for (int64_t j = 0; j < N; j++)               \
-        {                                                                                  \
-            s[j] = exp_neg(s[j] - m);                                                      \
-            l += s[j];                                                                     \
-        }                                                                                  \
-        return l;                                                                          \
+ * [dh][N]; any head width (the scale is applied after the dot product). */
+static inline __attribute__((always_inline)) float row_probs(float *restrict s, const float *q,
+                                                             const float *restrict Kt, int64_t N,
+                                                             int64_t dh, float scale,
+                                                             const float *brow, const uint8_t *mrow)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < N; j++) {
+        float a = 0.0f;
+        for (int64_t d = 0; d < dh; d++)
+            a += q[d] * Kt[d * N + j];
+        s[j] = a * scale;
     }
+    if (brow)
+#pragma omp simd
+        for (int64_t j = 0; j < N; j++)
+            s[j] += brow[j];
+    if (mrow)
+#pragma omp simd
+        for (int64_t j = 0; j < N; j++)
+            s[j] = mrow[j] ? s[j] : -INFINITY;
+    float m = -INFINITY;
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 0; j < N; j++)
+        m = s[j] > m ? s[j] : m;
+    float l = 0.0f;
+#pragma omp simd reduction(+ : l)
+    for (int64_t j = 0; j < N; j++) {
+        s[j] = exp_neg(s[j] - m);
+        l += s[j];
+    }
+    return l;
+}
 
 /* [N][dh] rows with stride `row` -> [dh][N] */
 static void pack_t(float *dst, const float *src, int64_t N, int64_t dh, int64_t row)
@@ -98,50 +86,255 @@ static size_t per_thread_floats(int64_t N, int64_t dh, int bwd)
     return (size_t)(2 * N + (bwd ? 4 : 2) * dh * N + 2 * dh);
 }
 
-/* out row = P V with P = probs / l; per-feature accumulators in one pass */
-#define FWD_ONE(DH)                                                                        \
-    ROW_PROBS(DH)                                                                          \
-    TG_CLONES static void fwd_one_##DH(float *out, const float *qkv, const float *bias,    \
-                                       const uint8_t *mask, int64_t b, int64_t h, int64_t N, \
-                                       int64_t C, int64_t H, float *s)                     \
-    {                                                                                      \
-        int64_t dh = C / H, row = 3 * C;                                                   \
-        const int64_t D = DH ? DH : dh;                                                    \
-        float scale = 1.0f / sqrtf((float)dh);                                             \
-        float *Kt = s + 2 * N, *Vt = Kt + dh * N;                                          \
-        const float *base = qkv + b * N * row + h * dh;                                    \
-        pack_t(Kt, base + C, N, dh, row);                                                  \
-        pack_t(Vt, base + 2 * C, N, dh, row);                                              \
-        for (int64_t i = 0; i < N; i++) {                                                  \
-            float l = row_probs_##DH(s, base + i * row, Kt, N, dh, scale,                  \
-                                     bias ? bias + (h * N + i) * N : NULL,                 \
-                                     mask ? mask + i * N : NULL);                          \
-            float *o = out + (b * N + i) * C + h * dh, inv = 1.0f / l;                     \
-            for (int64_t d = 0; d < D; d++) {                                              \
-                const float *v = Vt + d * N;                                               \
-                float acc = 0.0f;                                                          \
-                _Pragma("omp simd reduction(+ : acc)") for (int64_t j = 0; j < N; j++)     \
-                    acc += s[j] * v[j];                                                    \
-                o[d] = acc * inv;                                                          \
-            }                                                                              \
-        }                                                                                  \
+/* ------------------------------------------------------------- forward
+ * A block of R query rows at a time against all keys, head width padded with
+ * zeros to DP (4, 8, 16, 32 or 64), keys padded to NP (a multiple of 16) with
+ * -inf scores: every key vector loaded serves R rows, and the P V product
+ * keeps its R x 16 sums in registers. GCC vector types make the 16-float
+ * vectors explicit (one zmm on AVX-512, two ymm on AVX2, four xmm else). */
+typedef float v16f __attribute__((vector_size(64)));
+/* 64-byte vectors pass between the static always-inline helpers below only:
+ * no call ever uses the ABI GCC warns about */
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v16fu __attribute__((vector_size(64), aligned(4), may_alias));
+#define VLOAD(p) (*(const v16fu *)(p))
+#define VSTORE(p, v) (*(v16fu *)(p) = (v))
+
+static inline float hsum16(const v16f *v)
+{
+    float s = 0.0f;
+    for (int k = 0; k < 16; k++)
+        s += (*v)[k];
+    return s;
+}
+
+static int64_t pad16(int64_t n) { return (n + 15) & ~(int64_t)15; }
+
+/* padded head width for the blocked kernels; 0: none (generic path) */
+static int64_t padded_dh(int64_t dh)
+{
+    return dh <= 4 ? 4 : dh <= 8 ? 8 : dh <= 16 ? 16 : dh <= 32 ? 32 : dh <= 64 ? 64 : 0;
+}
+
+/* rows per block: R x min(DP, 16) accumulators of the P V product */
+#ifndef R4
+#define R4 4
+#define R8 2
+#define R16 1
+#define R32 2
+#endif
+#define ROWS_FOR(DP) ((DP) <= 4 ? R4 : (DP) <= 8 ? R8 : (DP) <= 16 ? R16 : R32)
+
+/* [N][dh] rows with stride `row` -> [DP][NP], zeros in the padding */
+static void pack_t_pad(float *dst, const float *src, int64_t N, int64_t dh, int64_t row,
+                       int64_t DP, int64_t NP)
+{
+    for (int64_t e = 0; e < DP * NP; e++)
+        dst[e] = 0.0f;
+    for (int64_t j = 0; j < N; j++)
+        for (int64_t d = 0; d < dh; d++)
+            dst[d * NP + j] = src[j * row + d];
+}
+
+static size_t fwd_blocked_floats(int64_t N, int64_t dh)
+{
+    int64_t DP = padded_dh(dh), NP = pad16(N);
+    return (size_t)((ROWS_FOR(DP) + 2 * DP) * NP + 16);
+}
+
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+/* 2^x on 16 lanes for x <= 0, within 1.1e-7 relative (a degree-6 fit on
+ * [-1/2, 1/2]); 0 below -126 and for -inf or NaN (padding, masked keys).
+ * The blocked kernels work in base 2 (scores pre-multiplied by log2 e), which
+ * saves exp's range reduction; n = round(x) is read from the low mantissa
+ * bits of x + 1.5 * 2^23 and shifted straight into the exponent field. */
+static inline __attribute__((always_inline)) v16f vexp2_neg(v16f x)
+{
+    const float magic = 12582912.0f;
+    v16f t = x + magic;
+    v16f f = x - (t - magic);
+    v16f p = 1.534579205326736e-4f + (v16f){0};
+    p = p * f + 1.3399923918768764e-3f;
+    p = p * f + 9.618489071726799e-3f;
+    p = p * f + 5.550328642129898e-2f;
+    p = p * f + 2.4022646248340607e-1f;
+    p = p * f + 6.931471824645996e-1f;
+    p = p * f + 1.0f;
+    v16i e = ((v16i)t + 127) << 23;
+    return (v16f)((v16i)(p * (v16f)e) & (x > -126.0f));
+}
+
+/* One block of R query rows: scores into S (R rows of NP), then, when the
+ * head is at most 16 wide, probabilities and P V in the same pass with the
+ * R x DP sums in registers; wider heads store the probabilities and multiply
+ * by V 16 features at a time. */
+#define FWD_BLOCKED(DP)                                                                        \
+    TG_CLONES static void fwd_blk_##DP(float *out, const float *qkv, const float *bias,        \
+                                       const uint8_t *mask, int64_t b, int64_t h, int64_t N,   \
+                                       int64_t C, int64_t H, float *w)                         \
+    {                                                                                          \
+        enum { R = ROWS_FOR(DP), DC = DP < 16 ? DP : 16 };                                     \
+        int64_t dh = C / H, row = 3 * C, NP = pad16(N);                                        \
+        float scale = 1.44269504088896341f / sqrtf((float)dh); /* base 2: log2(e) */           \
+        float *S = w, *Kt = S + R * NP, *Vt = Kt + DP * NP;                                    \
+        const float *base = qkv + b * N * row + h * dh;                                        \
+        pack_t_pad(Kt, base + C, N, dh, row, DP, NP);                                          \
+        pack_t_pad(Vt, base + 2 * C, N, dh, row, DP, NP);                                      \
+        for (int64_t i0 = 0; i0 < N; i0 += R) {                                                \
+            int64_t ri[R];                                                                     \
+            float qs[R][DP];                                                                   \
+            for (int r = 0; r < R; r++) { /* a short last block repeats its last row */      \
+                ri[r] = i0 + r < N ? i0 + r : N - 1;                                           \
+                for (int d = 0; d < DP; d++)                                                   \
+                    qs[r][d] = d < dh ? base[ri[r] * row + d] * scale : 0.0f;                  \
+            }                                                                                  \
+            /* scores S[r][j] = q_r . k_j and their running maximum */                         \
+            v16f mv[R];                                                                        \
+            for (int r = 0; r < R; r++)                                                        \
+                mv[r] = (v16f){0} - INFINITY;                                                  \
+            for (int64_t j = 0; j < NP; j += 16) {                                             \
+                v16f acc[R];                                                                   \
+                for (int r = 0; r < R; r++)                                                    \
+                    acc[r] = (v16f){0};                                                        \
+                for (int d = 0; d < DP; d++) {                                                 \
+                    v16f k = VLOAD(Kt + d * NP + j);                                           \
+                    for (int r = 0; r < R; r++)                                                \
+                        acc[r] += qs[r][d] * k;                                                \
+                }                                                                              \
+                for (int r = 0; r < R; r++) {                                                  \
+                    VSTORE(S + r * NP + j, acc[r]);                                            \
+                    v16i gt = acc[r] > mv[r];                                                  \
+                    mv[r] = (v16f)(((v16i)acc[r] & gt) | ((v16i)mv[r] & ~gt));                 \
+                }                                                                              \
+            }                                                                                  \
+            float m[R];                                                                        \
+            for (int r = 0; r < R; r++) {                                                      \
+                float *s = S + r * NP;                                                         \
+                if (bias || mask || NP != N) {                                                 \
+                    if (bias) {                                                                \
+                        const float *br = bias + (h * N + ri[r]) * N;                          \
+                        _Pragma("omp simd") for (int64_t j = 0; j < N; j++)                    \
+                            s[j] += br[j] * 1.44269504088896341f;                              \
+                    }                                                                          \
+                    if (mask) {                                                                \
+                        const uint8_t *mr = mask + ri[r] * N;                                  \
+                        _Pragma("omp simd") for (int64_t j = 0; j < N; j++)                    \
+                            s[j] = mr[j] ? s[j] : -INFINITY;                                   \
+                    }                                                                          \
+                    for (int64_t j = N; j < NP; j++)                                           \
+                        s[j] = -INFINITY;                                                      \
+                    float mm = -INFINITY;                                                      \
+                    _Pragma("omp simd reduction(max : mm)") for (int64_t j = 0; j < N; j++)    \
+                        mm = s[j] > mm ? s[j] : mm;                                            \
+                    m[r] = mm;                                                                 \
+                } else {                                                                       \
+                    float mm = -INFINITY;                                                      \
+                    for (int k = 0; k < 16; k++)                                               \
+                        mm = mv[r][k] > mm ? mv[r][k] : mm;                                    \
+                    m[r] = mm;                                                                 \
+                }                                                                              \
+            }                                                                                  \
+            /* P = exp(S - m), l = row sums, out_r = P_r V / l_r */                            \
+            v16f lv[R];                                                                        \
+            for (int r = 0; r < R; r++)                                                        \
+                lv[r] = (v16f){0};                                                             \
+            if (DP <= 16) {                                                                    \
+                v16f acc[R][DC];                                                               \
+                for (int r = 0; r < R; r++)                                                    \
+                    for (int d = 0; d < DC; d++)                                               \
+                        acc[r][d] = (v16f){0};                                                 \
+                for (int64_t j = 0; j < NP; j += 16) {                                         \
+                    v16f p[R];                                                                 \
+                    for (int r = 0; r < R; r++) {                                              \
+                        p[r] = vexp2_neg(VLOAD(S + r * NP + j) - m[r]);                         \
+                        lv[r] += p[r];                                                         \
+                    }                                                                          \
+                    for (int d = 0; d < DC; d++) {                                             \
+                        v16f v = VLOAD(Vt + d * NP + j);                                       \
+                        for (int r = 0; r < R; r++)                                            \
+                            acc[r][d] += p[r] * v;                                             \
+                    }                                                                          \
+                }                                                                              \
+                for (int r = 0; r < R && i0 + r < N; r++) {                                    \
+                    float *o = out + (b * N + i0 + r) * C + h * dh, inv = 1.0f / hsum16(&lv[r]); \
+                    for (int d = 0; d < DC && d < dh; d++)                                     \
+                        o[d] = hsum16(&acc[r][d]) * inv;                                       \
+                }                                                                              \
+                continue;                                                                      \
+            }                                                                                  \
+            for (int64_t j = 0; j < NP; j += 16)                                               \
+                for (int r = 0; r < R; r++) {                                                  \
+                    v16f p = vexp2_neg(VLOAD(S + r * NP + j) - m[r]);                           \
+                    lv[r] += p;                                                                \
+                    VSTORE(S + r * NP + j, p);                                                 \
+                }                                                                              \
+            for (int d0 = 0; d0 < dh; d0 += DC) {                                              \
+                v16f acc[R][DC];                                                               \
+                for (int r = 0; r < R; r++)                                                    \
+                    for (int d = 0; d < DC; d++)                                               \
+                        acc[r][d] = (v16f){0};                                                 \
+                for (int64_t j = 0; j < NP; j += 16) {                                         \
+                    v16f p[R];                                                                 \
+                    for (int r = 0; r < R; r++)                                                \
+                        p[r] = VLOAD(S + r * NP + j);                                          \
+                    for (int d = 0; d < DC; d++) {                                             \
+                        v16f v = VLOAD(Vt + (d0 + d) * NP + j);                                \
+                        for (int r = 0; r < R; r++)                                            \
+                            acc[r][d] += p[r] * v;                                             \
+                    }                                                                          \
+                }                                                                              \
+                for (int r = 0; r < R && i0 + r < N; r++) {                                    \
+                    float *o = out + (b * N + i0 + r) * C + h * dh, inv = 1.0f / hsum16(&lv[r]); \
+                    for (int d = 0; d < DC && d0 + d < dh; d++)                                \
+                        o[d0 + d] = hsum16(&acc[r][d]) * inv;                                  \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
     }
 
-FWD_ONE(4)
-FWD_ONE(8)
-FWD_ONE(16)
-FWD_ONE(32)
-FWD_ONE(0)
+FWD_BLOCKED(4)
+FWD_BLOCKED(8)
+FWD_BLOCKED(16)
+FWD_BLOCKED(32)
+FWD_BLOCKED(64)
+
+/* head widths above 64: one row at a time, runtime width */
+TG_CLONES static void fwd_one_wide(float *out, const float *qkv, const float *bias,
+                                   const uint8_t *mask, int64_t b, int64_t h, int64_t N,
+                                   int64_t C, int64_t H, float *s)
+{
+    int64_t dh = C / H, row = 3 * C;
+    float scale = 1.0f / sqrtf((float)dh);
+    float *Kt = s + 2 * N, *Vt = Kt + dh * N;
+    const float *base = qkv + b * N * row + h * dh;
+    pack_t(Kt, base + C, N, dh, row);
+    pack_t(Vt, base + 2 * C, N, dh, row);
+    for (int64_t i = 0; i < N; i++) {
+        float l = row_probs(s, base + i * row, Kt, N, dh, scale,
+                              bias ? bias + (h * N + i) * N : NULL, mask ? mask + i * N : NULL);
+        float *o = out + (b * N + i) * C + h * dh, inv = 1.0f / l;
+        for (int64_t d = 0; d < dh; d++) {
+            const float *v = Vt + d * N;
+            float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+            for (int64_t j = 0; j < N; j++)
+                acc += s[j] * v[j];
+            o[d] = acc * inv;
+        }
+    }
+}
 
 static void fwd_one(float *out, const float *qkv, const float *bias, const uint8_t *mask,
                     int64_t b, int64_t h, int64_t N, int64_t C, int64_t H, float *s)
 {
-    switch (C / H) {
-    case 4: fwd_one_4(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 8: fwd_one_8(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 16: fwd_one_16(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 32: fwd_one_32(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    default: fwd_one_0(out, qkv, bias, mask, b, h, N, C, H, s);
+    switch (padded_dh(C / H)) {
+    case 4: fwd_blk_4(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    case 8: fwd_blk_8(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    case 16: fwd_blk_16(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    case 32: fwd_blk_32(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    case 64: fwd_blk_64(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    default: fwd_one_wide(out, qkv, bias, mask, b, h, N, C, H, s);
     }
 }
 
@@ -150,7 +343,7 @@ tg_status tg_attention_fused_fwd(tg_dnn *c, float *out, const float *qkv, const 
 {
     int64_t dh = C / H;
     int nt = omp_get_max_threads();
-    size_t per = per_thread_floats(N, dh, 0);
+    size_t per = padded_dh(dh) ? fwd_blocked_floats(N, dh) : per_thread_floats(N, dh, 0);
     float *ws = tg_dnn_tmp(c, 0, per * (size_t)nt);
     if (!ws)
         return TG_ERR_OUT_OF_MEMORY;
@@ -177,7 +370,7 @@ TG_CLONES static void bwd_one(float *dqkv, float *dbias, const float *dout, cons
         dKt[e] = 0.0f; /* dKt and dVt are adjacent */
     for (int64_t i = 0; i < N; i++) {
         const float *q = base + i * row, *dO = dout + (b * N + i) * C + h * dh;
-        float inv = 1.0f / row_probs_0(p, q, Kt, N, dh, scale,
+        float inv = 1.0f / row_probs(p, q, Kt, N, dh, scale,
                                        bias ? bias + (h * N + i) * N : NULL,
                                        mask ? mask + i * N : NULL);
         for (int64_t j = 0; j < N; j++)
