@@ -289,7 +289,8 @@ START_TEST(attention_fused)
      * a multiple of 16 and the last block of rows: odd N checks all tails */
     check_fused(2, 37, 24, 4, 0, 0);  /* width 6, 4 rows per block, N % 16 = 5 */
     check_fused(1, 33, 72, 3, 1, 1);  /* width 24 */
-    check_fused(1, 19, 80, 2, 0, 1);  /* width 40 */
+    check_fused(1, 19, 80, 2, 0, 1);  /* width 40 -> 48 */
+    check_fused(1, 21, 112, 2, 1, 0); /* width 56 -> 64 */
     check_fused(1, 23, 12, 4, 1, 0);  /* width 3 */
     check_fused(1, 18, 160, 2, 0, 0); /* width 80: the wide kernel */
 }

@@ -88,14 +88,11 @@ static size_t per_thread_floats(int64_t N, int64_t dh, int bwd)
 
 /* ------------------------------------------------------------- forward
  * A block of R query rows at a time against all keys, head width padded with
- * zeros to DP (4, 8, 16, 32 or 64), keys padded to NP (a multiple of 16) with
+ * zeros to DP (4, 8, 16, 24, 32, 48 or 64), keys padded to NP (a multiple of 16) with
  * -inf scores: every key vector loaded serves R rows, and the P V product
  * keeps its R x 16 sums in registers. GCC vector types make the 16-float
  * vectors explicit (one zmm on AVX-512, two ymm on AVX2, four xmm else). */
 typedef float v16f __attribute__((vector_size(64)));
-/* 64-byte vectors pass between the static always-inline helpers below only:
- * no call ever uses the ABI GCC warns about */
-#pragma GCC diagnostic ignored "-Wpsabi"
 typedef float v16fu __attribute__((vector_size(64), aligned(4), may_alias));
 #define VLOAD(p) (*(const v16fu *)(p))
 #define VSTORE(p, v) (*(v16fu *)(p) = (v))
@@ -113,17 +110,19 @@ static int64_t pad16(int64_t n) { return (n + 15) & ~(int64_t)15; }
 /* padded head width for the blocked kernels; 0: none (generic path) */
 static int64_t padded_dh(int64_t dh)
 {
-    return dh <= 4 ? 4 : dh <= 8 ? 8 : dh <= 16 ? 16 : dh <= 32 ? 32 : dh <= 64 ? 64 : 0;
+    return dh <= 4 ? 4 : dh <= 8 ? 8 : dh <= 16 ? 16 : dh <= 24 ? 24 : dh <= 32 ? 32 : dh <= 48 ? 48
+         : dh <= 64 ? 64 : 0;
+}
+
+/* the backward's padded widths (0: the runtime-width kernel) */
+static int64_t bwd_padded_dh(int64_t dh)
+{
+    int64_t p = padded_dh(dh);
+    return p && p <= 32 ? p : 0;
 }
 
 /* rows per block: R x min(DP, 16) accumulators of the P V product */
-#ifndef R4
-#define R4 4
-#define R8 2
-#define R16 1
-#define R32 2
-#endif
-#define ROWS_FOR(DP) ((DP) <= 4 ? R4 : (DP) <= 8 ? R8 : (DP) <= 16 ? R16 : R32)
+#define ROWS_FOR(DP) ((DP) <= 4 ? 4 : (DP) <= 8 ? 2 : (DP) <= 16 ? 1 : (DP) <= 32 ? 2 : 1)
 
 /* [N][dh] rows with stride `row` -> [DP][NP], zeros in the padding */
 static void pack_t_pad(float *dst, const float *src, int64_t N, int64_t dh, int64_t row,
@@ -149,9 +148,10 @@ typedef int32_t v16i __attribute__((vector_size(64)));
  * The blocked kernels work in base 2 (scores pre-multiplied by log2 e), which
  * saves exp's range reduction; n = round(x) is read from the low mantissa
  * bits of x + 1.5 * 2^23 and shifted straight into the exponent field. */
-static inline __attribute__((always_inline)) v16f vexp2_neg(v16f x)
+static inline __attribute__((always_inline)) void vexp2_neg(v16f *io)
 {
     const float magic = 12582912.0f;
+    v16f x = *io;
     v16f t = x + magic;
     v16f f = x - (t - magic);
     v16f p = 1.534579205326736e-4f + (v16f){0};
@@ -162,19 +162,20 @@ static inline __attribute__((always_inline)) v16f vexp2_neg(v16f x)
     p = p * f + 6.931471824645996e-1f;
     p = p * f + 1.0f;
     v16i e = ((v16i)t + 127) << 23;
-    return (v16f)((v16i)(p * (v16f)e) & (x > -126.0f));
+    *io = (v16f)((v16i)(p * (v16f)e) & (x > -126.0f));
 }
 
-/* One block of R query rows: scores into S (R rows of NP), then, when the
- * head is at most 16 wide, probabilities and P V in the same pass with the
- * R x DP sums in registers; wider heads store the probabilities and multiply
- * by V 16 features at a time. */
+/* One block of R query rows: scores into S (R rows of NP), then P V with
+ * R x DC sums in registers; when DC covers the padded head the probabilities
+ * are computed in the same pass, else they are stored first and V is taken
+ * DC features at a time. */
 #define FWD_BLOCKED(DP)                                                                        \
     TG_CLONES static void fwd_blk_##DP(float *out, const float *qkv, const float *bias,        \
                                        const uint8_t *mask, int64_t b, int64_t h, int64_t N,   \
                                        int64_t C, int64_t H, float *w)                         \
     {                                                                                          \
-        enum { R = ROWS_FOR(DP), DC = DP < 16 ? DP : 16 };                                     \
+        /* R x DC accumulators: 16 of the 32 vector registers */                              \
+        enum { R = ROWS_FOR(DP), DC = DP < 16 / R ? DP : 16 / R };                             \
         int64_t dh = C / H, row = 3 * C, NP = pad16(N);                                        \
         float scale = 1.44269504088896341f / sqrtf((float)dh); /* base 2: log2(e) */           \
         float *S = w, *Kt = S + R * NP, *Vt = Kt + DP * NP;                                    \
@@ -239,36 +240,14 @@ static inline __attribute__((always_inline)) v16f vexp2_neg(v16f x)
             v16f lv[R];                                                                        \
             for (int r = 0; r < R; r++)                                                        \
                 lv[r] = (v16f){0};                                                             \
-            if (DP <= 16) {                                                                    \
-                v16f acc[R][DC];                                                               \
-                for (int r = 0; r < R; r++)                                                    \
-                    for (int d = 0; d < DC; d++)                                               \
-                        acc[r][d] = (v16f){0};                                                 \
-                for (int64_t j = 0; j < NP; j += 16) {                                         \
-                    v16f p[R];                                                                 \
+            if (DC < DP) /* several chunks of features: exponentiate once, in place */         \
+                for (int64_t j = 0; j < NP; j += 16)                                           \
                     for (int r = 0; r < R; r++) {                                              \
-                        p[r] = vexp2_neg(VLOAD(S + r * NP + j) - m[r]);                         \
-                        lv[r] += p[r];                                                         \
+                        v16f p = VLOAD(S + r * NP + j) - m[r];                                 \
+                        vexp2_neg(&p);                                                         \
+                        lv[r] += p;                                                            \
+                        VSTORE(S + r * NP + j, p);                                             \
                     }                                                                          \
-                    for (int d = 0; d < DC; d++) {                                             \
-                        v16f v = VLOAD(Vt + d * NP + j);                                       \
-                        for (int r = 0; r < R; r++)                                            \
-                            acc[r][d] += p[r] * v;                                             \
-                    }                                                                          \
-                }                                                                              \
-                for (int r = 0; r < R && i0 + r < N; r++) {                                    \
-                    float *o = out + (b * N + i0 + r) * C + h * dh, inv = 1.0f / hsum16(&lv[r]); \
-                    for (int d = 0; d < DC && d < dh; d++)                                     \
-                        o[d] = hsum16(&acc[r][d]) * inv;                                       \
-                }                                                                              \
-                continue;                                                                      \
-            }                                                                                  \
-            for (int64_t j = 0; j < NP; j += 16)                                               \
-                for (int r = 0; r < R; r++) {                                                  \
-                    v16f p = vexp2_neg(VLOAD(S + r * NP + j) - m[r]);                           \
-                    lv[r] += p;                                                                \
-                    VSTORE(S + r * NP + j, p);                                                 \
-                }                                                                              \
             for (int d0 = 0; d0 < dh; d0 += DC) {                                              \
                 v16f acc[R][DC];                                                               \
                 for (int r = 0; r < R; r++)                                                    \
@@ -276,8 +255,15 @@ static inline __attribute__((always_inline)) v16f vexp2_neg(v16f x)
                         acc[r][d] = (v16f){0};                                                 \
                 for (int64_t j = 0; j < NP; j += 16) {                                         \
                     v16f p[R];                                                                 \
-                    for (int r = 0; r < R; r++)                                                \
-                        p[r] = VLOAD(S + r * NP + j);                                          \
+                    for (int r = 0; r < R; r++) {                                              \
+                        if (DC < DP) {                                                         \
+                            p[r] = VLOAD(S + r * NP + j);                                      \
+                        } else { /* one chunk: exponentiate on the fly */                      \
+                            p[r] = VLOAD(S + r * NP + j) - m[r];                               \
+                            vexp2_neg(&p[r]);                                                  \
+                            lv[r] += p[r];                                                     \
+                        }                                                                      \
+                    }                                                                          \
                     for (int d = 0; d < DC; d++) {                                             \
                         v16f v = VLOAD(Vt + (d0 + d) * NP + j);                                \
                         for (int r = 0; r < R; r++)                                            \
@@ -296,7 +282,9 @@ static inline __attribute__((always_inline)) v16f vexp2_neg(v16f x)
 FWD_BLOCKED(4)
 FWD_BLOCKED(8)
 FWD_BLOCKED(16)
+FWD_BLOCKED(24)
 FWD_BLOCKED(32)
+FWD_BLOCKED(48)
 FWD_BLOCKED(64)
 
 /* head widths above 64: one row at a time, runtime width */
@@ -332,7 +320,9 @@ static void fwd_one(float *out, const float *qkv, const float *bias, const uint8
     case 4: fwd_blk_4(out, qkv, bias, mask, b, h, N, C, H, s); break;
     case 8: fwd_blk_8(out, qkv, bias, mask, b, h, N, C, H, s); break;
     case 16: fwd_blk_16(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    case 24: fwd_blk_24(out, qkv, bias, mask, b, h, N, C, H, s); break;
     case 32: fwd_blk_32(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    case 48: fwd_blk_48(out, qkv, bias, mask, b, h, N, C, H, s); break;
     case 64: fwd_blk_64(out, qkv, bias, mask, b, h, N, C, H, s); break;
     default: fwd_one_wide(out, qkv, bias, mask, b, h, N, C, H, s);
     }
@@ -354,66 +344,102 @@ tg_status tg_attention_fused_fwd(tg_dnn *c, float *out, const float *qkv, const 
     return TG_OK;
 }
 
-/* one (image, head): gradients of q, k, v rows and, if dbias, of the bias */
-TG_CLONES static void bwd_one(float *dqkv, float *dbias, const float *dout, const float *qkv,
+/* one (image, head): gradients of q, k, v rows and, if dbias, of the bias.
+ * DP > 0: the head width padded to DP (zero rows in Kt, Vt), so the loops
+ * over features have a compile-time length; DP = 0: any width. */
+#define BWD_ONE(DP)                                                                            \
+    TG_CLONES static void bwd_one_##DP(float *dqkv, float *dbias, const float *dout,           \
+                                       const float *qkv, const float *bias,                    \
+                                       const uint8_t *mask, int64_t b, int64_t h, int64_t N,   \
+                                       int64_t C, int64_t H, float *w)                         \
+    {                                                                                          \
+        int64_t dh = C / H, row = 3 * C;                                                       \
+        const int64_t D = DP ? DP : dh;                                                        \
+        float scale = 1.0f / sqrtf((float)dh);                                                 \
+        float *p = w, *dp = p + N, *Kt = dp + N, *Vt = Kt + D * N, *dKt = Vt + D * N,          \
+              *dVt = dKt + D * N;                                                              \
+        const float *base = qkv + b * N * row + h * dh;                                        \
+        pack_t_pad(Kt, base + C, N, dh, row, D, N);                                            \
+        pack_t_pad(Vt, base + 2 * C, N, dh, row, D, N);                                        \
+        for (int64_t e = 0; e < 2 * D * N; e++)                                                \
+            dKt[e] = 0.0f; /* dKt and dVt are adjacent */                                      \
+        float q[DP ? DP : 1], dO[DP ? DP : 1];                                                 \
+        for (int64_t i = 0; i < N; i++) {                                                      \
+            const float *qi = base + i * row, *dOi = dout + (b * N + i) * C + h * dh;          \
+            if (DP) {                                                                          \
+                for (int d = 0; d < D; d++) {                                                  \
+                    q[d] = d < dh ? qi[d] : 0.0f;                                              \
+                    dO[d] = d < dh ? dOi[d] : 0.0f;                                            \
+                }                                                                              \
+            }                                                                                  \
+            const float *qq = DP ? q : qi, *gg = DP ? dO : dOi;                                \
+            float inv = 1.0f / row_probs(p, qq, Kt, N, D, scale,                               \
+                                         bias ? bias + (h * N + i) * N : NULL,                 \
+                                         mask ? mask + i * N : NULL);                          \
+            float Dsum = 0.0f;                                                                 \
+            _Pragma("omp simd reduction(+ : Dsum)") for (int64_t j = 0; j < N; j++)            \
+            { /* dP = dO V^T; dV += P^T dO; D = rowsum(P o dP) */                              \
+                float pj = p[j] * inv, a = 0.0f;                                               \
+                for (int64_t d = 0; d < D; d++) {                                              \
+                    a += gg[d] * Vt[d * N + j];                                                \
+                    dVt[d * N + j] += pj * gg[d];                                              \
+                }                                                                              \
+                p[j] = pj;                                                                     \
+                dp[j] = a;                                                                     \
+                Dsum += pj * a;                                                                \
+            }                                                                                  \
+            _Pragma("omp simd") for (int64_t j = 0; j < N; j++) /* dS = P o (dP - D) */        \
+                dp[j] = p[j] * (dp[j] - Dsum);                                                 \
+            if (dbias) {                                                                       \
+                float *db = dbias + (h * N + i) * N;                                           \
+                _Pragma("omp simd") for (int64_t j = 0; j < N; j++) db[j] += dp[j];            \
+            }                                                                                  \
+            float *dq = dqkv + (b * N + i) * row + h * dh;                                     \
+            float acc[DP ? DP : 64];                                                           \
+            for (int64_t d0 = 0; d0 < D; d0 += 64) { /* dQ = scale dS K; dK += scale dS^T Q */ \
+                int64_t dn = D - d0 < 64 ? D - d0 : 64;                                        \
+                for (int64_t d = 0; d < dn; d++)                                               \
+                    acc[d] = 0.0f;                                                             \
+                for (int64_t d = 0; d < dn; d++) {                                             \
+                    const float *k = Kt + (d0 + d) * N;                                        \
+                    float *dk = dKt + (d0 + d) * N, qd = qq[d0 + d] * scale, ad = 0.0f;        \
+                    _Pragma("omp simd reduction(+ : ad)") for (int64_t j = 0; j < N; j++)      \
+                    {                                                                          \
+                        ad += dp[j] * k[j];                                                    \
+                        dk[j] += dp[j] * qd;                                                   \
+                    }                                                                          \
+                    acc[d] = ad;                                                               \
+                }                                                                              \
+                for (int64_t d = 0; d < dn && d0 + d < dh; d++)                                \
+                    dq[d0 + d] = acc[d] * scale;                                               \
+            }                                                                                  \
+        }                                                                                      \
+        for (int64_t j = 0; j < N; j++)                                                        \
+            for (int64_t d = 0; d < dh; d++) {                                                 \
+                dqkv[(b * N + j) * row + C + h * dh + d] = dKt[d * N + j];                     \
+                dqkv[(b * N + j) * row + 2 * C + h * dh + d] = dVt[d * N + j];                 \
+            }                                                                                  \
+    }
+
+BWD_ONE(4)
+BWD_ONE(8)
+BWD_ONE(16)
+BWD_ONE(24)
+BWD_ONE(32)
+BWD_ONE(0)
+
+static void bwd_one(float *dqkv, float *dbias, const float *dout, const float *qkv,
                     const float *bias, const uint8_t *mask, int64_t b, int64_t h, int64_t N,
                     int64_t C, int64_t H, float *w)
 {
-    int64_t dh = C / H, row = 3 * C;
-    float scale = 1.0f / sqrtf((float)dh);
-    float *p = w, *dp = p + N, *Kt = dp + N, *Vt = Kt + dh * N, *dKt = Vt + dh * N,
-          *dVt = dKt + dh * N;
-    const float *base = qkv + b * N * row + h * dh;
-    pack_t(Kt, base + C, N, dh, row);
-    pack_t(Vt, base + 2 * C, N, dh, row);
-    for (int64_t e = 0; e < 2 * dh * N; e++)
-        dKt[e] = 0.0f; /* dKt and dVt are adjacent */
-    for (int64_t i = 0; i < N; i++) {
-        const float *q = base + i * row, *dO = dout + (b * N + i) * C + h * dh;
-        float inv = 1.0f / row_probs(p, q, Kt, N, dh, scale,
-                                       bias ? bias + (h * N + i) * N : NULL,
-                                       mask ? mask + i * N : NULL);
-        for (int64_t j = 0; j < N; j++)
-            p[j] *= inv;
-        for (int64_t j = 0; j < N; j++)
-            dp[j] = 0.0f;
-        for (int64_t d = 0; d < dh; d++) { /* dP = dO V^T; dV += P^T dO */
-            float g = dO[d];
-            const float *v = Vt + d * N;
-            float *dv = dVt + d * N;
-            for (int64_t j = 0; j < N; j++) {
-                dp[j] += g * v[j];
-                dv[j] += p[j] * g;
-            }
-        }
-        float D = 0.0f;
-#pragma omp simd reduction(+ : D)
-        for (int64_t j = 0; j < N; j++)
-            D += p[j] * dp[j];
-        for (int64_t j = 0; j < N; j++) /* dS = P o (dP - rowsum(P o dP)) */
-            dp[j] = p[j] * (dp[j] - D);
-        if (dbias) {
-            float *db = dbias + (h * N + i) * N;
-            for (int64_t j = 0; j < N; j++)
-                db[j] += dp[j];
-        }
-        float *dq = dqkv + (b * N + i) * row + h * dh;
-        for (int64_t d = 0; d < dh; d++) { /* dQ = scale dS K; dK += scale dS^T Q */
-            const float *k = Kt + d * N;
-            float *dk = dKt + d * N, qd = q[d] * scale, acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-            for (int64_t j = 0; j < N; j++) {
-                acc += dp[j] * k[j];
-                dk[j] += dp[j] * qd;
-            }
-            dq[d] = acc * scale;
-        }
+    switch (bwd_padded_dh(C / H)) {
+    case 4: bwd_one_4(dqkv, dbias, dout, qkv, bias, mask, b, h, N, C, H, w); break;
+    case 8: bwd_one_8(dqkv, dbias, dout, qkv, bias, mask, b, h, N, C, H, w); break;
+    case 16: bwd_one_16(dqkv, dbias, dout, qkv, bias, mask, b, h, N, C, H, w); break;
+    case 24: bwd_one_24(dqkv, dbias, dout, qkv, bias, mask, b, h, N, C, H, w); break;
+    case 32: bwd_one_32(dqkv, dbias, dout, qkv, bias, mask, b, h, N, C, H, w); break;
+    default: bwd_one_0(dqkv, dbias, dout, qkv, bias, mask, b, h, N, C, H, w);
     }
-    for (int64_t j = 0; j < N; j++)
-        for (int64_t d = 0; d < dh; d++) {
-            dqkv[(b * N + j) * row + C + h * dh + d] = dKt[d * N + j];
-            dqkv[(b * N + j) * row + 2 * C + h * dh + d] = dVt[d * N + j];
-        }
 }
 
 tg_status tg_attention_fused_bwd(tg_dnn *c, float *dqkv, float *dbias, const float *dout,
@@ -422,7 +448,8 @@ tg_status tg_attention_fused_bwd(tg_dnn *c, float *dqkv, float *dbias, const flo
 {
     int64_t dh = C / H;
     int nt = omp_get_max_threads();
-    size_t per = per_thread_floats(N, dh, 1);
+    int64_t dp = bwd_padded_dh(dh);
+    size_t per = per_thread_floats(N, dp ? dp : dh, 1);
     float *ws = tg_dnn_tmp(c, 0, per * (size_t)nt);
     if (!ws)
         return TG_ERR_OUT_OF_MEMORY;
