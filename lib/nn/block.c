@@ -122,6 +122,14 @@ tg_status tg_block_fwd(tg_dnn *c, const tg_block *b, const float *W, float *x, i
     TG_TRY(norm_fwd(c, b, W, b->n1_g, b->n1_b, a->ln1, a->mean1, a->var1, x, M, training));
     TG_TRY(tg_linear_fwd(c, a->qkv, a->ln1, W + b->qkv_w, NULL, M, C, 3 * C));
     TG_TRY(tg_attention_fwd(c, a->att, a->qkv, bias, mask, B, N, C, b->H));
+    if (!training) { /* residual adds and GELU fused into the matmuls: x is updated in place */
+        TG_TRY(tg_linear_fwd_post(c, x, a->att, W + b->proj_w, W + b->proj_b, M, C, C, TG_MM_SUM));
+        TG_TRY(norm_fwd(c, b, W, b->n2_g, b->n2_b, a->ln2, NULL, NULL, x, M, 0));
+        TG_TRY(tg_linear_fwd_post(c, a->g1, a->ln2, W + b->fc1_w, W + b->fc1_b, M, C, b->hid,
+                                  TG_MM_GELU));
+        return tg_linear_fwd_post(c, x, a->g1, W + b->fc2_w, W + b->fc2_b, M, b->hid, C,
+                                  TG_MM_SUM);
+    }
     TG_TRY(tg_linear_fwd(c, a->x_mid, a->att, W + b->proj_w, W + b->proj_b, M, C, C));
     tg_add_inplace(a->x_mid, x, (size_t)(M * C));
     TG_TRY(norm_fwd(c, b, W, b->n2_g, b->n2_b, a->ln2, a->mean2, a->var2, a->x_mid, M, training));

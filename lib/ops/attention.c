@@ -186,7 +186,7 @@ static tg_status tangent_scores(tg_dnn *c, float *P, float *Sd, float *Pd, const
     tg_view vq = head_view(n, H, N, dh, row), vkt = head_view_t(n, H, N, dh, row);
     tg_view vs = tg_view_plain(4, (int64_t[]){n, H, N, N});
     TG_TRY(tg_matmul(c, &vq, qd, &vkt, q + C, &vs, Sd, NULL, sc, 0));
-    TG_TRY(tg_matmul(c, &vq, q, &vkt, qd + C, &vs, Sd, NULL, sc, 1));
+    TG_TRY(tg_matmul(c, &vq, q, &vkt, qd + C, &vs, Sd, NULL, sc, TG_MM_SUM));
     return softmax_jac(c, Pd, P, Sd, n * H * N, N);
 }
 
@@ -205,7 +205,7 @@ tg_status tg_attention_jvp(tg_dnn *c, float *outd, const float *qkv, const float
         tg_view vv = head_view(n, H, N, dh, row), vo = head_view(n, H, N, dh, C);
         const float *v = qkv + b0 * N * row + 2 * C, *vd = qkvd + b0 * N * row + 2 * C;
         TG_TRY(tg_matmul(c, &vp, Pd, &vv, v, &vo, outd + b0 * N * C, NULL, 1.0f, 0));
-        TG_TRY(tg_matmul(c, &vp, P, &vv, vd, &vo, outd + b0 * N * C, NULL, 1.0f, 1));
+        TG_TRY(tg_matmul(c, &vp, P, &vv, vd, &vo, outd + b0 * N * C, NULL, 1.0f, TG_MM_SUM));
     }
     return TG_OK;
 }
@@ -234,9 +234,9 @@ tg_status tg_attention_bwd2(tg_dnn *c, float *dqkv, float *dqkvd, const float *d
         /* Od = Pd V + P Vd ; O = P V */
         TG_TRY(tg_matmul(c, &vo, dOd, &vht, q + 2 * C, &vs, Pdb, NULL, 1.0f, 0)); /* Pd_bar */
         TG_TRY(tg_matmul(c, &vo, dOd, &vht, qd + 2 * C, &vs, Pb, NULL, 1.0f, 0)); /* P_bar */
-        TG_TRY(tg_matmul(c, &vo, dO, &vht, q + 2 * C, &vs, Pb, NULL, 1.0f, 1));
+        TG_TRY(tg_matmul(c, &vo, dO, &vht, q + 2 * C, &vs, Pb, NULL, 1.0f, TG_MM_SUM));
         TG_TRY(tg_matmul(c, &vst, Pd, &vo, dOd, &vh, g + 2 * C, NULL, 1.0f, 0)); /* V_bar */
-        TG_TRY(tg_matmul(c, &vst, P, &vo, dO, &vh, g + 2 * C, NULL, 1.0f, 1));
+        TG_TRY(tg_matmul(c, &vst, P, &vo, dO, &vh, g + 2 * C, NULL, 1.0f, TG_MM_SUM));
         TG_TRY(tg_matmul(c, &vst, P, &vo, dOd, &vh, gd + 2 * C, NULL, 1.0f, 0)); /* Vd_bar */
         /* Pd = P o (Sd - r): P_bar += Pdb o (Sd - r) - Sd rowsum(Pdb o P) */
 #pragma omp parallel for schedule(static)
@@ -256,9 +256,9 @@ tg_status tg_attention_bwd2(tg_dnn *c, float *dqkv, float *dqkvd, const float *d
         TG_TRY(softmax_jac(c, Sb, P, Pb, n * H * N, N));
         /* S = sc Q K^T, Sd = sc (Qd K^T + Q Kd^T) */
         TG_TRY(tg_matmul(c, &vs, Sb, &vh, q + C, &vh, g, NULL, sc, 0));           /* Q_bar */
-        TG_TRY(tg_matmul(c, &vs, Sdb, &vh, qd + C, &vh, g, NULL, sc, 1));
+        TG_TRY(tg_matmul(c, &vs, Sdb, &vh, qd + C, &vh, g, NULL, sc, TG_MM_SUM));
         TG_TRY(tg_matmul(c, &vst, Sb, &vh, q, &vh, g + C, NULL, sc, 0));          /* K_bar */
-        TG_TRY(tg_matmul(c, &vst, Sdb, &vh, qd, &vh, g + C, NULL, sc, 1));
+        TG_TRY(tg_matmul(c, &vst, Sdb, &vh, qd, &vh, g + C, NULL, sc, TG_MM_SUM));
         TG_TRY(tg_matmul(c, &vs, Sdb, &vh, q + C, &vh, gd, NULL, sc, 0));         /* Qd_bar */
         TG_TRY(tg_matmul(c, &vst, Sdb, &vh, q, &vh, gd + C, NULL, sc, 0));        /* Kd_bar */
     }

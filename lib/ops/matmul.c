@@ -33,7 +33,7 @@ static int key_view(int64_t *key, int n, const tg_view *v)
 
 tg_status tg_matmul(tg_dnn *c, const tg_view *va, const float *a, const tg_view *vb,
                     const float *b, const tg_view *vc, float *out, const float *bias,
-                    float scale, int accumulate)
+                    float scale, int post)
 {
     int64_t key[TG_KEY_MAX];
     int n = 0;
@@ -43,7 +43,7 @@ tg_status tg_matmul(tg_dnn *c, const tg_view *va, const float *a, const tg_view 
     n = key_view(key, n, vc);
     union { float f; int32_t i; } sc = {.f = scale};
     key[n++] = sc.i;
-    key[n++] = (bias != NULL) | (accumulate ? 2 : 0);
+    key[n++] = (bias != NULL) | (post << 1);
     tg_prim *p = tg_dnn_find(c, key, n);
     if (!p) {
         dnnl_memory_desc_t ma, mb, mc, mbias;
@@ -63,9 +63,13 @@ tg_status tg_matmul(tg_dnn *c, const tg_view *va, const float *a, const tg_view 
         tg_status st = TG_OK;
         if (scale != 1.0f)
             st = tg_dnn_check(dnnl_primitive_attr_set_output_scales(at, 1, 0, &scale), "scales");
-        if (st == TG_OK && accumulate) {
+        if (st == TG_OK && post) {
             st = tg_dnn_check(dnnl_post_ops_create(&po), "post-ops");
-            if (st == TG_OK)
+            if (st == TG_OK && (post & TG_MM_GELU))
+                st = tg_dnn_check(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf,
+                                                               0.0f, 0.0f),
+                                  "GELU post-op");
+            if (st == TG_OK && (post & TG_MM_SUM))
                 st = tg_dnn_check(dnnl_post_ops_append_sum(po, 1.0f), "sum post-op");
             if (st == TG_OK)
                 st = tg_dnn_check(dnnl_primitive_attr_set_post_ops(at, po), "set post-ops");
@@ -82,13 +86,19 @@ tg_status tg_matmul(tg_dnn *c, const tg_view *va, const float *a, const tg_view 
     return tg_prim_exec(c, p, bufs);
 }
 
-tg_status tg_linear_fwd(tg_dnn *c, float *y, const float *x, const float *w, const float *b,
-                        int64_t M, int64_t K, int64_t N)
+tg_status tg_linear_fwd_post(tg_dnn *c, float *y, const float *x, const float *w,
+                             const float *b, int64_t M, int64_t K, int64_t N, int post)
 {
     tg_view vx = tg_view_plain(2, (int64_t[]){M, K});
     tg_view vwt = {.nd = 2, .dims = {K, N}, .strides = {1, K}}; /* W^T as a view */
     tg_view vy = tg_view_plain(2, (int64_t[]){M, N});
-    return tg_matmul(c, &vx, x, &vwt, w, &vy, y, b, 1.0f, 0);
+    return tg_matmul(c, &vx, x, &vwt, w, &vy, y, b, 1.0f, post);
+}
+
+tg_status tg_linear_fwd(tg_dnn *c, float *y, const float *x, const float *w, const float *b,
+                        int64_t M, int64_t K, int64_t N)
+{
+    return tg_linear_fwd_post(c, y, x, w, b, M, K, N, 0);
 }
 
 tg_status tg_linear_bwd(tg_dnn *c, float *dx, float *dw, float *db, const float *dy,
@@ -104,7 +114,7 @@ tg_status tg_linear_bwd(tg_dnn *c, float *dx, float *dw, float *db, const float 
         tg_view vdyt = {.nd = 2, .dims = {N, M}, .strides = {1, N}};
         tg_view vx = tg_view_plain(2, (int64_t[]){M, K});
         tg_view vdw = tg_view_plain(2, (int64_t[]){N, K});
-        TG_TRY(tg_matmul(c, &vdyt, dy, &vx, x, &vdw, dw, NULL, 1.0f, 1));
+        TG_TRY(tg_matmul(c, &vdyt, dy, &vx, x, &vdw, dw, NULL, 1.0f, TG_MM_SUM));
     }
     if (db) { /* db[1,N] += ones[1,M] dy[M,N]: a reduction primitive would be ref:any */
         const float *ones = tg_dnn_ones(c, (size_t)M);
@@ -112,7 +122,7 @@ tg_status tg_linear_bwd(tg_dnn *c, float *dx, float *dw, float *db, const float 
             return TG_ERR_OUT_OF_MEMORY;
         tg_view v1 = tg_view_plain(2, (int64_t[]){1, M});
         tg_view vdb = tg_view_plain(2, (int64_t[]){1, N});
-        TG_TRY(tg_matmul(c, &v1, ones, &vdy, dy, &vdb, db, NULL, 1.0f, 1));
+        TG_TRY(tg_matmul(c, &v1, ones, &vdy, dy, &vdb, db, NULL, 1.0f, TG_MM_SUM));
     }
     return TG_OK;
 }

@@ -18,13 +18,20 @@ typedef struct tg_view {
 } tg_view;
 
 tg_view tg_view_plain(int nd, const int64_t *dims);
+/* post: 0, or what oneDNN fuses into the matmul's output pass (inference
+ * uses them to save a pass over memory each) */
+enum { TG_MM_SUM = 1,  /* C += the product (instead of C =)            */
+       TG_MM_GELU = 2  /* C = GELU(product + bias) (erf form); not with SUM */ };
 tg_status tg_matmul(tg_dnn *c, const tg_view *va, const float *a, const tg_view *vb,
                     const float *b, const tg_view *vc, float *out, const float *bias,
-                    float scale, int accumulate);
+                    float scale, int post);
 
 /* ---- linear: y[M,N] = x[M,K] W[N,K]^T + b[N] (b may be NULL) */
 tg_status tg_linear_fwd(tg_dnn *c, float *y, const float *x, const float *w, const float *b,
                         int64_t M, int64_t K, int64_t N);
+/* the same with a fused post-op: TG_MM_SUM (y += ...) or TG_MM_GELU */
+tg_status tg_linear_fwd_post(tg_dnn *c, float *y, const float *x, const float *w,
+                             const float *b, int64_t M, int64_t K, int64_t N, int post);
 /* dx = dy W (skipped when dx is NULL); dw += dy^T x; db += column sums of dy */
 tg_status tg_linear_bwd(tg_dnn *c, float *dx, float *dw, float *db, const float *dy,
                         const float *x, const float *w, int64_t M, int64_t K, int64_t N);
