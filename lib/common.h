@@ -31,6 +31,9 @@ void tg_error_clear(void);
 
 /* Allocation that records OUT_OF_MEMORY; zeroed, 64-byte aligned. Free with free(). */
 void *tg_alloc(size_t bytes);
+/* How many times tg_alloc was called in this process (for the tests' check
+ * that steady-state sampling and training allocate nothing). */
+long tg_alloc_count(void);
 
 /* n * m with overflow detection: returns 0 and sets *out on success. */
 static inline int tg_mul_overflow(size_t n, size_t m, size_t *out)

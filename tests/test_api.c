@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "io/safetensors.h"
+#include "models/model.h"
 #include "testutil.h"
 #include "transgan.h"
 
@@ -609,6 +610,49 @@ START_TEST(thread_count_option)
     omp_set_num_threads(omp_get_num_procs());
     tg_model_destroy(m);
     tg_model_destroy(twin);
+}
+END_TEST
+
+/* Steady state: once a shape has been seen, sampling, discriminating and
+ * training call tg_alloc no more and build no oneDNN primitive. */
+START_TEST(steady_state_allocates_nothing)
+{
+    enum { N = 8, PER = 16 * 16, L = 8 };
+    tg_model *m = NULL;
+    OK(tg_model_create(THR_JSON, 2, &m));
+    float z[N * L], img[N * PER], sc[N], real[4 * PER];
+    uint8_t px[N * PER];
+    OK(tg_latent_sample(m, 1, N, z, N * L));
+    tu_fill(real, 4 * PER, -1.0f, 1.0f);
+    /* warm-up: every shape once; training twice (its buffers and the Adam
+     * moments come with the first update of each network) */
+    OK(tg_generate(m, z, N, 0, img, N * PER));
+    OK(tg_generate_pixels(m, z, N, 0, TG_PIXEL_GRAY8, px, sizeof px));
+    OK(tg_discriminate(m, img, N, sc, N));
+    for (int i = 0; i < 2; i++)
+        OK(tg_train_step(m, real, 4, NULL, NULL, NULL, NULL));
+    long allocs = tg_alloc_count();
+    size_t prims = tg_dnn_prim_count(m->dnn);
+    ck_assert_uint_gt(prims, 0);
+    for (int i = 0; i < 3; i++) {
+        OK(tg_generate(m, z, N, 0, img, N * PER));
+        OK(tg_generate(m, z, N, TG_GEN_RAW, img, N * PER));
+        OK(tg_generate_pixels(m, z, N, 0, TG_PIXEL_GRAY8, px, sizeof px));
+        OK(tg_discriminate(m, img, N, sc, N));
+        OK(tg_train_step(m, real, 4, NULL, NULL, NULL, NULL));
+    }
+    ck_assert_msg(tg_alloc_count() == allocs, "steady state allocated %ld times",
+                  tg_alloc_count() - allocs);
+    ck_assert_msg(tg_dnn_prim_count(m->dnn) == prims, "steady state built %zu primitives",
+                  tg_dnn_prim_count(m->dnn) - prims);
+    /* a new batch size is a new shape: it may build, then it is steady too */
+    OK(tg_generate(m, z, 5, 0, img, 5 * PER));
+    allocs = tg_alloc_count();
+    prims = tg_dnn_prim_count(m->dnn);
+    OK(tg_generate(m, z, 5, 0, img, 5 * PER));
+    ck_assert_int_eq(tg_alloc_count(), allocs);
+    ck_assert_uint_eq(tg_dnn_prim_count(m->dnn), prims);
+    tg_model_destroy(m);
 }
 END_TEST
 
@@ -1406,6 +1450,7 @@ int main(void)
     tcase_add_test(tc, pixel_layouts);
     tcase_add_test(tc, latent_sampler);
     tcase_add_test(tc, thread_count_option);
+    tcase_add_test(tc, steady_state_allocates_nothing);
     suite_add_tcase(s, tc);
 
     return tu_run(s) ? 1 : 0;

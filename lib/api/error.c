@@ -1,5 +1,6 @@
 /* Statuses, the thread-local error message and the version: the part of the
  * public API that needs no model. */
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -39,8 +40,13 @@ void tg_error_clear(void) { tg_err_buf[0] = '\0'; }
 
 const char *tg_last_error(void) { return tg_err_buf; }
 
+static atomic_long g_alloc_calls;
+
+long tg_alloc_count(void) { return atomic_load(&g_alloc_calls); }
+
 void *tg_alloc(size_t bytes)
 {
+    atomic_fetch_add(&g_alloc_calls, 1);
     /* aligned_alloc needs a multiple of the alignment; 0 bytes still gets a block */
     size_t sz = (bytes + 63) & ~(size_t)63;
     if (sz < bytes) {

@@ -327,3 +327,5 @@ void tg_dnn_threads_leave(int caller)
     if (omp_get_max_threads() != caller)
         omp_set_num_threads(caller);
 }
+
+size_t tg_dnn_prim_count(const tg_dnn *c) { return c->used; }

@@ -66,6 +66,9 @@ float *tg_dnn_tmp(tg_dnn *ctx, int slot, size_t n);
 /* A buffer of at least n ones (for bias gradients by matmul). */
 const float *tg_dnn_ones(tg_dnn *ctx, size_t n);
 
+/* Primitives in the context's cache (for tests: steady state builds none). */
+size_t tg_dnn_prim_count(const tg_dnn *ctx);
+
 /* How many primitives were created on a reference kernel, and the name of
  * the last one (for tests: any is a failure). Process-wide. */
 long tg_dnn_ref_count(const char **last_impl);
