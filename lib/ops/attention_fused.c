@@ -1,12 +1,16 @@
 /* Fused attention for long token sequences (the generator's last stages):
- * one query row at a time, scores of that row only (in L1), softmax and the
- * weighted sum of values in the same pass; backward recomputes the row. No
+ * the scores of a few query rows at a time (in L1/L2), softmax and the
+ * weighted sum of values in the same pass; backward recomputes each row. No
  * [N, N] matrix is ever stored, so memory is linear in tokens. Parallel over
  * (image, head) pairs on OpenMP, sharing oneDNN's thread pool.
  *
  * With tiny head widths (4 to 16 features at 1024 tokens) the matmul path is
  * bound by writing and re-reading the score matrices; this path is bound by
- * the exponentials, which are computed by a polynomial that vectorises. */
+ * the exponentials, which are computed by a polynomial that vectorises.
+ *
+ * In order: the scalar exponential and the runtime-width row kernel (backward
+ * and heads wider than 64), the blocked forward kernels, the forward entry
+ * point, the backward kernels and entry point. */
 #include <math.h>
 #include <omp.h>
 
@@ -90,7 +94,7 @@ static size_t per_thread_floats(int64_t N, int64_t dh, int bwd)
  * A block of R query rows at a time against all keys, head width padded with
  * zeros to DP (4, 8, 16, 24, 32, 48 or 64), keys padded to NP (a multiple of 16) with
  * -inf scores: every key vector loaded serves R rows, and the P V product
- * keeps its R x 16 sums in registers. GCC vector types make the 16-float
+ * keeps its R x DC sums in registers. GCC vector types make the 16-float
  * vectors explicit (one zmm on AVX-512, two ymm on AVX2, four xmm else). */
 typedef float v16f __attribute__((vector_size(64)));
 typedef float v16fu __attribute__((vector_size(64), aligned(4), may_alias));
@@ -121,7 +125,7 @@ static int64_t bwd_padded_dh(int64_t dh)
     return p && p <= 32 ? p : 0;
 }
 
-/* rows per block: R x min(DP, 16) accumulators of the P V product */
+/* rows per block, chosen by measurement (N = 256 and 1024 on AVX-512) */
 #define ROWS_FOR(DP) ((DP) <= 4 ? 4 : (DP) <= 8 ? 2 : (DP) <= 16 ? 1 : (DP) <= 32 ? 2 : 1)
 
 /* [N][dh] rows with stride `row` -> [DP][NP], zeros in the padding */
