@@ -146,6 +146,7 @@ static size_t fwd_blocked_floats(int64_t N, int64_t dh)
 }
 
 typedef int32_t v16i __attribute__((vector_size(64)));
+typedef uint32_t v16u __attribute__((vector_size(64)));
 
 /* 2^x on 16 lanes for x <= 0, within 1.1e-7 relative (a degree-6 fit on
  * [-1/2, 1/2]); 0 below -126 and for -inf or NaN (padding, masked keys).
@@ -165,7 +166,7 @@ static inline __attribute__((always_inline)) void vexp2_neg(v16f *io)
     p = p * f + 2.4022646248340607e-1f;
     p = p * f + 6.931471824645996e-1f;
     p = p * f + 1.0f;
-    v16i e = ((v16i)t + 127) << 23;
+    v16u e = ((v16u)t + 127u) << 23; /* unsigned: the high bits shift out, defined */
     *io = (v16f)((v16i)(p * (v16f)e) & (x > -126.0f));
 }
 
