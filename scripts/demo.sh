@@ -5,7 +5,7 @@
 set -eu
 B=${B:-build}
 out=demo-out
-ckpt=models/pretrained/fmnist-demo.safetensors
+ckpt=models/pretrained/fmnist-mid.safetensors
 rm -rf "$out"
 mkdir -p "$out"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Plot FID against generator steps and wall time from RUN_DIR/fid.tsv.
 
-  scripts/plot_fid.py RUN_DIR OUT.png   (needs python3-matplotlib)
+  scripts/plot_fid.py RUN_DIR OUT.png [MODEL_NAME]   (needs python3-matplotlib)
 """
 import sys
 
@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def main():
     run, out = sys.argv[1], sys.argv[2]
+    name = sys.argv[3] if len(sys.argv) > 3 else "fmnist-small"
     rows = [l.rstrip("\n").split("\t") for l in open(f"{run}/fid.tsv")][1:]
     g = [int(r[1]) for r in rows]
     t = [float(r[2]) / 60 for r in rows]
@@ -26,7 +27,7 @@ def main():
         a.set_ylabel("FID (Fashion-MNIST CNN features)")
         a.set_yscale("log")
         a.grid(True, which="both", alpha=0.3)
-    fig.suptitle("fmnist-small trained by examples/train, FID of 10,000 EMA samples")
+    fig.suptitle("%s trained by examples/train, FID of 10,000 EMA samples" % name)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
 
