@@ -77,14 +77,6 @@ static inline __attribute__((always_inline)) float row_probs(float *restrict s, 
     return l;
 }
 
-/* [N][dh] rows with stride `row` -> [dh][N] */
-static void pack_t(float *dst, const float *src, int64_t N, int64_t dh, int64_t row)
-{
-    for (int64_t j = 0; j < N; j++)
-        for (int64_t d = 0; d < dh; d++)
-            dst[d * N + j] = src[j * row + d];
-}
-
 static size_t per_thread_floats(int64_t N, int64_t dh, int bwd)
 {
     return (size_t)(2 * N + (bwd ? 4 : 2) * dh * N + 2 * dh);
@@ -301,8 +293,8 @@ TG_CLONES static void fwd_one_wide(float *out, const float *qkv, const float *bi
     float scale = 1.0f / sqrtf((float)dh);
     float *Kt = s + 2 * N, *Vt = Kt + dh * N;
     const float *base = qkv + b * N * row + h * dh;
-    pack_t(Kt, base + C, N, dh, row);
-    pack_t(Vt, base + 2 * C, N, dh, row);
+    pack_t_pad(Kt, base + C, N, dh, row, dh, N);
+    pack_t_pad(Vt, base + 2 * C, N, dh, row, dh, N);
     for (int64_t i = 0; i < N; i++) {
         float l = row_probs(s, base + i * row, Kt, N, dh, scale,
                               bias ? bias + (h * N + i) * N : NULL, mask ? mask + i * N : NULL);
