@@ -51,6 +51,21 @@ static int64_t gen_slice(const tg_model *m, size_t n)
     return (int64_t)TG_MIN(s, n);
 }
 
+/* A model workspace of at least `need` floats: grown (the only allocation)
+ * when a larger batch is first seen, kept for later calls. */
+static tg_status grow(float **buf, size_t *floats, size_t need)
+{
+    if (need <= *floats)
+        return TG_OK;
+    free(*buf);
+    *floats = 0;
+    *buf = tg_alloc(need * sizeof(float));
+    if (!*buf)
+        return TG_ERR_OUT_OF_MEMORY;
+    *floats = need;
+    return TG_OK;
+}
+
 static tg_status generate(tg_model *m, const float *z, size_t n, uint32_t flags, float *out,
                           size_t out_len)
 {
@@ -69,15 +84,7 @@ static tg_status generate(tg_model *m, const float *z, size_t n, uint32_t flags,
         return tg_fail(TG_ERR_NONFINITE, "tg_generate: z contains NaN or infinity");
     const float *W = (m->ema && !(flags & TG_GEN_RAW)) ? m->ema : m->gw;
     int64_t slice = gen_slice(m, n);
-    size_t need = tg_gen_infer_floats(&m->gen, slice);
-    if (need > m->g_ws_floats) {
-        free(m->g_ws);
-        m->g_ws_floats = 0;
-        m->g_ws = tg_alloc(need * sizeof(float));
-        if (!m->g_ws)
-            return TG_ERR_OUT_OF_MEMORY;
-        m->g_ws_floats = need;
-    }
+    TG_TRY(grow(&m->g_ws, &m->g_ws_floats, tg_gen_infer_floats(&m->gen, slice)));
     uint8_t *const *masks = tg_model_masks(m, m->g_steps);
     for (size_t i = 0; i < n; i += (size_t)slice) {
         int64_t b = (int64_t)TG_MIN((size_t)slice, n - i);
@@ -91,12 +98,7 @@ static tg_status generate(tg_model *m, const float *z, size_t n, uint32_t flags,
 TG_API tg_status tg_generate(tg_model *m, const float *z, size_t n, uint32_t flags, float *out,
                              size_t out_len)
 {
-    if (!m)
-        return generate(m, z, n, flags, out, out_len);
-    int caller = tg_dnn_threads_enter(m->dnn, m->threads);
-    tg_status st = generate(m, z, n, flags, out, out_len);
-    tg_dnn_threads_leave(caller);
-    return st;
+    TG_RETURN_ON_MODEL_THREADS(m, generate(m, z, n, flags, out, out_len));
 }
 
 static uint8_t to_u8(float x)
@@ -166,16 +168,8 @@ TG_API tg_status tg_generate_pixels(tg_model *m, const float *z, size_t n, uint3
     /* one slice of float images at a time keeps memory bounded */
     size_t per = (size_t)ch * S * S, L = (size_t)m->desc.latent_dim;
     size_t slice = (size_t)gen_slice(m, n ? n : 1);
-    /* the float slice lives in the model (grown on demand): no allocation in
-     * a steady sampling loop */
-    if (slice * per > m->px_ws_floats) {
-        free(m->px_ws);
-        m->px_ws_floats = 0;
-        m->px_ws = tg_alloc(slice * per * sizeof(float));
-        if (!m->px_ws)
-            return TG_ERR_OUT_OF_MEMORY;
-        m->px_ws_floats = slice * per;
-    }
+    /* the float slice lives in the model: no allocation in a steady loop */
+    TG_TRY(grow(&m->px_ws, &m->px_ws_floats, slice * per));
     float *img = m->px_ws;
     tg_status st = TG_OK;
     for (size_t i = 0; i < n && st == TG_OK; i += slice) {
@@ -224,10 +218,5 @@ static tg_status discriminate(tg_model *m, const float *images, size_t n, float 
 TG_API tg_status tg_discriminate(tg_model *m, const float *images, size_t n, float *scores,
                                  size_t scores_len)
 {
-    if (!m)
-        return discriminate(m, images, n, scores, scores_len);
-    int caller = tg_dnn_threads_enter(m->dnn, m->threads);
-    tg_status st = discriminate(m, images, n, scores, scores_len);
-    tg_dnn_threads_leave(caller);
-    return st;
+    TG_RETURN_ON_MODEL_THREADS(m, discriminate(m, images, n, scores, scores_len));
 }

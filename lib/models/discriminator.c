@@ -6,9 +6,6 @@
 
 #include "model.h"
 
-/* a parameter's gradient slot, or NULL when gradients are not wanted */
-#define GRAD(G, off) ((G) ? (G) + (off) : NULL)
-
 tg_status tg_disc_define(tg_disc *d, const tg_desc *desc)
 {
     memset(d, 0, sizeof *d);

@@ -131,6 +131,20 @@ struct tg_model {
     int64_t d_ws_cap;
 };
 
+/* The body of a computing entry point (tg_generate, tg_discriminate,
+ * tg_train_step): evaluates `call` on the model's thread count and returns
+ * its status, the caller's OpenMP maximum restored. A NULL model goes
+ * straight to `call`, which reports it. */
+#define TG_RETURN_ON_MODEL_THREADS(m, call)                                    \
+    do {                                                                      \
+        if (!(m))                                                             \
+            return (call);                                                    \
+        int caller_ = tg_dnn_threads_enter((m)->dnn, (m)->threads);           \
+        tg_status st_ = (call);                                               \
+        tg_dnn_threads_leave(caller_);                                        \
+        return st_;                                                           \
+    } while (0)
+
 /* Build an empty model (weights zero) for a parsed descriptor; takes
  * ownership of *desc (cleared) on success and on failure. */
 tg_status tg_model_build(tg_desc *desc, tg_model **out);

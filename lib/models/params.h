@@ -39,4 +39,8 @@ const tg_param *tg_params_find(const tg_params *t, const char *name);
 /* Fill w[total] per each tensor's init rule from rng. */
 void tg_params_init(const tg_params *t, float *w, tg_rng *rng);
 
+/* The gradient slot of the tensor at `off` in a gradient array G laid out
+ * like the weights, or NULL when G is NULL (gradients not wanted). */
+#define GRAD(G, off) ((G) ? (G) + (off) : NULL)
+
 #endif

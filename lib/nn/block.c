@@ -97,9 +97,6 @@ static tg_status norm_fwd(tg_dnn *c, const tg_block *b, const float *W, size_t g
                             W + bb, M, b->C);
 }
 
-/* a parameter's gradient slot, or NULL when G is NULL (gradients not wanted) */
-#define GRAD(G, off) ((G) ? (G) + (off) : NULL)
-
 static tg_status norm_bwd(tg_dnn *c, const tg_block *b, const float *W, float *G, size_t g,
                           size_t bb, float *dx, const float *dy, const float *x,
                           const float *mean, const float *var, int64_t M)

@@ -360,10 +360,5 @@ static tg_status train_step(tg_model *m, const float *real, size_t n, const floa
 TG_API tg_status tg_train_step(tg_model *m, const float *real, size_t n, const float *z_d,
                                const float *z_g, const float *alpha, tg_train_stats *stats)
 {
-    if (!m)
-        return train_step(m, real, n, z_d, z_g, alpha, stats);
-    int caller = tg_dnn_threads_enter(m->dnn, m->threads);
-    tg_status st = train_step(m, real, n, z_d, z_g, alpha, stats);
-    tg_dnn_threads_leave(caller);
-    return st;
+    TG_RETURN_ON_MODEL_THREADS(m, train_step(m, real, n, z_d, z_g, alpha, stats));
 }
