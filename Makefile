@@ -94,9 +94,27 @@ py-test: all
 abi-test: all
 	@sh tests/abi.sh $(B) $(VERSION) $(SONAME)
 
+# include/transgan.hpp (C++17, header-only): its test and the C++ example, built
+# with -pedantic and warnings as errors, against the static library.
+CXX ?= c++
+CXXWARN := -std=c++17 -Wall -Wextra -Werror -pedantic
+.PHONY: cpp-test
+$(B)/tests/test_cpp: tests/test_cpp.cpp include/transgan.hpp $(HDR) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CFLAGS) $(CXXWARN) -Iinclude -o $@ $< $(STLIB) -fopenmp $(LDLIBS)
+$(B)/examples/sprite_sheet: examples/cpp/sprite_sheet.cpp include/transgan.hpp $(HDR) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CFLAGS) $(CXXWARN) -Iinclude -o $@ $< $(STLIB) -fopenmp $(LDLIBS)
+cpp-test: $(B)/tests/test_cpp $(B)/examples/sprite_sheet
+	OMP_NUM_THREADS=2 $(B)/tests/test_cpp
+	@T=$$(mktemp -d); trap 'rm -rf "$$T"' EXIT; \
+	$(B)/examples/sprite_sheet models/pretrained/fmnist-mid.safetensors 4 1 $$T/s.pam && \
+	test $$(wc -c < $$T/s.pam) -gt $$((128 * 32 * 4))
+
 test: test-deps all
 	$(MAKE) unit-test
 	$(MAKE) abi-test
+	$(MAKE) cpp-test
 	$(MAKE) ref-test
 	$(MAKE) py-test
 	$(MAKE) example-test
@@ -169,7 +187,7 @@ transgan.pc: pkgconfig/transgan.pc.in $(HDR)
 
 install: all transgan.pc
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PKGDIR) $(DESTDIR)$(DOCDIR)
-	install -m 644 $(HDR) $(DESTDIR)$(INCDIR)/
+	install -m 644 $(HDR) include/transgan.hpp $(DESTDIR)$(INCDIR)/
 	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
 	ln -sf libtransgan.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libtransgan.so
@@ -178,7 +196,7 @@ install: all transgan.pc
 	install -m 644 README.md CHANGELOG.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
 
 uninstall:
-	rm -f $(DESTDIR)$(INCDIR)/transgan.h $(DESTDIR)$(LIBDIR)/libtransgan.so* \
+	rm -f $(DESTDIR)$(INCDIR)/transgan.h $(DESTDIR)$(INCDIR)/transgan.hpp $(DESTDIR)$(LIBDIR)/libtransgan.so* \
 	    $(DESTDIR)$(LIBDIR)/libtransgan.a $(DESTDIR)$(PKGDIR)/transgan.pc
 	rm -rf $(DESTDIR)$(DOCDIR)
 
