@@ -160,6 +160,23 @@ example-test: examples
 	t '$(EX_PY)/train_folder.py --model tests/data/tiny-train.json --data $$T/pngs --steps 2 --every 0 --out $$T/py-png > $$T/py-png.txt && grep -q "^train_folder: 2 images from" $$T/py-png.txt && test -s $$T/py-png/samples_2.png'; \
 	echo "examples: $$pass passed, $$fail failed"; test $$fail -eq 0
 
+# ---------------------------------------------------------------- Blender
+# The add-on zip (bindings/blender; the Python bindings and this build's library
+# inside) and its test in a real headless Blender. Not part of `make test`
+# (Blender is a large install): `make blender-test` installs Debian's blender
+# when it is missing and runs the add-on in it.
+.PHONY: blender-addon blender-test
+blender-addon: $(SHLIB)
+	/usr/bin/python3 scripts/build_blender_addon.py $(B)/transgan_blender.zip --lib $(SHLIB)
+blender-test: blender-addon
+	@scripts/install-deps.sh blender
+	@T=$$(mktemp -d); trap 'rm -rf "$$T"' EXIT; \
+	BLENDER_USER_SCRIPTS=$$T/scripts OMP_NUM_THREADS=2 blender -b --factory-startup \
+	    --python-exit-code 1 --python bindings/blender/tests/blender_test.py -- \
+	    $(B)/transgan_blender.zip models/pretrained/fmnist-mid.safetensors 2>&1 | \
+	    tee $$T/log | grep -E "^(FAILED|blender:|Traceback)"; \
+	grep -q "^blender: [0-9]* passed, 0 failed" $$T/log
+
 # ---------------------------------------------------------------- bench
 # make bench: build/bench/bench measures the library on one descriptor;
 # bench/run.py runs it with 1 and 2 threads beside the PyTorch reference
