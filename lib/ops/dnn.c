@@ -7,6 +7,7 @@
 
 #include <oneapi/dnnl/dnnl_debug.h>
 
+#include "cpushare.h"
 #include "dnn.h"
 
 struct tg_dnn {
@@ -21,6 +22,7 @@ struct tg_dnn {
     size_t ones_n;
     int allow_ref;
     int nthr; /* threads of the current call: part of every primitive's key */
+    tg_cpushare share; /* the default thread count's view of the host */
 };
 
 /* One engine for the whole process: the primitive cache keys include it. */
@@ -315,7 +317,7 @@ tg_status tg_md_strided(dnnl_memory_desc_t *md, int ndims, const int64_t *dims,
 int tg_dnn_threads_enter(tg_dnn *c, int fixed)
 {
     int caller = omp_get_max_threads();
-    int n = fixed > 0 ? fixed : caller;
+    int n = fixed > 0 ? fixed : tg_cpushare_threads(&c->share, caller);
     if (n != caller)
         omp_set_num_threads(n);
     c->nthr = n;
