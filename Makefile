@@ -3,7 +3,7 @@
 #   make test       everything that tests the project (installs missing packages)
 #   make demo       sample and train a small model, writing PNGs
 #   make install    PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=
-#   make bench      performance against the PyTorch reference
+#   make bench      performance against PyTorch (the project's oracle)
 
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
@@ -80,11 +80,12 @@ asan-test:
 	$(MAKE) B=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" unit-test \
 	    LDLIBS="-fsanitize=address,undefined $(LDLIBS)"
 
-# The committed fixtures are still what the PyTorch reference computes
-# (../shared/reference/transgan_ref.py; TRANSGAN_REF overrides the folder).
+# The committed fixtures are still what the project's PyTorch oracle computes
+# (tests/reference/oracle.py; torch and numpy of /usr/bin/python3). A missing
+# torch fails the target: the tests refuse to skip.
 PYTEST := /usr/bin/python3 -m pytest -p no:cacheprovider -q
 ref-test:
-	$(PYTEST) tests/test_reference_io.py tests/test_train_reference.py
+	$(PYTEST) tests/test_oracle.py tests/test_reference_io.py tests/test_train_reference.py
 
 # The Python bindings (bindings/python), against build/libtransgan.so.0.
 .PHONY: py-test
@@ -144,8 +145,9 @@ example-test: examples
 
 # ---------------------------------------------------------------- bench
 # make bench: build/bench/bench measures the library on one descriptor;
-# bench/run.py runs it with 1 and 2 threads beside the PyTorch reference
-# (../shared/reference/peer_bench.py) and writes bench/results/NAME.{json,md}.
+# bench/run.py runs it with 1 and 2 threads beside its PyTorch peer
+# (bench/peer_bench.py, timing tests/reference/oracle.py) and writes
+# bench/results/NAME.{json,md}.
 # Slow and load-sensitive: run it on a quiet machine. Not part of make test.
 BENCH_DESCS ?= models/fmnist-small.json models/transgan-s.json
 BENCH_ARGS ?=
