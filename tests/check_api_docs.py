@@ -61,9 +61,19 @@ Rules checked:
     shows the real parameters and defaults (with `...`, only those it shows).
     Its Python example runs (in a temporary folder, against BUILD_DIR, with
     tests/data/tiny-train.json standing in for models/fmnist-small.json).
- 9. No document names SPEC.md: the specification is docs/SPECIFICATION.md.
+ 9. No document names SPEC.md: the specification is docs/SPECIFICATION.md,
+    and every section the documents or the header cite as
+    `SPECIFICATION.md, "Name"` is a heading of docs/SPECIFICATION.md (the
+    file must exist).
+10. In docs/*.md, README.md and bindings/python/README.md, every relative
+    Markdown link points to an existing file, and every repository path
+    written as a code span (`lib/...`, `tests/...`, `examples/...`,
+    `models/...`, `include/...`, `scripts/...`, `bench/...`, `bindings/...`,
+    `docs/...`; wildcards allowed; a program may be named without its .c;
+    paths with a placeholder in capitals such as NAME are not checked) exists.
 """
 import ast
+import glob
 import json
 import os
 import re
@@ -596,6 +606,58 @@ def check_no_spec_md():
         check(not bad, "%s does not name SPEC.md" % os.path.relpath(d, ROOT))
 
 
+DOCS = [os.path.join(ROOT, "README.md"), os.path.join(ROOT, "bindings", "python", "README.md")]
+
+
+def all_docs():
+    return DOCS + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+
+
+def check_spec_citations():
+    spec = os.path.join(ROOT, "docs", "SPECIFICATION.md")
+    cited = []
+    for d in all_docs() + [HEADER]:
+        text = re.sub(r"\s*\n\s*(\*\s+)?", " ", read(d))
+        for m in re.finditer(r"SPECIFICATION\.md", text):
+            rest = re.sub(r"^(\]\([^)]*\)|\))", "", text[m.end():m.end() + 160])
+            rest = re.split(r"\)|\. |:", rest)[0]
+            for n in re.findall(r'"([^"]+)"', rest):
+                if (os.path.relpath(d, ROOT), n) not in cited:  # a link names the file twice
+                    cited.append((os.path.relpath(d, ROOT), n))
+    if not check(os.path.exists(spec), "docs/SPECIFICATION.md exists (cited %d times)" % len(cited)):
+        return
+    titles = {re.sub(r"^[\d.]+\s*", "", t).strip().strip("`") for _, _, t in headings(read(spec))}
+    for where, name in cited:
+        check(name in titles, "%s cites the section \"%s\" of docs/SPECIFICATION.md" % (where, name),
+              "its headings: %s" % ", ".join(sorted(titles)))
+
+
+PATH_RE = re.compile(r"\b((?:lib|tests|examples|models|include|scripts|bench|bindings|docs)/[\w./*-]*)")
+
+
+def check_paths_and_links():
+    for d in all_docs():
+        text = read(d)
+        rel = os.path.relpath(d, ROOT)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            path = os.path.normpath(os.path.join(os.path.dirname(d), target.split("#")[0]))
+            check(os.path.exists(path), "%s: the link to %s points to a file" % (rel, target))
+        seen = set()
+        for span in spans(text):
+            for m in PATH_RE.finditer(span):
+                p = m.group(1).rstrip(".:/")
+                if p in seen or (m.start() > 0 and span[m.start() - 1] in "./-"):
+                    continue
+                seen.add(p)
+                if re.search(r"\b[A-Z]{2,}\b", p):  # a placeholder such as NAME
+                    continue
+                # a program is named by its source (examples/embed: examples/embed.c)
+                check(glob.glob(os.path.join(ROOT, p)) or glob.glob(os.path.join(ROOT, p + ".c")),
+                      "%s: the path %s exists" % (rel, p))
+
+
 def main():
     build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build"))
     header_text = read(HEADER)
@@ -617,6 +679,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         check_python_readme(build, tmp)
     check_no_spec_md()
+    check_spec_citations()
+    check_paths_and_links()
     print("docs: %d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
