@@ -95,11 +95,19 @@ py-test: all
 abi-test: all
 	@sh tests/abi.sh $(B) $(VERSION) $(SONAME)
 
+# The documentation against the header, the library and the bindings: every
+# public name has its entry in docs/API.md, the documented examples compile
+# and run (tests/check_api_docs.py says exactly what is checked).
+.PHONY: docs-test
+docs-test: all
+	/usr/bin/python3 tests/check_api_docs.py $(B)
+
 test: test-deps all
 	$(MAKE) unit-test
 	$(MAKE) abi-test
 	$(MAKE) ref-test
 	$(MAKE) py-test
+	$(MAKE) docs-test
 	$(MAKE) example-test
 	CK_FORK=no ASAN_OPTIONS=detect_leaks=1 $(MAKE) asan-test
 
