@@ -101,10 +101,27 @@ abi-test: all
 .PHONY: docs-test
 docs-test: all
 	/usr/bin/python3 tests/check_api_docs.py $(B)
+# include/transgan.hpp (C++17, header-only): its test and the C++ example, built
+# with -pedantic and warnings as errors, against the static library.
+CXX ?= c++
+CXXWARN := -std=c++17 -Wall -Wextra -Werror -pedantic
+.PHONY: cpp-test
+$(B)/tests/test_cpp: tests/test_cpp.cpp include/transgan.hpp $(HDR) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CFLAGS) $(CXXWARN) -Iinclude -o $@ $< $(STLIB) -fopenmp $(LDLIBS)
+$(B)/examples/sprite_sheet: examples/cpp/sprite_sheet.cpp include/transgan.hpp $(HDR) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CFLAGS) $(CXXWARN) -Iinclude -o $@ $< $(STLIB) -fopenmp $(LDLIBS)
+cpp-test: $(B)/tests/test_cpp $(B)/examples/sprite_sheet
+	OMP_NUM_THREADS=2 $(B)/tests/test_cpp
+	@T=$$(mktemp -d); trap 'rm -rf "$$T"' EXIT; \
+	$(B)/examples/sprite_sheet models/pretrained/fmnist-mid.safetensors 4 1 $$T/s.pam && \
+	test $$(wc -c < $$T/s.pam) -gt $$((128 * 32 * 4))
 
 test: test-deps all
 	$(MAKE) unit-test
 	$(MAKE) abi-test
+	$(MAKE) cpp-test
 	$(MAKE) ref-test
 	$(MAKE) py-test
 	$(MAKE) docs-test
@@ -151,6 +168,23 @@ example-test: examples
 	t '$(EX_PY)/train_folder.py --model tests/data/tiny-train.json --data $$T/pngs --steps 2 --every 0 --out $$T/py-png > $$T/py-png.txt && grep -q "^train_folder: 2 images from" $$T/py-png.txt && test -s $$T/py-png/samples_2.png'; \
 	echo "examples: $$pass passed, $$fail failed"; test $$fail -eq 0
 
+# ---------------------------------------------------------------- Blender
+# The add-on zip (bindings/blender; the Python bindings and this build's library
+# inside) and its test in a real headless Blender. Not part of `make test`
+# (Blender is a large install): `make blender-test` installs Debian's blender
+# when it is missing and runs the add-on in it.
+.PHONY: blender-addon blender-test
+blender-addon: $(SHLIB)
+	/usr/bin/python3 scripts/build_blender_addon.py $(B)/transgan_blender.zip --lib $(SHLIB)
+blender-test: blender-addon
+	@scripts/install-deps.sh blender
+	@T=$$(mktemp -d); trap 'rm -rf "$$T"' EXIT; \
+	BLENDER_USER_SCRIPTS=$$T/scripts OMP_NUM_THREADS=2 blender -b --factory-startup \
+	    --python-exit-code 1 --python bindings/blender/tests/blender_test.py -- \
+	    $(B)/transgan_blender.zip models/pretrained/fmnist-mid.safetensors 2>&1 | \
+	    tee $$T/log | grep -E "^(FAILED|blender:|Traceback)"; \
+	grep -q "^blender: [0-9]* passed, 0 failed" $$T/log
+
 # ---------------------------------------------------------------- bench
 # make bench: build/bench/bench measures the library on one descriptor;
 # bench/run.py runs it with 1 and 2 threads beside its PyTorch peer
@@ -179,7 +213,7 @@ transgan.pc: pkgconfig/transgan.pc.in $(HDR)
 
 install: all transgan.pc
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PKGDIR) $(DESTDIR)$(DOCDIR)
-	install -m 644 $(HDR) $(DESTDIR)$(INCDIR)/
+	install -m 644 $(HDR) include/transgan.hpp $(DESTDIR)$(INCDIR)/
 	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
 	ln -sf libtransgan.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libtransgan.so
@@ -188,7 +222,7 @@ install: all transgan.pc
 	install -m 644 README.md CHANGELOG.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
 
 uninstall:
-	rm -f $(DESTDIR)$(INCDIR)/transgan.h $(DESTDIR)$(LIBDIR)/libtransgan.so* \
+	rm -f $(DESTDIR)$(INCDIR)/transgan.h $(DESTDIR)$(INCDIR)/transgan.hpp $(DESTDIR)$(LIBDIR)/libtransgan.so* \
 	    $(DESTDIR)$(LIBDIR)/libtransgan.a $(DESTDIR)$(PKGDIR)/transgan.pc
 	rm -rf $(DESTDIR)$(DOCDIR)
 

@@ -6,8 +6,9 @@ need="libdnnl-dev libcjson-dev pkg-config gcc make"
 case "${1:-build}" in
   # the examples read images with zlib and stb (the Python ones with PIL); make test
   # trains on Fashion-MNIST
-  test) need="$need check python3 python3-numpy python3-pil python3-pytest python3-pip python3-torch valgrind"
+  test) need="$need g++ check python3 python3-numpy python3-pil python3-pytest python3-pip python3-torch valgrind"
         need="$need libstb-dev zlib1g-dev dataset-fashion-mnist" ;;
+  blender) need="$need blender python3-numpy" ;;
   demo) need="$need python3 python3-numpy libstb-dev zlib1g-dev" ;;
 esac
 missing=""
