@@ -92,6 +92,11 @@ ref-test:
 py-test: all
 	/usr/bin/python3 -m pytest -p no:cacheprovider bindings/python/tests
 
+# The Fashion-MNIST FID evaluator of bench/fid (its committed classifier, FID, inputs).
+.PHONY: fid-test
+fid-test:
+	$(PYTEST) tests/test_fid.py
+
 abi-test: all
 	@sh tests/abi.sh $(B) $(VERSION) $(SONAME)
 
@@ -125,6 +130,7 @@ test: test-deps all
 	$(MAKE) ref-test
 	$(MAKE) py-test
 	$(MAKE) docs-test
+	$(MAKE) fid-test
 	$(MAKE) example-test
 	CK_FORK=no ASAN_OPTIONS=detect_leaks=1 $(MAKE) asan-test
 
