@@ -402,7 +402,9 @@ tg_status tg_st_read(const char *path, tg_st_file *out)
     tg_status s;
     cJSON *root = NULL;
     char *hcopy = NULL;
-    if (out->len < 8 && looks_like_json(out->buf, out->len)) {
+    uint64_t hn = out->len >= 8 ? le64(out->buf) : 0;
+    if ((out->len < 8 || hn == 0 || hn > ST_MAX_HEADER || hn > out->len - 8) &&
+        looks_like_json(out->buf, out->len)) {
         s = tg_fail(TG_ERR_FORMAT, "%s: this looks like a JSON descriptor, not a safetensors "
                     "checkpoint; use tg_model_create_from_file", path);
         goto fail;
@@ -410,13 +412,6 @@ tg_status tg_st_read(const char *path, tg_st_file *out)
     if (out->len < 8) {
         s = tg_fail(TG_ERR_FORMAT, "safetensors %s: file is %zu bytes, shorter than the 8-byte "
                     "header length", path, out->len);
-        goto fail;
-    }
-    uint64_t hn = le64(out->buf);
-    if ((hn == 0 || hn > ST_MAX_HEADER || hn > out->len - 8) &&
-        looks_like_json(out->buf, out->len)) {
-        s = tg_fail(TG_ERR_FORMAT, "%s: this looks like a JSON descriptor, not a safetensors "
-                    "checkpoint; use tg_model_create_from_file", path);
         goto fail;
     }
     if (hn == 0) {
