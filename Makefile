@@ -122,6 +122,11 @@ cpp-test: $(B)/tests/test_cpp $(B)/examples/sprite_sheet
 	@T=$$(mktemp -d); trap 'rm -rf "$$T"' EXIT; \
 	$(B)/examples/sprite_sheet models/pretrained/fmnist-mid.safetensors 4 1 $$T/s.pam && \
 	test $$(wc -c < $$T/s.pam) -gt $$((128 * 32 * 4))
+# The bindings pip-installed (offline) into a fresh venv, imported from outside
+# the repository with the library of a DESTDIR install found by the dynamic loader.
+.PHONY: py-install-test
+py-install-test: all
+	@sh tests/py-install.sh $(B)
 
 test: test-deps all
 	$(MAKE) unit-test
@@ -131,6 +136,7 @@ test: test-deps all
 	$(MAKE) py-test
 	$(MAKE) docs-test
 	$(MAKE) fid-test
+	$(MAKE) py-install-test
 	$(MAKE) example-test
 	CK_FORK=no ASAN_OPTIONS=detect_leaks=1 $(MAKE) asan-test
 
@@ -155,6 +161,7 @@ examples: $(EX_COMMON) $(EXAMPLES)
 EXB := $(B)/examples
 EX_TRAIN := $(EXB)/train --model tests/data/tiny-train.json --data fmnist --limit 200
 EX_PY := /usr/bin/python3 bindings/python/examples
+EX_NO_FMNIST := /usr/share/datasets/fashion-mnist/no-such-file.gz
 example-test: examples
 	@T=$$(mktemp -d); trap 'rm -rf "$$T"' EXIT; pass=0; fail=0; \
 	t() { echo "  $$1"; if (eval "$$1") > "$$T/out" 2>&1; then pass=$$((pass + 1)); \
@@ -172,6 +179,9 @@ example-test: examples
 	t '$(EX_PY)/train_folder.py --model tests/data/tiny-train.json --data fmnist --limit 64 --steps 3 --every 2 --out $$T/py-run && test -s $$T/py-run/checkpoint.safetensors && test -s $$T/py-run/samples_2.png && test -s $$T/py-run/samples_3.png'; \
 	t '$(EX_PY)/sample_grid.py $$T/py-run/checkpoint.safetensors --n 10 --out $$T/py-grid.png && test -s $$T/py-grid.png'; \
 	t '$(EX_PY)/train_folder.py --model tests/data/tiny-train.json --data $$T/pngs --steps 2 --every 0 --out $$T/py-png > $$T/py-png.txt && grep -q "^train_folder: 2 images from" $$T/py-png.txt && test -s $$T/py-png/samples_2.png'; \
+	t '! $(EXB)/train --model tests/data/tiny-train.json --data $(EX_NO_FMNIST) --out $$T/x 2> $$T/nofm.txt && grep -q "Debian package dataset-fashion-mnist" $$T/nofm.txt'; \
+	t '! $(EX_PY)/train_folder.py --model tests/data/tiny-train.json --data $(EX_NO_FMNIST) --out $$T/x 2> $$T/nofm.txt && grep -q "Debian package dataset-fashion-mnist" $$T/nofm.txt'; \
+	t 'mkdir $$T/odd && cp $$T/pngs/a.png $$T/odd/a.png && echo text > $$T/odd/b.png && $(EX_PY)/sample_grid.py $$T/run/checkpoint.safetensors --n 1 --scale 2 --out $$T/odd/c.png && $(EXB)/train --model tests/data/tiny-train.json --data $$T/odd --steps 1 --every 0 --out $$T/odd-run 2> $$T/odd.txt && grep -q "b.png.: it is not a PNG image" $$T/odd.txt && grep -q "1 of 2 images are not 32x32 (.c.png. is 64x64); they were resized to 32x32" $$T/odd.txt'; \
 	echo "examples: $$pass passed, $$fail failed"; test $$fail -eq 0
 
 # ---------------------------------------------------------------- Blender
@@ -217,6 +227,26 @@ transgan.pc: pkgconfig/transgan.pc.in $(HDR)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' $< > $@
 
+# Installing into the live system (DESTDIR empty) ends with ldconfig, so that
+# programs and the Python bindings find libtransgan.so.0 at once; only root
+# can run it, anyone else is told to. LDCONFIG= (empty) skips it.
+LDCONFIG ?= ldconfig
+define ldconfig_live
+	@if [ -n "$(DESTDIR)" ] || [ -z "$(LDCONFIG)" ]; then :; \
+	elif ! lc=$$(PATH="$$PATH:/sbin:/usr/sbin" command -v $(LDCONFIG)); then \
+	  echo "note: $(LDCONFIG) not found: the dynamic loader may not find $(SONAME) until it runs"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "note: not root, so the dynamic loader's cache was not refreshed: run 'sudo ldconfig'"; \
+	  echo "(if $(LIBDIR) is not listed in /etc/ld.so.conf.d/, set LD_LIBRARY_PATH=$(LIBDIR) instead)"; \
+	else \
+	  echo "$$lc"; "$$lc" || exit 1; \
+	  if [ "$(1)" = install ] && ! "$$lc" -p | grep -qF "=> $(LIBDIR)/$(SONAME)"; then \
+	    echo "note: $(LIBDIR) is not a folder the dynamic loader searches: add it to a file in"; \
+	    echo "/etc/ld.so.conf.d/ and run ldconfig, or set LD_LIBRARY_PATH=$(LIBDIR)"; \
+	  fi; \
+	fi
+endef
+
 install: all transgan.pc
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PKGDIR) $(DESTDIR)$(DOCDIR)
 	install -m 644 $(HDR) include/transgan.hpp $(DESTDIR)$(INCDIR)/
@@ -226,11 +256,13 @@ install: all transgan.pc
 	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
 	install -m 644 transgan.pc $(DESTDIR)$(PKGDIR)/
 	install -m 644 README.md CHANGELOG.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
+	$(call ldconfig_live,install)
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/transgan.h $(DESTDIR)$(INCDIR)/transgan.hpp $(DESTDIR)$(LIBDIR)/libtransgan.so* \
 	    $(DESTDIR)$(LIBDIR)/libtransgan.a $(DESTDIR)$(PKGDIR)/transgan.pc
 	rm -rf $(DESTDIR)$(DOCDIR)
+	$(call ldconfig_live,uninstall)
 
 clean:
 	rm -rf build build-asan transgan.pc

@@ -1032,13 +1032,13 @@ START_TEST(hostile_empty_and_foreign)
     const char *p = at("empty.safetensors");
     put_file(p, "", 0);
     check_hostile(p, TG_ERR_FORMAT, "8-byte", 1);
-    /* a JSON text file: its first 8 bytes are an absurd header length */
+    /* a JSON text file: its first 8 bytes would be an absurd header length */
     size_t n;
     unsigned char *b = get_file(FIX_DESC, &n);
     p = at("text.safetensors");
     put_file(p, b, n);
     free(b);
-    check_hostile(p, TG_ERR_FORMAT, "header length", 1);
+    check_hostile(p, TG_ERR_FORMAT, "JSON descriptor", 1);
     /* 7 bytes */
     p = at("short.safetensors");
     put_file(p, "abcdefg", 7);
@@ -1400,6 +1400,39 @@ START_TEST(latent_sampler)
 }
 END_TEST
 
+/* ==================================================== mixed-up files */
+
+/* A descriptor given to the checkpoint readers, and a checkpoint given to
+ * tg_model_create_from_file, say what the file looks like and what to call. */
+START_TEST(descriptor_checkpoint_mixups)
+{
+    check_hostile(FIX_DESC, TG_ERR_FORMAT, "looks like a JSON descriptor", 1);
+    check_hostile(FIX_DESC, TG_ERR_FORMAT, "use tg_model_create_from_file", 1);
+    const char *p = at("blank.json");
+    put_file(p, " \n{}", 4); /* shorter than a header length */
+    check_hostile(p, TG_ERR_FORMAT, "use tg_model_create_from_file", 1);
+
+    tg_model *m = (tg_model *)(uintptr_t)0x1;
+    tg_status st = tg_model_create_from_file(FIX_CKPT, 1, &m);
+    ck_assert_int_ne(st, TG_OK);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(tg_last_error(), "looks like a safetensors checkpoint") &&
+                      strstr(tg_last_error(), "use tg_model_load") &&
+                      strstr(tg_last_error(), FIX_CKPT),
+                  "message: %s", tg_last_error());
+    /* the hint is not given for a broken descriptor, nor for binary junk */
+    p = at("broken.json");
+    put_file(p, "{\"name\":", 8);
+    FAILS(tg_model_create_from_file(p, 1, &m), TG_ERR_DESCRIPTOR);
+    ck_assert_ptr_null(strstr(tg_last_error(), "tg_model_load"));
+    p = at("junk.bin");
+    put_file(p, "\x05\0\0\0\0\0\0\0[1]  ", 13); /* header length 5, but "[1]  " is no JSON object */
+    st = tg_model_create_from_file(p, 1, &m);
+    ck_assert_int_ne(st, TG_OK);
+    ck_assert_ptr_null(strstr(tg_last_error(), "tg_model_load"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
@@ -1437,6 +1470,7 @@ int main(void)
     tcase_add_test(tc, hostile_no_descriptor);
     tcase_add_test(tc, hostile_empty_and_foreign);
     tcase_add_test(tc, save_load_roundtrip);
+    tcase_add_test(tc, descriptor_checkpoint_mixups);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("sampling");

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 
+#include "../io/safetensors.h"
 #include "../models/model.h"
 #include "../ops/dnn.h"
 #include "../train/train.h"
@@ -154,6 +155,9 @@ TG_API tg_status tg_model_create_from_file(const char *path, uint64_t seed, tg_m
     TG_TRY(read_text(path, &text));
     tg_status st = tg_model_create(text, seed, out);
     free(text);
+    if (st != TG_OK && tg_st_looks_like_file(path))
+        return tg_fail(st, "%s: this looks like a safetensors checkpoint, not a JSON "
+                       "descriptor; use tg_model_load", path);
     if (st != TG_OK)
         tg_error_prefix("%s: ", path);
     return st;

@@ -93,6 +93,38 @@ static uint64_t le64(const uint8_t *p)
     return v;
 }
 
+/* A descriptor passed where a checkpoint belongs is a common mistake; its
+ * first 8 bytes then read as an absurd header length, which says nothing
+ * useful. JSON text starts with '{' (after blanks) and has no NUL byte, while
+ * a header length below 2^56 always has one in its top byte. */
+static int looks_like_json(const uint8_t *b, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'))
+        i++;
+    if (i == len || b[i] != '{')
+        return 0;
+    for (size_t k = 0; k < len && k < 8; k++)
+        if (b[k] == 0)
+            return 0;
+    return 1;
+}
+
+int tg_st_looks_like_file(const char *path)
+{
+    uint8_t h[9];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t got = fread(h, 1, sizeof h, f);
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    fclose(f);
+    if (got < sizeof h || size < 10)
+        return 0;
+    uint64_t hn = le64(h);
+    return h[8] == '{' && hn >= 2 && hn <= ST_MAX_HEADER && hn <= (uint64_t)size - 8;
+}
+
 /* A JSON number that is an integer in [0, 2^53]; cJSON keeps only a double,
  * beyond 2^53 it can no longer tell neighbouring integers apart. */
 static int json_uint(const cJSON *v, uint64_t *out)
@@ -370,12 +402,18 @@ tg_status tg_st_read(const char *path, tg_st_file *out)
     tg_status s;
     cJSON *root = NULL;
     char *hcopy = NULL;
+    uint64_t hn = out->len >= 8 ? le64(out->buf) : 0;
+    if ((out->len < 8 || hn == 0 || hn > ST_MAX_HEADER || hn > out->len - 8) &&
+        looks_like_json(out->buf, out->len)) {
+        s = tg_fail(TG_ERR_FORMAT, "%s: this looks like a JSON descriptor, not a safetensors "
+                    "checkpoint; use tg_model_create_from_file", path);
+        goto fail;
+    }
     if (out->len < 8) {
         s = tg_fail(TG_ERR_FORMAT, "safetensors %s: file is %zu bytes, shorter than the 8-byte "
                     "header length", path, out->len);
         goto fail;
     }
-    uint64_t hn = le64(out->buf);
     if (hn == 0) {
         s = tg_fail(TG_ERR_FORMAT, "safetensors %s: header length is 0", path);
         goto fail;
