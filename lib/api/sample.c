@@ -1,7 +1,7 @@
 /* Public API: latent noise, sampling images, 8-bit pixels, scoring. */
 #include <math.h>
 
-#include "../models/model.h"
+#include "api.h"
 
 /* Images are computed in slices of at most this many floats of workspace
  * (~128 MiB), so any n works in bounded memory. */

@@ -1,13 +1,13 @@
-/* Public API: loading and saving models as safetensors checkpoints, with the
- * reference's tensor names. Loading validates everything into staging
- * buffers first, so a bad file never changes a model. */
+/* Checkpoints (docs/SPECIFICATION.md "Checkpoint"): a model's state to and
+ * from safetensors, with the reference's tensor names. Loading validates
+ * everything into staging buffers first, so a bad file never changes a
+ * model. The public calls are api/checkpoint.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 
-#include "../models/model.h"
-#include "safetensors.h"
+#include "checkpoint.h"
 
 static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
 {
@@ -71,7 +71,7 @@ static tg_status meta_u64(const tg_st_file *f, const char *path, const char *key
 }
 
 /* Load f into m; m is changed only when everything is valid. */
-static tg_status load_into(tg_model *m, const tg_st_file *f, const char *path)
+tg_status tg_checkpoint_load(tg_model *m, const tg_st_file *f, const char *path)
 {
     const char *fmt = tg_st_meta(f, "format");
     if (fmt && strcmp(fmt, "transgan-checkpoint") != 0)
@@ -149,53 +149,6 @@ static tg_status load_into(tg_model *m, const tg_st_file *f, const char *path)
     return TG_OK;
 }
 
-TG_API tg_status tg_model_load_weights(tg_model *m, const char *path)
-{
-    tg_error_clear();
-    if (!m || !path)
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_load_weights: %s is NULL", !m ? "model" : "path");
-    tg_st_file f;
-    TG_TRY(tg_st_read(path, &f));
-    tg_status st = load_into(m, &f, path);
-    tg_st_free(&f);
-    return st;
-}
-
-TG_API tg_status tg_model_load(const char *path, tg_model **out)
-{
-    tg_error_clear();
-    if (out)
-        *out = NULL;
-    if (!path || !out)
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_load: %s is NULL", !path ? "path" : "out");
-    tg_st_file f;
-    TG_TRY(tg_st_read(path, &f));
-    const char *dj = tg_st_meta(&f, "descriptor");
-    if (!dj) {
-        tg_st_free(&f);
-        return tg_fail(TG_ERR_FORMAT, "checkpoint '%s' has no descriptor in its metadata: create the "
-                       "model from its descriptor, then call tg_model_load_weights", path);
-    }
-    tg_desc d;
-    tg_status st = tg_desc_parse(dj, &d);
-    if (st != TG_OK) {
-        tg_error_prefix("checkpoint '%s': metadata descriptor: ", path);
-        tg_st_free(&f);
-        return st;
-    }
-    tg_model *m;
-    st = tg_model_build(&d, &m);
-    if (st == TG_OK)
-        st = load_into(m, &f, path);
-    tg_st_free(&f);
-    if (st != TG_OK) {
-        tg_model_destroy(m);
-        return st;
-    }
-    *out = m;
-    return TG_OK;
-}
-
 /* entries for every tensor of P under prefix, with names kept in `names` */
 static void add_entries(tg_st_entry *e, size_t *k, char (*names)[128], const tg_params *P,
                         const char *prefix, const float *w)
@@ -212,13 +165,8 @@ static void add_entries(tg_st_entry *e, size_t *k, char (*names)[128], const tg_
     }
 }
 
-TG_API tg_status tg_model_save(tg_model *m, const char *path, uint32_t flags)
+tg_status tg_checkpoint_save(const tg_model *m, const char *path, uint32_t flags)
 {
-    tg_error_clear();
-    if (!m || !path)
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_save: %s is NULL", !m ? "model" : "path");
-    if (flags & ~(TG_SAVE_WEIGHTS_ONLY | TG_SAVE_NO_OPTIMIZER))
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_save: unknown flags 0x%x", flags);
     int with_ema = m->ema && !(flags & TG_SAVE_WEIGHTS_ONLY);
     int state = !(flags & (TG_SAVE_WEIGHTS_ONLY | TG_SAVE_NO_OPTIMIZER));
     /* moments exist once a network has been updated (as in the reference) */

@@ -7,10 +7,10 @@
 #ifndef TG_MODEL_H
 #define TG_MODEL_H
 
-#include "../io/descriptor.h"
+#include "../core/desc.h"
 #include "../nn/block.h"
-#include "../train/rng.h"
-#include "params.h"
+#include "../core/rng.h"
+#include "../core/params.h"
 
 /* ------------------------------------------------------------- generator */
 typedef struct tg_gen_stage {
@@ -131,23 +131,12 @@ struct tg_model {
     int64_t d_ws_cap;
 };
 
-/* The body of a computing entry point (tg_generate, tg_discriminate,
- * tg_train_step): evaluates `call` on the model's thread count and returns
- * its status, the caller's OpenMP maximum restored. A NULL model goes
- * straight to `call`, which reports it. */
-#define TG_RETURN_ON_MODEL_THREADS(m, call)                                    \
-    do {                                                                      \
-        if (!(m))                                                             \
-            return (call);                                                    \
-        int caller_ = tg_dnn_threads_enter((m)->dnn, (m)->threads);           \
-        tg_status st_ = (call);                                               \
-        tg_dnn_threads_leave(caller_);                                        \
-        return st_;                                                           \
-    } while (0)
-
-/* Build an empty model (weights zero) for a parsed descriptor; takes
- * ownership of *desc (cleared) on success and on failure. */
-tg_status tg_model_build(tg_desc *desc, tg_model **out);
+/* Build an empty model (weights zero) for a parsed descriptor and its JSON
+ * text (io/'s tg_desc_to_json; NULL counts as out of memory); takes
+ * ownership of both (*desc cleared) on success and on failure. */
+tg_status tg_model_build(tg_desc *desc, char *desc_json, tg_model **out);
+/* Free everything the model owns but its trainer (train/ frees that first). */
+void tg_model_free(tg_model *m);
 /* Fill the weights with the official initialisation from seed; EMA = copy. */
 void tg_model_init_weights(tg_model *m, uint64_t seed);
 /* The masks for the current g_steps (NULL entries: none); recomputes them

@@ -4,7 +4,7 @@
 #ifndef TG_BLOCK_H
 #define TG_BLOCK_H
 
-#include "../models/params.h"
+#include "../core/params.h"
 #include "../ops/ops.h"
 
 typedef struct tg_block {

@@ -6,7 +6,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
-#include "../common.h"
+#include "../core/common.h"
 
 typedef struct tg_dnn tg_dnn;
 

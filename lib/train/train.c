@@ -1,7 +1,8 @@
-/* Public API: the training step of SPEC.md. One call: a discriminator update
- * (with the exact second-order gradient penalty), then every n_critic-th call
- * a generator update (with MT-CT when on) and the EMA. A failed step restores
- * the model from the backups taken at its start. */
+/* The training step (docs/SPECIFICATION.md "Training step"). One call: a
+ * discriminator update (with the exact second-order gradient penalty), then
+ * every n_critic-th call a generator update (with MT-CT when on) and the EMA. A failed step restores
+ * the model from the backups taken at its start. The public call is
+ * api/train.c. */
 #include <math.h>
 
 #include "../ops/ops.h"
@@ -121,7 +122,8 @@ static double mean_of(const float *s, int64_t B)
     return a / (double)B;
 }
 
-/* clip to the global norm, then one optimiser step (SPEC.md) */
+/* clip to the global norm, then one optimiser step (docs/SPECIFICATION.md
+ * "Training step") */
 static tg_status update(tg_model *m, float *w, float *g, float *mo, float *ve, size_t n,
                         double lr, uint64_t step, double *norm_out, const char *net)
 {
@@ -292,8 +294,8 @@ static tg_status g_update(tg_model *m, const float *real, const float *zg, uint8
 
 static int finite_or_null(const float *x, size_t n) { return !x || tg_all_finite(x, n); }
 
-static tg_status train_step(tg_model *m, const float *real, size_t n, const float *z_d,
-                            const float *z_g, const float *alpha, tg_train_stats *stats)
+tg_status tg_train_run(tg_model *m, const float *real, size_t n, const float *z_d,
+                       const float *z_g, const float *alpha, tg_train_stats *stats)
 {
     tg_error_clear();
     if (!m || !real)
@@ -355,10 +357,4 @@ static tg_status train_step(tg_model *m, const float *real, size_t n, const floa
         memcpy(stats, &o, sz);
     }
     return TG_OK;
-}
-
-TG_API tg_status tg_train_step(tg_model *m, const float *real, size_t n, const float *z_d,
-                               const float *z_g, const float *alpha, tg_train_stats *stats)
-{
-    TG_RETURN_ON_MODEL_THREADS(m, train_step(m, real, n, z_d, z_g, alpha, stats));
 }
