@@ -80,7 +80,7 @@ START_TEST(reference_outputs)
         int64_t B = 5;
         tg_gen_acts a;
         OK(tg_gen_acts_alloc(&m->gen, B, &a));
-        OK(tg_gen_fwd(m->dnn, &m->gen, m->gw, lr, 1, tg_model_masks(m, m->g_steps), &a));
+        OK(tg_gen_fwd(m->dnn, &m->gen, m->gnet.w, lr, 1, tg_model_masks(m, m->gnet.steps), &a));
         double e = rel_l2(a.img, sr, nr);
         ck_assert_msg(e < 1e-4, "%s: sr forward rel L2 error %g", fx, e);
         tg_gen_acts_free(&a);
@@ -92,7 +92,7 @@ START_TEST(reference_outputs)
         float *z = io_f32(&io, "z", &nz), *raw = io_f32(&io, "gen_raw", &nraw);
         tg_gen_acts a;
         OK(tg_gen_acts_alloc(&m->gen, 5, &a));
-        OK(tg_gen_fwd(m->dnn, &m->gen, m->gw, z, 0, tg_model_masks(m, m->g_steps), &a));
+        OK(tg_gen_fwd(m->dnn, &m->gen, m->gnet.w, z, 0, tg_model_masks(m, m->gnet.steps), &a));
         double e = rel_l2(a.img, raw, nraw);
         ck_assert_msg(e < 1e-4, "%s: training forward rel L2 error %g", fx, e);
         tg_gen_acts_free(&a);
@@ -117,10 +117,10 @@ START_TEST(library_roundtrip)
     snprintf(out, sizeof out, "%s/m.safetensors", tmpl);
     OK(tg_model_save(m, out, 0));
     OK(tg_model_load(out, &m2));
-    ck_assert_mem_eq(m->gw, m2->gw, m->gen.P.total * sizeof(float));
-    ck_assert_mem_eq(m->dw, m2->dw, m->disc.P.total * sizeof(float));
-    if (m->ema)
-        ck_assert_mem_eq(m->ema, m2->ema, m->gen.P.total * sizeof(float));
+    ck_assert_mem_eq(m->gnet.w, m2->gnet.w, m->gen.P.total * sizeof(float));
+    ck_assert_mem_eq(m->dnet.w, m2->dnet.w, m->disc.P.total * sizeof(float));
+    if (m->gnet.ema)
+        ck_assert_mem_eq(m->gnet.ema, m2->gnet.ema, m->gen.P.total * sizeof(float));
     ck_assert_str_eq(tg_model_descriptor(m), tg_model_descriptor(m2));
     int64_t a, b;
     OK(tg_model_info(m, TG_INFO_D_STEPS, &a));
@@ -139,8 +139,8 @@ START_TEST(library_roundtrip)
     tg_st_free(&f);
     tg_model_destroy(m2);
     OK(tg_model_load(out, &m2));
-    if (m2->ema)
-        ck_assert_mem_eq(m2->ema, m2->gw, m->gen.P.total * sizeof(float));
+    if (m2->gnet.ema)
+        ck_assert_mem_eq(m2->gnet.ema, m2->gnet.w, m->gen.P.total * sizeof(float));
     unlink(out);
     rmdir(tmpl);
     tg_model_destroy(m);

@@ -121,9 +121,9 @@ TG_API tg_status tg_model_info(const tg_model *m, tg_info key, int64_t *value)
             v += (int64_t)m->disc.P.p[i].n;
         break;
     }
-    case TG_INFO_D_STEPS: v = (int64_t)m->d_steps; break;
-    case TG_INFO_G_STEPS: v = (int64_t)m->g_steps; break;
-    case TG_INFO_HAS_EMA: v = m->ema != NULL; break;
+    case TG_INFO_D_STEPS: v = (int64_t)m->dnet.steps; break;
+    case TG_INFO_G_STEPS: v = (int64_t)m->gnet.steps; break;
+    case TG_INFO_HAS_EMA: v = m->gnet.ema != NULL; break;
     case TG_INFO_D_BATCH: v = m->desc.t.d_batch; break;
     case TG_INFO_G_BATCH: v = m->desc.t.g_batch; break;
     case TG_INFO_THREADS: v = m->threads; break;

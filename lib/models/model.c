@@ -14,10 +14,8 @@ void tg_model_free(tg_model *m)
     tg_disc_acts_free(&m->d_ws);
     for (int s = 0; s < TG_MAX_STAGES; s++)
         free(m->masks[s]);
-    free(m->gw);
-    free(m->dw);
-    free(m->ema);
-    free(m->gm), free(m->gv), free(m->dm), free(m->dv);
+    tg_net_free(&m->gnet);
+    tg_net_free(&m->dnet);
     free(m->g_ws);
     free(m->px_ws);
     free(m->desc_json);
@@ -47,13 +45,12 @@ tg_status tg_model_build(tg_desc *desc, char *desc_json, tg_model **out)
         st = tg_gen_define(&m->gen, &m->desc);
     if (st == TG_OK)
         st = tg_disc_define(&m->disc, &m->desc);
-    if (st == TG_OK) {
-        m->gw = tg_alloc(m->gen.P.total * sizeof(float));
-        m->dw = tg_alloc(m->disc.P.total * sizeof(float));
-        if (m->desc.t.ema != TG_EMA_NONE)
-            m->ema = tg_alloc(m->gen.P.total * sizeof(float));
-        if (!m->gw || !m->dw || (m->desc.t.ema != TG_EMA_NONE && !m->ema))
-            st = TG_ERR_OUT_OF_MEMORY;
+    m->gnet.P = &m->gen.P;
+    m->dnet.P = &m->disc.P;
+    /* weights and EMA now; moments and gradients with the first step */
+    for (int k = 0; k < 2 && st == TG_OK; k++) {
+        tg_net_state *net = k ? &m->dnet : &m->gnet;
+        st = tg_net_alloc(net, tg_model_state_groups(m, net) & (TG_GROUP_WEIGHTS | TG_GROUP_EMA));
     }
     if (st == TG_OK && m->desc.t.loc_on) {
         for (int i = 0; i < m->desc.t.loc_nstages && st == TG_OK; i++) {
@@ -74,14 +71,23 @@ tg_status tg_model_build(tg_desc *desc, char *desc_json, tg_model **out)
     return TG_OK;
 }
 
+unsigned tg_model_state_groups(const tg_model *m, const tg_net_state *net)
+{
+    unsigned g = TG_GROUP_WEIGHTS | TG_GROUP_GRAD;
+    if (net == &m->gnet && m->desc.t.ema != TG_EMA_NONE)
+        g |= TG_GROUP_EMA;
+    if (m->desc.t.optimizer == TG_OPTIM_ADAM)
+        g |= TG_GROUP_OPTIMIZER;
+    return g;
+}
+
 void tg_model_init_weights(tg_model *m, uint64_t seed)
 {
     tg_rng r;
     tg_rng_seed(&r, seed);
-    tg_params_init(&m->gen.P, m->gw, &r);
-    tg_params_init(&m->disc.P, m->dw, &r);
-    if (m->ema)
-        memcpy(m->ema, m->gw, m->gen.P.total * sizeof(float));
+    tg_params_init(&m->gen.P, m->gnet.w, &r);
+    tg_params_init(&m->disc.P, m->dnet.w, &r);
+    tg_net_reset(&m->gnet, TG_ARR_ema); /* the EMA starts at the weights */
 }
 
 uint8_t *const *tg_model_masks(tg_model *m, uint64_t g_steps)

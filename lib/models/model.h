@@ -11,6 +11,7 @@
 #include "../nn/block.h"
 #include "../core/rng.h"
 #include "../core/params.h"
+#include "state.h"
 
 /* ------------------------------------------------------------- generator */
 typedef struct tg_gen_stage {
@@ -112,12 +113,11 @@ struct tg_model {
     tg_dnn *dnn;
     tg_gen gen;
     tg_disc disc;
-    float *gw, *dw;   /* weights */
-    float *ema;       /* EMA generator weights, NULL without EMA */
-    float *gm, *gv, *dm, *dv; /* Adam moments, NULL until the first update */
-    struct tg_trainer *trainer; /* training buffers, made by the first step */
-    uint64_t d_steps, g_steps;
+    /* each network's state arrays and update counter (models/state.h);
+     * with rng, everything a checkpoint holds and a failed step restores */
+    tg_net_state gnet, dnet;
     tg_rng rng;
+    struct tg_trainer *trainer; /* training buffers, made by the first step */
     int threads;      /* tg_model_set_threads: 0 = the caller's OpenMP maximum */
     /* locality masks for the stages that use them, at mask_radius[s] */
     uint8_t *masks[TG_MAX_STAGES];
@@ -137,6 +137,9 @@ struct tg_model {
 tg_status tg_model_build(tg_desc *desc, char *desc_json, tg_model **out);
 /* Free everything the model owns but its trainer (train/ frees that first). */
 void tg_model_free(tg_model *m);
+/* The state groups (enum tg_state_group) network `net` (&m->gnet or
+ * &m->dnet) has in this model, now or once training has started. */
+unsigned tg_model_state_groups(const tg_model *m, const tg_net_state *net);
 /* Fill the weights with the official initialisation from seed; EMA = copy. */
 void tg_model_init_weights(tg_model *m, uint64_t seed);
 /* The masks for the current g_steps (NULL entries: none); recomputes them

@@ -10,14 +10,15 @@ typedef struct tg_trainer {
     tg_gen_acts ga;            /* generator activations (g_batch, or d_batch for MT-CT) */
     tg_disc_acts da, dta;      /* discriminator activations and their tangents */
     tg_aug aug;
-    float *gG, *dG;            /* gradients of G and D */
     float *fake, *xh, *u;      /* [bmax, C, S, S] images */
     float *du, *gx, *w;        /* image-sized gradient buffers */
     float *lowres;             /* real batch pooled to stage 1 (MT-CT) */
     float *z, *alpha, *s, *ds; /* drawn noise, scores and their gradients */
     float *gws;                /* generator inference workspace for the fakes */
-    /* the state a failed step is rolled back to */
-    float *bk_gw, *bk_dw, *bk_ema, *bk_gm, *bk_gv, *bk_dm, *bk_dv;
+    /* the state a failed step is rolled back to (gradients are in the
+     * networks' state, group TG_GROUP_GRAD) */
+    tg_net_state bk_g, bk_d;
+    tg_rng bk_rng;
 } tg_trainer;
 
 tg_status tg_trainer_make(tg_model *m);
