@@ -12,7 +12,6 @@
 #include "testutil.h"
 #include "transgan.h"
 
-#define OK(x) ck_assert_msg((x) == TG_OK, "%s: %s", #x, tg_last_error())
 
 static const char *fixtures[] = {"tiny-ln", "gray-relbias-tanh", "rgba-locality", "rgb-sr"};
 #define NFIX (sizeof fixtures / sizeof *fixtures)
@@ -108,13 +107,12 @@ START_TEST(library_roundtrip)
 {
     /* save -> load gives the same model, the same outputs and the counters */
     const char *fx = fixtures[_i];
-    char path[256], tmpl[] = "/tmp/tg_conf_XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(tmpl));
+    char path[256];
+    tu_scratch_make("tg_conf");
     snprintf(path, sizeof path, "tests/fixtures/%s.safetensors", fx);
     tg_model *m, *m2;
     OK(tg_model_load(path, &m));
-    char out[300];
-    snprintf(out, sizeof out, "%s/m.safetensors", tmpl);
+    const char *out = tu_path("m.safetensors");
     OK(tg_model_save(m, out, 0));
     OK(tg_model_load(out, &m2));
     ck_assert_mem_eq(m->gnet.w, m2->gnet.w, m->gen.P.total * sizeof(float));
@@ -141,8 +139,7 @@ START_TEST(library_roundtrip)
     OK(tg_model_load(out, &m2));
     if (m2->gnet.ema)
         ck_assert_mem_eq(m2->gnet.ema, m2->gnet.w, m->gen.P.total * sizeof(float));
-    unlink(out);
-    rmdir(tmpl);
+    tu_scratch_remove();
     tg_model_destroy(m);
     tg_model_destroy(m2);
 }

@@ -9,7 +9,6 @@
 #include "models/model.h"
 #include "testutil.h"
 
-#define OK(x) ck_assert_msg((x) == TG_OK, "%s: %s", #x, tg_last_error())
 
 static const char *desc_ln =
     "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":5,"

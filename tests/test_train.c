@@ -15,7 +15,6 @@
 #include "train/train.h"
 #include "testutil.h"
 
-#define OK(x) ck_assert_msg((x) == TG_OK, "%s: %s", #x, tg_last_error())
 
 static const char *fixtures[] = {"sgd-wgan-gp-eps", "sgd-wgan-gp", "sgd-hinge",
                                  "sgd-lsgan",       "sgd-mtct",    "sgd-locality",
@@ -186,26 +185,13 @@ static void steps(tg_model *m, int from, int to)
     }
 }
 
-static size_t file_bytes(const char *path, unsigned char **out)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    fseek(f, 0, SEEK_END);
-    size_t n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *out = malloc(n);
-    ck_assert_uint_eq(fread(*out, 1, n, f), n);
-    fclose(f);
-    return n;
-}
-
 START_TEST(deterministic_and_resumable)
 {
-    char dir[] = "/tmp/tg_train_XXXXXX", p1[64], p2[64], p3[64];
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    snprintf(p1, sizeof p1, "%s/a.safetensors", dir);
-    snprintf(p2, sizeof p2, "%s/b.safetensors", dir);
-    snprintf(p3, sizeof p3, "%s/mid.safetensors", dir);
+    tu_scratch_make("tg_train");
+    char p1[512], p2[512], p3[512];
+    snprintf(p1, sizeof p1, "%s", tu_path("a.safetensors"));
+    snprintf(p2, sizeof p2, "%s", tu_path("b.safetensors"));
+    snprintf(p3, sizeof p3, "%s", tu_path("mid.safetensors"));
     tg_model *a, *b, *c;
     OK(tg_model_create(desc_small, TG_SEED_FROM_DESCRIPTOR, &a));
     OK(tg_model_create(desc_small, TG_SEED_FROM_DESCRIPTOR, &b));
@@ -219,7 +205,8 @@ START_TEST(deterministic_and_resumable)
     OK(tg_model_save(c, p2, 0));
     OK(tg_model_save(a, p1, 0));
     unsigned char *fa, *fb;
-    size_t na = file_bytes(p1, &fa), nb = file_bytes(p2, &fb);
+    size_t na, nb;
+    fa = tu_read_file(p1, &na), fb = tu_read_file(p2, &nb);
     ck_assert_uint_eq(na, nb);
     ck_assert_mem_eq(fa, fb, na);
     int64_t g;
@@ -241,7 +228,7 @@ START_TEST(deterministic_and_resumable)
     free(fa), free(fb);
     tg_model_destroy(a);
     tg_model_destroy(c);
-    unlink(p1), unlink(p2), unlink(p3), rmdir(dir);
+    tu_scratch_remove();
 }
 END_TEST
 
