@@ -55,7 +55,7 @@ tg_status tg_layernorm_bwd(tg_dnn *c, float *dx, float *dg, float *db, const flo
         TG_TRY(tg_dnn_build(c, key, 3, &d, NULL, fp->pd, 9, args, &p));
     }
     /* diff_scale/diff_shift are overwritten by oneDNN: collect, then add */
-    float *t = tg_dnn_tmp(c, 5, (size_t)(2 * C));
+    float *t = tg_dnn_tmp(c, TG_TMP_LN, (size_t)(2 * C));
     if (!t)
         return TG_ERR_OUT_OF_MEMORY;
     void *bufs[] = {(void *)x, (void *)dy, (void *)mean, (void *)var, (void *)g,
