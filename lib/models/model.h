@@ -95,7 +95,8 @@ tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *
 tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
                       const float *dscores, float *dimg);
 
-/* Tangent of the scores along an image tangent imgd, at the primal
+/* Second order (docs/SECOND_ORDER.md sections 2, 4 and 9).
+ * Tangent of the scores along an image tangent imgd, at the primal
  * activations `a` of a training forward; tangent activations go to ta
  * (allocated like a). */
 tg_status tg_disc_jvp(tg_dnn *c, const tg_disc *d, const float *W, const tg_disc_acts *a,

@@ -149,7 +149,8 @@ tg_status tg_attention_bwd(tg_dnn *c, float *dqkv, float *dbias, const float *do
     return TG_OK;
 }
 
-/* ---- second order (no bias, no mask: the discriminator's attention) ----
+/* ---- second order (no bias, no mask: the discriminator's attention;
+ * docs/SECOND_ORDER.md section 8) ----
  * Per head: S = sc Q K^T, P = softmax(S), O = P V. Tangents:
  *   Sd = sc (Qd K^T + Q Kd^T), Pd = P o (Sd - rowsum(P o Sd)), Od = Pd V + P Vd. */
 

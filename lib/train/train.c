@@ -181,7 +181,8 @@ tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug,
         g = t->gx;
     }
     /* v = dGP/dg = (2/B)(|g|-1) g/|g|: the derivative of D along A v is
-     * what the penalty's weight gradient differentiates (reverse over forward) */
+     * what the penalty's weight gradient differentiates (reverse over
+     * forward; docs/SECOND_ORDER.md sections 1-2) */
     double gp = 0;
     for (int64_t b = 0; b < B; b++) {
         double nn = 0;
