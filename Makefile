@@ -29,12 +29,12 @@ B       ?= build
 
 SRCS := $(sort $(wildcard lib/*/*.c))
 OBJS := $(SRCS:lib/%.c=$(B)/obj/%.o)
-HDRS := $(HDR) $(wildcard lib/*.h lib/*/*.h)
+HDRS := $(HDR) $(wildcard lib/*/*.h lib/*/*.inc)
 
 SHLIB := $(B)/libtransgan.so.$(VERSION)
 STLIB := $(B)/libtransgan.a
 
-.PHONY: all deps test-deps test unit-test asan-test abi-test ref-test example-test examples demo install uninstall clean bench
+.PHONY: all deps test-deps test unit-test asan-test abi-test ref-test example-test examples demo install uninstall clean bench layers-test
 all: $(SHLIB) $(STLIB)
 
 deps:
@@ -127,8 +127,13 @@ cpp-test: $(B)/tests/test_cpp $(B)/examples/sprite_sheet
 .PHONY: py-install-test
 py-install-test: all
 	@sh tests/py-install.sh $(B)
+# No #include goes up the library's layers (api -> train, io -> models -> nn
+# -> ops -> core), and TG_API functions live in lib/api/ only.
+layers-test:
+	@sh tests/layers.sh
 
 test: test-deps all
+	$(MAKE) layers-test
 	$(MAKE) unit-test
 	$(MAKE) abi-test
 	$(MAKE) cpp-test

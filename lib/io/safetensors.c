@@ -46,7 +46,7 @@ static tg_status read_all(const char *path, uint8_t **buf, size_t *len)
     size_t cap = 4096;
     if (S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX - 1)
         cap = (size_t)st.st_size + 1; /* +1: the final read sees EOF without a regrow */
-    uint8_t *b = malloc(cap);
+    uint8_t *b = tg_malloc(cap);
     if (!b) {
         close(fd);
         return tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory for %zu bytes", path,
@@ -56,7 +56,7 @@ static tg_status read_all(const char *path, uint8_t **buf, size_t *len)
     for (;;) {
         if (n == cap) {
             size_t ncap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
-            uint8_t *nb = ncap > cap ? realloc(b, ncap) : NULL;
+            uint8_t *nb = ncap > cap ? tg_realloc(b, ncap) : NULL;
             if (!nb) {
                 free(b);
                 close(fd);
@@ -171,9 +171,9 @@ static tg_status parse_meta(const char *path, const cJSON *m, tg_st_file *out)
         n++;
     if (n == 0)
         return TG_OK;
-    st_kv *kv = calloc(n, sizeof *kv);
-    out->meta_keys = calloc(n, sizeof(char *));
-    out->meta_vals = calloc(n, sizeof(char *));
+    st_kv *kv = tg_calloc(n, sizeof *kv);
+    out->meta_keys = tg_calloc(n, sizeof(char *));
+    out->meta_vals = tg_calloc(n, sizeof(char *));
     if (!kv || !out->meta_keys || !out->meta_vals) {
         free(kv);
         return tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory", path);
@@ -186,8 +186,8 @@ static tg_status parse_meta(const char *path, const cJSON *m, tg_st_file *out)
                         path, ST_MSG_NAME, c->string);
             goto done;
         }
-        kv[k].key = strdup(c->string);
-        kv[k].val = strdup(c->valuestring);
+        kv[k].key = tg_strdup(c->string);
+        kv[k].val = tg_strdup(c->valuestring);
         if (!kv[k].key || !kv[k].val) {
             free(kv[k].key), free(kv[k].val);
             s = tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory", path);
@@ -315,7 +315,7 @@ static tg_status parse_tensor(const char *path, const cJSON *e, size_t data_len,
                        path, ST_MSG_NAME, name, en - b, dtype_names[dtype], nbytes);
     span->begin = (size_t)b;
     span->end = (size_t)en;
-    t->name = strdup(name);
+    t->name = tg_strdup(name);
     if (!t->name)
         return tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory", path);
     return TG_OK;
@@ -339,8 +339,8 @@ static tg_status parse_header(const char *path, const cJSON *root, const uint8_t
         TG_TRY(parse_meta(path, meta, out));
     if (n == 0)
         return TG_OK;
-    out->tensors = calloc(n, sizeof *out->tensors);
-    st_span *spans = calloc(n, sizeof *spans);
+    out->tensors = tg_calloc(n, sizeof *out->tensors);
+    st_span *spans = tg_calloc(n, sizeof *spans);
     if (!out->tensors || !spans) {
         free(spans);
         return tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory", path);
@@ -430,7 +430,7 @@ tg_status tg_st_read(const char *path, tg_st_file *out)
     }
     /* cJSON gets its own NUL-terminated copy: whatever it does at the end of
      * the header can then never touch the data block or run off the buffer */
-    hcopy = malloc((size_t)hn + 1);
+    hcopy = tg_malloc((size_t)hn + 1);
     if (!hcopy) {
         s = tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory for the header", path);
         goto fail;
@@ -597,7 +597,7 @@ static void sb_put(sbuf *b, const char *s, size_t n)
         size_t c = b->cap ? b->cap : 256;
         while (c < b->len + n + 1)
             c = c > SIZE_MAX / 2 ? b->len + n + 1 : c * 2;
-        char *np = realloc(b->p, c);
+        char *np = tg_realloc(b->p, c);
         if (!np) {
             b->oom = 1;
             return;
@@ -738,7 +738,7 @@ static tg_status build_header(const char *path, const tg_st_entry *entries, size
             return tg_fail(TG_ERR_INVALID_ARGUMENT, "safetensors write %s: metadata %zu is NULL",
                            path, i);
     if (nmeta > 1) {
-        const char **keys = malloc(nmeta * sizeof *keys);
+        const char **keys = tg_malloc(nmeta * sizeof *keys);
         if (!keys)
             return tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors write %s: out of memory", path);
         memcpy(keys, mk, nmeta * sizeof *keys);
@@ -840,7 +840,7 @@ static tg_status write_body(FILE *f, const char *tmp, const sbuf *h, const tg_st
 static tg_status sync_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    char *dir = slash ? tg_strndup(path, slash == path ? 1 : (size_t)(slash - path)) : tg_strdup(".");
     if (!dir)
         return tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors write %s: out of memory", path);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -860,8 +860,8 @@ tg_status tg_st_write(const char *path, const tg_st_entry *entries, size_t n,
     if (!path || !path[0] || (n && !entries) || (nmeta && (!meta_keys || !meta_vals)))
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_st_write: NULL or empty argument");
     static atomic_uint counter; /* distinct temporaries for concurrent writers in one process */
-    const tg_st_entry **order = calloc(n ? n : 1, sizeof *order);
-    size_t *nelems = calloc(n ? n : 1, sizeof *nelems);
+    const tg_st_entry **order = tg_calloc(n ? n : 1, sizeof *order);
+    size_t *nelems = tg_calloc(n ? n : 1, sizeof *nelems);
     sbuf h = {0};
     char *tmp = NULL;
     FILE *f = NULL;
@@ -875,7 +875,7 @@ tg_status tg_st_write(const char *path, const tg_st_entry *entries, size_t n,
         goto out;
 
     size_t tl = strlen(path) + 48;
-    tmp = malloc(tl);
+    tmp = tg_malloc(tl);
     if (!tmp) {
         s = tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors write %s: out of memory", path);
         goto out;

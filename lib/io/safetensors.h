@@ -4,7 +4,7 @@
 #ifndef TG_SAFETENSORS_H
 #define TG_SAFETENSORS_H
 
-#include "../common.h"
+#include "../core/common.h"
 
 #define TG_ST_MAX_DIMS 8
 
