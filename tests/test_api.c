@@ -1361,8 +1361,8 @@ START_TEST(descriptor_checkpoint_mixups)
 {
     check_hostile(FIX_DESC, TG_ERR_FORMAT, "looks like a JSON descriptor", 1);
     check_hostile(FIX_DESC, TG_ERR_FORMAT, "use tg_model_create_from_file", 1);
-    const char *p = at("blank.json");
-    put_file(p, " \n{}", 4); /* shorter than a header length */
+    const char *p = tu_path("blank.json");
+    tu_write_file(p, " \n{}", 4); /* shorter than a header length */
     check_hostile(p, TG_ERR_FORMAT, "use tg_model_create_from_file", 1);
 
     tg_model *m = (tg_model *)(uintptr_t)0x1;
@@ -1374,12 +1374,12 @@ START_TEST(descriptor_checkpoint_mixups)
                       strstr(tg_last_error(), FIX_CKPT),
                   "message: %s", tg_last_error());
     /* the hint is not given for a broken descriptor, nor for binary junk */
-    p = at("broken.json");
-    put_file(p, "{\"name\":", 8);
+    p = tu_path("broken.json");
+    tu_write_file(p, "{\"name\":", 8);
     FAILS(tg_model_create_from_file(p, 1, &m), TG_ERR_DESCRIPTOR);
     ck_assert_ptr_null(strstr(tg_last_error(), "tg_model_load"));
-    p = at("junk.bin");
-    put_file(p, "\x05\0\0\0\0\0\0\0[1]  ", 13); /* header length 5, but "[1]  " is no JSON object */
+    p = tu_path("junk.bin");
+    tu_write_file(p, "\x05\0\0\0\0\0\0\0[1]  ", 13); /* header length 5, but "[1]  " is no JSON object */
     st = tg_model_create_from_file(p, 1, &m);
     ck_assert_int_ne(st, TG_OK);
     ck_assert_ptr_null(strstr(tg_last_error(), "tg_model_load"));
