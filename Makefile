@@ -3,7 +3,7 @@
 #   make test       everything that tests the project (installs missing packages)
 #   make demo       sample and train a small model, writing PNGs
 #   make install    PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=
-#   make bench      performance against the PyTorch reference
+#   make bench      performance against PyTorch (the project's oracle)
 
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
@@ -29,12 +29,12 @@ B       ?= build
 
 SRCS := $(sort $(wildcard lib/*/*.c))
 OBJS := $(SRCS:lib/%.c=$(B)/obj/%.o)
-HDRS := $(HDR) $(wildcard lib/*.h lib/*/*.h)
+HDRS := $(HDR) $(wildcard lib/*/*.h lib/*/*.inc)
 
 SHLIB := $(B)/libtransgan.so.$(VERSION)
 STLIB := $(B)/libtransgan.a
 
-.PHONY: all deps test-deps test unit-test asan-test abi-test ref-test example-test examples demo install uninstall clean bench
+.PHONY: all deps test-deps test unit-test asan-test abi-test ref-test example-test examples demo install uninstall clean bench layers-test
 all: $(SHLIB) $(STLIB)
 
 deps:
@@ -80,20 +80,32 @@ asan-test:
 	$(MAKE) B=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" unit-test \
 	    LDLIBS="-fsanitize=address,undefined $(LDLIBS)"
 
-# The committed fixtures are still what the PyTorch reference computes
-# (../shared/reference/transgan_ref.py; TRANSGAN_REF overrides the folder).
+# The committed fixtures are still what the project's PyTorch oracle computes
+# (tests/reference/oracle.py; torch and numpy of /usr/bin/python3). A missing
+# torch fails the target: the tests refuse to skip.
 PYTEST := /usr/bin/python3 -m pytest -p no:cacheprovider -q
 ref-test:
-	$(PYTEST) tests/test_reference_io.py tests/test_train_reference.py
+	$(PYTEST) tests/test_oracle.py tests/test_reference_io.py tests/test_train_reference.py
 
 # The Python bindings (bindings/python), against build/libtransgan.so.0.
 .PHONY: py-test
 py-test: all
 	/usr/bin/python3 -m pytest -p no:cacheprovider bindings/python/tests
 
+# The Fashion-MNIST FID evaluator of bench/fid (its committed classifier, FID, inputs).
+.PHONY: fid-test
+fid-test:
+	$(PYTEST) tests/test_fid.py
+
 abi-test: all
 	@sh tests/abi.sh $(B) $(VERSION) $(SONAME)
 
+# The documentation against the header, the library and the bindings: every
+# public name has its entry in docs/API.md, the documented examples compile
+# and run (tests/check_api_docs.py says exactly what is checked).
+.PHONY: docs-test
+docs-test: all
+	/usr/bin/python3 tests/check_api_docs.py $(B)
 # include/transgan.hpp (C++17, header-only): its test and the C++ example, built
 # with -pedantic and warnings as errors, against the static library.
 CXX ?= c++
@@ -110,13 +122,26 @@ cpp-test: $(B)/tests/test_cpp $(B)/examples/sprite_sheet
 	@T=$$(mktemp -d); trap 'rm -rf "$$T"' EXIT; \
 	$(B)/examples/sprite_sheet models/pretrained/fmnist-mid.safetensors 4 1 $$T/s.pam && \
 	test $$(wc -c < $$T/s.pam) -gt $$((128 * 32 * 4))
+# The bindings pip-installed (offline) into a fresh venv, imported from outside
+# the repository with the library of a DESTDIR install found by the dynamic loader.
+.PHONY: py-install-test
+py-install-test: all
+	@sh tests/py-install.sh $(B)
+# No #include goes up the library's layers (api -> train, io -> models -> nn
+# -> ops -> core), and TG_API functions live in lib/api/ only.
+layers-test:
+	@sh tests/layers.sh
 
 test: test-deps all
+	$(MAKE) layers-test
 	$(MAKE) unit-test
 	$(MAKE) abi-test
 	$(MAKE) cpp-test
 	$(MAKE) ref-test
 	$(MAKE) py-test
+	$(MAKE) docs-test
+	$(MAKE) fid-test
+	$(MAKE) py-install-test
 	$(MAKE) example-test
 	CK_FORK=no ASAN_OPTIONS=detect_leaks=1 $(MAKE) asan-test
 
@@ -141,6 +166,7 @@ examples: $(EX_COMMON) $(EXAMPLES)
 EXB := $(B)/examples
 EX_TRAIN := $(EXB)/train --model tests/data/tiny-train.json --data fmnist --limit 200
 EX_PY := /usr/bin/python3 bindings/python/examples
+EX_NO_FMNIST := /usr/share/datasets/fashion-mnist/no-such-file.gz
 example-test: examples
 	@T=$$(mktemp -d); trap 'rm -rf "$$T"' EXIT; pass=0; fail=0; \
 	t() { echo "  $$1"; if (eval "$$1") > "$$T/out" 2>&1; then pass=$$((pass + 1)); \
@@ -158,6 +184,9 @@ example-test: examples
 	t '$(EX_PY)/train_folder.py --model tests/data/tiny-train.json --data fmnist --limit 64 --steps 3 --every 2 --out $$T/py-run && test -s $$T/py-run/checkpoint.safetensors && test -s $$T/py-run/samples_2.png && test -s $$T/py-run/samples_3.png'; \
 	t '$(EX_PY)/sample_grid.py $$T/py-run/checkpoint.safetensors --n 10 --out $$T/py-grid.png && test -s $$T/py-grid.png'; \
 	t '$(EX_PY)/train_folder.py --model tests/data/tiny-train.json --data $$T/pngs --steps 2 --every 0 --out $$T/py-png > $$T/py-png.txt && grep -q "^train_folder: 2 images from" $$T/py-png.txt && test -s $$T/py-png/samples_2.png'; \
+	t '! $(EXB)/train --model tests/data/tiny-train.json --data $(EX_NO_FMNIST) --out $$T/x 2> $$T/nofm.txt && grep -q "Debian package dataset-fashion-mnist" $$T/nofm.txt'; \
+	t '! $(EX_PY)/train_folder.py --model tests/data/tiny-train.json --data $(EX_NO_FMNIST) --out $$T/x 2> $$T/nofm.txt && grep -q "Debian package dataset-fashion-mnist" $$T/nofm.txt'; \
+	t 'mkdir $$T/odd && cp $$T/pngs/a.png $$T/odd/a.png && echo text > $$T/odd/b.png && $(EX_PY)/sample_grid.py $$T/run/checkpoint.safetensors --n 1 --scale 2 --out $$T/odd/c.png && $(EXB)/train --model tests/data/tiny-train.json --data $$T/odd --steps 1 --every 0 --out $$T/odd-run 2> $$T/odd.txt && grep -q "b.png.: it is not a PNG image" $$T/odd.txt && grep -q "1 of 2 images are not 32x32 (.c.png. is 64x64); they were resized to 32x32" $$T/odd.txt'; \
 	echo "examples: $$pass passed, $$fail failed"; test $$fail -eq 0
 
 # ---------------------------------------------------------------- Blender
@@ -179,8 +208,9 @@ blender-test: blender-addon
 
 # ---------------------------------------------------------------- bench
 # make bench: build/bench/bench measures the library on one descriptor;
-# bench/run.py runs it with 1 and 2 threads beside the PyTorch reference
-# (../shared/reference/peer_bench.py) and writes bench/results/NAME.{json,md}.
+# bench/run.py runs it with 1 and 2 threads beside its PyTorch peer
+# (bench/peer_bench.py, timing tests/reference/oracle.py) and writes
+# bench/results/NAME.{json,md}.
 # Slow and load-sensitive: run it on a quiet machine. Not part of make test.
 BENCH_DESCS ?= models/fmnist-small.json models/transgan-s.json
 BENCH_ARGS ?=
@@ -202,6 +232,26 @@ transgan.pc: pkgconfig/transgan.pc.in $(HDR)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' $< > $@
 
+# Installing into the live system (DESTDIR empty) ends with ldconfig, so that
+# programs and the Python bindings find libtransgan.so.0 at once; only root
+# can run it, anyone else is told to. LDCONFIG= (empty) skips it.
+LDCONFIG ?= ldconfig
+define ldconfig_live
+	@if [ -n "$(DESTDIR)" ] || [ -z "$(LDCONFIG)" ]; then :; \
+	elif ! lc=$$(PATH="$$PATH:/sbin:/usr/sbin" command -v $(LDCONFIG)); then \
+	  echo "note: $(LDCONFIG) not found: the dynamic loader may not find $(SONAME) until it runs"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "note: not root, so the dynamic loader's cache was not refreshed: run 'sudo ldconfig'"; \
+	  echo "(if $(LIBDIR) is not listed in /etc/ld.so.conf.d/, set LD_LIBRARY_PATH=$(LIBDIR) instead)"; \
+	else \
+	  echo "$$lc"; "$$lc" || exit 1; \
+	  if [ "$(1)" = install ] && ! "$$lc" -p | grep -qF "=> $(LIBDIR)/$(SONAME)"; then \
+	    echo "note: $(LIBDIR) is not a folder the dynamic loader searches: add it to a file in"; \
+	    echo "/etc/ld.so.conf.d/ and run ldconfig, or set LD_LIBRARY_PATH=$(LIBDIR)"; \
+	  fi; \
+	fi
+endef
+
 install: all transgan.pc
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PKGDIR) $(DESTDIR)$(DOCDIR)
 	install -m 644 $(HDR) include/transgan.hpp $(DESTDIR)$(INCDIR)/
@@ -211,11 +261,13 @@ install: all transgan.pc
 	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
 	install -m 644 transgan.pc $(DESTDIR)$(PKGDIR)/
 	install -m 644 README.md CHANGELOG.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
+	$(call ldconfig_live,install)
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/transgan.h $(DESTDIR)$(INCDIR)/transgan.hpp $(DESTDIR)$(LIBDIR)/libtransgan.so* \
 	    $(DESTDIR)$(LIBDIR)/libtransgan.a $(DESTDIR)$(PKGDIR)/transgan.pc
 	rm -rf $(DESTDIR)$(DOCDIR)
+	$(call ldconfig_live,uninstall)
 
 clean:
 	rm -rf build build-asan transgan.pc

@@ -15,7 +15,7 @@
  *   - peak resident memory (getrusage ru_maxrss) of a sampling-only and of a
  *     training-only phase, each in its own forked child process;
  *   - generator GFLOP/s at the largest batch (64 by default) = images/s x the
- *     generator's FLOPs per image (the formula of transgan_ref.py flops(),
+ *     generator's FLOPs per image (the formula of tests/reference/oracle.py flops(),
  *     ported below), and the machine's FP32 FMA peak measured by peak.c.
  *
  * Threads: --threads N calls omp_set_num_threads(N) (and sets OMP_NUM_THREADS)
@@ -141,13 +141,13 @@ static const cJSON *get_obj(const cJSON *o, const char *key)
 }
 
 /* Multiply-adds x 2 of one transformer block over n tokens of width c: qkv,
- * scores and weighted sum, projection, MLP (as transgan_ref.py flops()). */
+ * scores and weighted sum, projection, MLP (as oracle.py flops()). */
 static int64_t block_flops(int64_t n, int64_t c, int64_t r)
 {
     return 2 * (n * c * 3 * c + 2 * n * n * c + n * c * c + 2 * n * c * c * r);
 }
 
-/* transgan_ref.py flops(): matmul FLOPs of one image's forward pass through G
+/* tests/reference/oracle.py flops(): matmul FLOPs of one image's forward pass through G
  * and D, from the full descriptor JSON (defaults filled in). */
 static void model_flops(const char *desc_json, int64_t *g_flops, int64_t *d_flops)
 {

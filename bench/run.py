@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Benchmark libtransgan against the PyTorch reference, side by side.
+"""Benchmark libtransgan against PyTorch (the project's oracle), side by side.
 
   bench/run.py [--bench build/bench/bench] [--threads 1,2] [--seconds 3] [--runs 5]
                [--train-runs R] [--batches 1,16,64] [--peak-seconds 1]
@@ -8,9 +8,9 @@
 
 For every descriptor:
   1. runs build/bench/bench with each thread count (1 and 2: the scaling);
-  2. cross-checks bench's FLOPs per image against `transgan_ref.py flops DESC`;
-  3. runs the PyTorch peer benchmark (../shared/reference/peer_bench.py, or
-     $TRANSGAN_REF/peer_bench.py) with the same batches and the largest thread
+  2. cross-checks bench's FLOPs per image against `tests/reference/oracle.py flops DESC`;
+  3. runs the PyTorch peer benchmark (bench/peer_bench.py, which times
+     tests/reference/oracle.py) with the same batches and the largest thread
      count, with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for that command
      only: --peer-runs times sampling-only (--no-train: images/s and the sampling
      memory peak), then --peer-runs times training (--batches 1: train_step
@@ -32,8 +32,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = "/usr/bin/python3"
-REF_DIR = os.path.normpath(os.environ.get("TRANSGAN_REF")
-                           or os.path.join(ROOT, "..", "shared", "reference"))
+PEER = os.path.join(ROOT, "bench", "peer_bench.py")
+ORACLE = os.path.join(ROOT, "tests", "reference", "oracle.py")
 
 
 def log(msg):
@@ -93,8 +93,7 @@ def peer_bench(desc, batches, threads, runs, train_calls):
     env = dict(os.environ)
     env.pop("OPENBLAS_CORETYPE", None)
     env.pop("OPENBLAS_L2_SIZE", None)
-    script = os.path.join(REF_DIR, "peer_bench.py")
-    base = [PY, script, desc, "--threads", str(threads)]
+    base = [PY, PEER, desc, "--threads", str(threads)]
     gen_runs = [run_json(base + ["--batches", batches, "--no-train"], env) for _ in range(runs)]
     train_runs = [run_json(base + ["--batches", "1", "--train-calls", str(train_calls)], env)
                   for _ in range(runs)]
@@ -111,10 +110,9 @@ def peer_bench(desc, batches, threads, runs, train_calls):
 
 
 def ref_flops(desc):
-    p = subprocess.run([PY, os.path.join(REF_DIR, "transgan_ref.py"), "flops", desc],
-                       capture_output=True, text=True, cwd=ROOT)
+    p = subprocess.run([PY, ORACLE, "flops", desc], capture_output=True, text=True, cwd=ROOT)
     if p.returncode != 0:
-        raise RuntimeError("transgan_ref.py flops failed: " + p.stderr.strip()[-500:])
+        raise RuntimeError("oracle.py flops failed: " + p.stderr.strip()[-500:])
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
@@ -176,7 +174,7 @@ def table(res):
              f"{mach['date']}, 1-min load average at start {mach['loadavg_1min_at_start']}")
     L.append(f"- model: `{res['descriptor']}`: generator {fmt(gf / 1e6, 1)} MFLOP/image, "
              f"discriminator {fmt(m['discriminator_flops'] / 1e6, 1)} MFLOP/image "
-             f"(FLOPs check against transgan_ref.py: {res['flops_check']}), "
+             f"(FLOPs check against oracle.py: {res['flops_check']}), "
              f"train batches d {m['d_batch']} / g {m['g_batch']}, n_critic {m['n_critic']}")
     s = res["settings"]
     L.append(f"- library: median of {s['runs']} run(s) of ≥ {s['seconds']} s (training: "
@@ -278,7 +276,7 @@ def one(desc, a, have_torch):
         res["flops_check"] = "match" if not bad else "MISMATCH in " + ", ".join(bad)
         if bad:
             ok = False
-            log(f"error: FLOPs/params differ from transgan_ref.py: "
+            log("error: FLOPs/params differ from oracle.py: "
                 + ", ".join(f"{k} {model[k]} vs {ref[k]}" for k in bad))
         if not a.no_peer:
             nc = max(1, int(model["n_critic"]))

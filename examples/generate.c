@@ -9,7 +9,7 @@
  * --raw    the generator's current weights instead of its EMA
  * --png    write a grid of the images (default samples.png when no --npy is given)
  * --npy    write all N images as float32 [N, C, S, S] in [-1, 1], e.g. for
- *          ../shared/eval/fmnist_fid.py
+ *          bench/fid/fmnist_fid.py
  * --grid   columns of the PNG grid (default: ceil(sqrt(N)))
  *
  * A descriptor (.json) works too: its freshly initialised weights.

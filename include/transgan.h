@@ -45,6 +45,10 @@
  *
  * ABI. Within one major version only additions are made: no function changes
  * its signature or meaning, no enum value is renumbered. See docs/ABI.md.
+ *
+ * docs/API.md documents every declaration below; docs/SPECIFICATION.md
+ * specifies the model, the descriptor, the checkpoint format, DiffAugment and
+ * the training step that this header's comments refer to by section name.
  */
 #ifndef TRANSGAN_H
 #define TRANSGAN_H
@@ -80,8 +84,9 @@ TG_API const char *tg_version_string(void);
 
 /* ------------------------------------------------------------------- status */
 
-/* Values are pinned: they never change meaning or number. New ones are added
- * at the end; an old one that is no longer produced keeps its number. */
+/* The result of every fallible call. Values are pinned: they never change
+ * meaning or number. New ones are added at the end; an old one that is no
+ * longer produced keeps its number. Since 0.1.0. */
 typedef enum tg_status {
     TG_OK = 0,
     TG_ERR_INVALID_ARGUMENT = 1, /* NULL pointer, impossible size, bad flag     */
@@ -111,10 +116,11 @@ TG_API const char *tg_last_error(void);
 
 /* -------------------------------------------------------------------- model */
 
-/* A generator, a discriminator, their EMA and training state. Opaque. */
+/* A generator, a discriminator, their EMA and training state. Opaque.
+ * Since 0.1.0. */
 typedef struct tg_model tg_model;
 
-/* Pass as `seed` to initialise from the descriptor's training.seed. */
+/* Pass as `seed` to initialise from the descriptor's training.seed. Since 0.1.0. */
 #define TG_SEED_FROM_DESCRIPTOR UINT64_MAX
 
 /* Create a model from descriptor JSON text (NUL-terminated) with freshly
@@ -122,7 +128,8 @@ typedef struct tg_model tg_model;
  * Statuses: INVALID_ARGUMENT, DESCRIPTOR, OUT_OF_MEMORY, BACKEND. Since 0.1.0. */
 TG_API tg_status tg_model_create(const char *descriptor_json, uint64_t seed, tg_model **out);
 
-/* The same, reading the descriptor from a file. Adds IO. Since 0.1.0. */
+/* The same, reading the descriptor from a file (at most 64 MiB). Statuses:
+ * INVALID_ARGUMENT, IO, DESCRIPTOR, OUT_OF_MEMORY, BACKEND. Since 0.1.0. */
 TG_API tg_status tg_model_create_from_file(const char *descriptor_path, uint64_t seed,
                                            tg_model **out);
 
@@ -133,7 +140,8 @@ TG_API void tg_model_destroy(tg_model *model);
  * NULL if model is NULL. Since 0.1.0. */
 TG_API const char *tg_model_descriptor(const tg_model *model);
 
-/* Facts about a model, read one at a time (keys are pinned like statuses). */
+/* Facts about a model, read one at a time (keys are pinned like statuses).
+ * Since 0.1.0. */
 typedef enum tg_info {
     TG_INFO_IMAGE_SIZE = 1,        /* S: images are S x S                   */
     TG_INFO_CHANNELS = 2,          /* 1, 3 or 4                             */
@@ -177,21 +185,24 @@ TG_API tg_status tg_model_load(const char *path, tg_model **out);
  * NONFINITE, OUT_OF_MEMORY. Since 0.1.0. */
 TG_API tg_status tg_model_load_weights(tg_model *model, const char *path);
 
-/* Flags of tg_model_save. */
+/* Flags of tg_model_save; 0 saves everything (weights, EMA, Adam moments,
+ * step counters, RNG state). The step counters are always saved. With both
+ * flags, TG_SAVE_WEIGHTS_ONLY wins. Since 0.1.0. */
 #define TG_SAVE_WEIGHTS_ONLY 1u /* no EMA, no optimiser moments, no RNG state */
 #define TG_SAVE_NO_OPTIMIZER 2u /* weights and EMA, no optimiser moments, no RNG
                                    state: a smaller file for sharing a trained
-                                   model. Since 0.1.0. */
+                                   model */
 
 /* Write the model to `path` as safetensors, atomically: a temporary file in the
  * same folder is written, flushed to disk and renamed over `path`, so a crash
- * never leaves a half-written checkpoint. Statuses: INVALID_ARGUMENT, IO,
- * OUT_OF_MEMORY. Since 0.1.0. */
+ * never leaves a half-written checkpoint. `flags`: 0 or TG_SAVE_* bits; other
+ * bits are rejected. Statuses: INVALID_ARGUMENT, IO, OUT_OF_MEMORY.
+ * Since 0.1.0. */
 TG_API tg_status tg_model_save(tg_model *model, const char *path, uint32_t flags);
 
 /* ----------------------------------------------------------------- sampling */
 
-/* Flags of the generate calls. */
+/* Flags of the generate calls. Since 0.1.0. */
 #define TG_GEN_EMA 0u /* the EMA generator where the model has one (default) */
 #define TG_GEN_RAW 1u /* the generator's current weights                     */
 
@@ -209,7 +220,8 @@ TG_API tg_status tg_latent_sample(const tg_model *model, uint64_t seed, size_t n
 TG_API tg_status tg_generate(tg_model *model, const float *z, size_t n, uint32_t flags,
                              float *out, size_t out_len);
 
-/* 8-bit interleaved pixel layouts; the value is the bytes per pixel. */
+/* 8-bit interleaved pixel layouts; the value is the bytes per pixel.
+ * Since 0.1.0. */
 typedef enum tg_pixel_format {
     TG_PIXEL_GRAY8 = 1,
     TG_PIXEL_RGB8 = 3,
@@ -240,7 +252,7 @@ TG_API tg_status tg_discriminate(tg_model *model, const float *images, size_t n,
 /* What one tg_train_step did. Set struct_size = sizeof(tg_train_stats) before
  * the call: later versions append fields and fill only what the caller's
  * struct has room for (struct_size is left as set; below 8, i.e. not even the
- * two uint32_t fields, the call fails with INVALID_ARGUMENT). */
+ * two uint32_t fields, the call fails with INVALID_ARGUMENT). Since 0.1.0. */
 typedef struct tg_train_stats {
     uint32_t struct_size;     /* in: sizeof(tg_train_stats)                        */
     uint32_t g_updated;       /* 1 if this call also updated the generator         */
@@ -256,10 +268,11 @@ typedef struct tg_train_stats {
     double g_grad_norm;       /* G's, before clipping; NaN if no G step            */
 } tg_train_stats;
 
-/* One training step of SPEC.md: one discriminator update on the real batch
- * `real` [n, C, S, S] (n must equal training.d_batch), then, when that update
- * is the model's 1st, (n_critic+1)th, ... (counted by d_steps, which
- * checkpoints keep), one generator update, then the EMA update.
+/* One training step (docs/SPECIFICATION.md, "Training step"): one
+ * discriminator update on the real batch `real` [n, C, S, S] (n must equal
+ * training.d_batch), then, when that update is the model's 1st,
+ * (n_critic+1)th, ... (counted by d_steps, which checkpoints keep), one
+ * generator update, then the EMA update.
  * The step's noise may be given (z_d [d_batch, latent_dim], z_g [g_batch,
  * latent_dim], alpha [d_batch], the penalty's interpolation weights); NULL
  * draws it from the model's RNG (seeded by training.seed, saved in

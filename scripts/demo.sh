@@ -6,6 +6,16 @@ set -eu
 B=${B:-build}
 out=demo-out
 ckpt=models/pretrained/fmnist-mid.safetensors
+# step 4 trains on Fashion-MNIST: say what is missing before steps 1-3 run
+fmnist=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+if [ ! -r "$fmnist" ]; then
+  echo "demo: cannot read $fmnist: Fashion-MNIST comes with the Debian package" \
+       "dataset-fashion-mnist (apt-get install dataset-fashion-mnist, or scripts/install-deps.sh demo)" >&2
+  exit 1
+fi
+for p in embed generate interpolate train; do
+  [ -x "$B/examples/$p" ] || { echo "demo: $B/examples/$p is missing: run make examples" >&2; exit 1; }
+done
 rm -rf "$out"
 mkdir -p "$out"
 

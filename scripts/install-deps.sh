@@ -1,15 +1,20 @@
 #!/bin/sh
 # Install the Debian packages libtransgan needs, when they are missing.
-# Usage: scripts/install-deps.sh [build|test|demo]   (build is the default)
+# Usage: scripts/install-deps.sh [build|test|demo|blender]   (build is the default)
 set -eu
-need="libdnnl-dev libcjson-dev pkg-config gcc make"
+# libc6-dev: gcc only recommends it, and recommends are not installed below
+need="libdnnl-dev libcjson-dev pkg-config gcc libc6-dev make"
+# the C examples read and write images with zlib and stb; the demo's live
+# training and make test's example runs read Fashion-MNIST
+examples="libstb-dev zlib1g-dev dataset-fashion-mnist"
 case "${1:-build}" in
-  # the examples read images with zlib and stb (the Python ones with PIL); make test
-  # trains on Fashion-MNIST
-  test) need="$need g++ check python3 python3-numpy python3-pil python3-pytest python3-pip python3-torch valgrind"
-        need="$need libstb-dev zlib1g-dev dataset-fashion-mnist" ;;
+  build) ;;
+  # python3-venv: make test installs the Python bindings into a fresh venv
+  test) need="$need $examples g++ check python3 python3-numpy python3-pil python3-pytest python3-pip"
+        need="$need python3-venv python3-torch valgrind" ;;
   blender) need="$need blender python3-numpy" ;;
-  demo) need="$need python3 python3-numpy libstb-dev zlib1g-dev" ;;
+  demo) need="$need $examples" ;;
+  *) echo "usage: scripts/install-deps.sh [build|test|demo|blender]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $need; do

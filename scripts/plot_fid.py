@@ -24,7 +24,7 @@ def main():
     ax[1].plot(t, fid, "o-", color="C1")
     ax[1].set_xlabel("wall time (minutes, 2 cores)")
     for a in ax:
-        a.set_ylabel("FID (Fashion-MNIST CNN features)")
+        a.set_ylabel("FID (bench/fid Fashion-MNIST CNN)")
         a.set_yscale("log")
         a.grid(True, which="both", alpha=0.3)
     fig.suptitle("%s trained by examples/train, FID of 10,000 EMA samples" % name)

@@ -25,7 +25,6 @@
 
 static int has_sub(const char *s, const char *sub) { return !sub || strstr(s, sub) != NULL; }
 
-#define OK(x) ck_assert_msg((x) == TG_OK, "%s: %s", #x, tg_last_error())
 
 /* expr fails with `status`, a non-empty message, containing `sub` if not NULL */
 #define FAILS_WITH(expr, status, sub)                                                           \
@@ -58,54 +57,8 @@ static const char *TINY_JSON =
 
 /* ------------------------------------------------------------- helpers */
 
-static char dir[64];
-
-static void setup(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/tg_api_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-static void teardown(void)
-{
-    tu_rm_rf(dir);
-    dir[0] = '\0';
-}
-
-/* A path in the scratch folder. */
-static const char *at(const char *name)
-{
-    static char p[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
-    return p[k];
-}
-
-static void put_file(const char *path, const void *bytes, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    if (n)
-        ck_assert_uint_eq(fwrite(bytes, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static unsigned char *get_file(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long len = ftell(f);
-    ck_assert_int_ge(len, 0);
-    rewind(f);
-    unsigned char *b = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(b);
-    *n = fread(b, 1, (size_t)len, f);
-    ck_assert_uint_eq(*n, (size_t)len);
-    b[*n] = '\0';
-    fclose(f);
-    return b;
-}
+static void setup(void) { tu_scratch_make("tg_api"); }
+static void teardown(void) { tu_scratch_remove(); }
 
 static tg_model *tiny_model(uint64_t seed)
 {
@@ -378,12 +331,12 @@ START_TEST(bad_flags)
           TG_ERR_INVALID_ARGUMENT);
 
     setup();
-    const char *p = at("flags.safetensors");
+    const char *p = tu_path("flags.safetensors");
     FAILS_WITH(tg_model_save(m, p, 0x80), TG_ERR_INVALID_ARGUMENT, "flags");
     ck_assert_msg(access(p, F_OK) != 0, "a rejected save wrote %s", p);
     FAILS(tg_model_save(m, p, TG_SAVE_WEIGHTS_ONLY | 0x80), TG_ERR_INVALID_ARGUMENT);
     /* into a folder that does not exist: IO */
-    FAILS(tg_model_save(m, at("no/such/dir/x.safetensors"), 0), TG_ERR_IO);
+    FAILS(tg_model_save(m, tu_path("no/such/dir/x.safetensors"), 0), TG_ERR_IO);
     OK(tg_model_save(m, p, TG_SAVE_WEIGHTS_ONLY));
     teardown();
     tg_model_destroy(m);
@@ -687,18 +640,18 @@ START_TEST(bad_descriptors)
 
     /* from a file: the message names the file and the key */
     setup();
-    const char *p = at("bad.json");
-    put_file(p, empty_depths, strlen(empty_depths));
+    const char *p = tu_path("bad.json");
+    tu_write_file(p, empty_depths, strlen(empty_depths));
     m = (tg_model *)(uintptr_t)0x1;
     FAILS_WITH(tg_model_create_from_file(p, 1, &m), TG_ERR_DESCRIPTOR, "generator.depths");
     ck_assert_ptr_null(m);
     ck_assert_msg(strstr(tg_last_error(), p) != NULL, "'%s' lacks the path", tg_last_error());
     /* missing file and a folder: IO */
     m = (tg_model *)(uintptr_t)0x1;
-    FAILS_WITH(tg_model_create_from_file(at("missing.json"), 1, &m), TG_ERR_IO, "missing.json");
+    FAILS_WITH(tg_model_create_from_file(tu_path("missing.json"), 1, &m), TG_ERR_IO, "missing.json");
     ck_assert_ptr_null(m);
     m = (tg_model *)(uintptr_t)0x1;
-    FAILS(tg_model_create_from_file(dir, 1, &m), TG_ERR_IO);
+    FAILS(tg_model_create_from_file(tu_scratch_dir(), 1, &m), TG_ERR_IO);
     ck_assert_ptr_null(m);
     teardown();
 }
@@ -865,9 +818,9 @@ END_TEST
 START_TEST(hostile_truncated)
 {
     size_t n;
-    unsigned char *b = get_file(FIX_CKPT, &n);
-    const char *p = at("truncated.safetensors");
-    put_file(p, b, n / 2);
+    unsigned char *b = tu_read_file(FIX_CKPT, &n);
+    const char *p = tu_path("truncated.safetensors");
+    tu_write_file(p, b, n / 2);
     free(b);
     check_hostile(p, TG_ERR_FORMAT, "truncated", 1);
 }
@@ -876,12 +829,12 @@ END_TEST
 START_TEST(hostile_header_length)
 {
     size_t n;
-    unsigned char *b = get_file(FIX_CKPT, &n);
+    unsigned char *b = tu_read_file(FIX_CKPT, &n);
     uint64_t hn = (uint64_t)n; /* larger than the n - 8 bytes that follow */
     for (int i = 0; i < 8; i++)
         b[i] = (unsigned char)(hn >> (8 * i));
-    const char *p = at("hlen.safetensors");
-    put_file(p, b, n);
+    const char *p = tu_path("hlen.safetensors");
+    tu_write_file(p, b, n);
     free(b);
     check_hostile(p, TG_ERR_FORMAT, "header length", 1);
 }
@@ -890,7 +843,7 @@ END_TEST
 START_TEST(hostile_dtype)
 {
     size_t n;
-    unsigned char *b = get_file(FIX_CKPT, &n);
+    unsigned char *b = tu_read_file(FIX_CKPT, &n);
     uint64_t hn = 0;
     for (int i = 7; i >= 0; i--)
         hn = hn << 8 | b[i];
@@ -904,8 +857,8 @@ START_TEST(hostile_dtype)
         }
     ck_assert_ptr_nonnull(f32);
     f32[0] = 'I';
-    const char *p = at("dtype.safetensors");
-    put_file(p, b, n);
+    const char *p = tu_path("dtype.safetensors");
+    tu_write_file(p, b, n);
     free(b);
     check_hostile(p, TG_ERR_DTYPE, "I32", 1);
 }
@@ -914,7 +867,7 @@ END_TEST
 START_TEST(hostile_shape)
 {
     /* a 2-D weight [384, 10] written as [10, 384], then as [3840] */
-    const char *p = at("shape.safetensors");
+    const char *p = tu_path("shape.safetensors");
     edit e = {.reshape = "generator.input.weight", .ndim = 2, .shape = {10, 384},
               .meta_key = "d_steps", .meta_val = "7"};
     rewrite(FIX_CKPT, p, &e);
@@ -936,7 +889,7 @@ END_TEST
 
 START_TEST(hostile_missing)
 {
-    const char *p = at("missing.safetensors");
+    const char *p = tu_path("missing.safetensors");
     edit e = {.drop = "discriminator.head.bias", .meta_key = "d_steps", .meta_val = "7"};
     rewrite(FIX_CKPT, p, &e);
     check_hostile(p, TG_ERR_MISSING, "discriminator.head.bias", 1);
@@ -949,7 +902,7 @@ END_TEST
 
 START_TEST(hostile_nonfinite)
 {
-    const char *p = at("nan.safetensors");
+    const char *p = tu_path("nan.safetensors");
     edit e = {.poison = "discriminator.blocks.1.mlp.fc2.weight", .poison_at = 17, .value = NAN,
               .meta_key = "d_steps", .meta_val = "7"};
     rewrite(FIX_CKPT, p, &e);
@@ -975,7 +928,7 @@ START_TEST(hostile_descriptor_mismatch)
     ck_assert_ptr_nonnull(nd);
     snprintf(nd, strlen(dj) + 8, "%.*s\"embed_dim\": 48%s", (int)pre, dj, hit + strlen(needle));
     tg_st_free(&f);
-    const char *p = at("desc.safetensors");
+    const char *p = tu_path("desc.safetensors");
     edit e = {.meta_key = "descriptor", .meta_val = nd};
     rewrite(FIX_CKPT, p, &e);
     free(nd);
@@ -1007,7 +960,7 @@ END_TEST
 
 START_TEST(hostile_no_descriptor)
 {
-    const char *p = at("nodesc.safetensors");
+    const char *p = tu_path("nodesc.safetensors");
     edit e = {.meta_key = "descriptor", .meta_drop = 1};
     rewrite(FIX_CKPT, p, &e);
     tg_model *m = (tg_model *)(uintptr_t)0x1;
@@ -1029,30 +982,30 @@ END_TEST
 
 START_TEST(hostile_empty_and_foreign)
 {
-    const char *p = at("empty.safetensors");
-    put_file(p, "", 0);
+    const char *p = tu_path("empty.safetensors");
+    tu_write_file(p, "", 0);
     check_hostile(p, TG_ERR_FORMAT, "8-byte", 1);
-    /* a JSON text file: its first 8 bytes are an absurd header length */
+    /* a JSON text file: its first 8 bytes would be an absurd header length */
     size_t n;
-    unsigned char *b = get_file(FIX_DESC, &n);
-    p = at("text.safetensors");
-    put_file(p, b, n);
+    unsigned char *b = tu_read_file(FIX_DESC, &n);
+    p = tu_path("text.safetensors");
+    tu_write_file(p, b, n);
     free(b);
-    check_hostile(p, TG_ERR_FORMAT, "header length", 1);
+    check_hostile(p, TG_ERR_FORMAT, "JSON descriptor", 1);
     /* 7 bytes */
-    p = at("short.safetensors");
-    put_file(p, "abcdefg", 7);
+    p = tu_path("short.safetensors");
+    tu_write_file(p, "abcdefg", 7);
     check_hostile(p, TG_ERR_FORMAT, NULL, 1);
     /* missing file and a folder */
-    check_hostile(at("nonexistent.safetensors"), TG_ERR_IO, "nonexistent", 1);
-    check_hostile(dir, TG_ERR_IO, NULL, 1);
+    check_hostile(tu_path("nonexistent.safetensors"), TG_ERR_IO, "nonexistent", 1);
+    check_hostile(tu_scratch_dir(), TG_ERR_IO, NULL, 1);
 }
 END_TEST
 
 START_TEST(save_load_roundtrip)
 {
     tg_model *m = tiny_model(5);
-    const char *p = at("m.safetensors");
+    const char *p = tu_path("m.safetensors");
     OK(tg_model_save(m, p, 0));
     tg_model *m2 = NULL;
     OK(tg_model_load(p, &m2));
@@ -1400,6 +1353,39 @@ START_TEST(latent_sampler)
 }
 END_TEST
 
+/* ==================================================== mixed-up files */
+
+/* A descriptor given to the checkpoint readers, and a checkpoint given to
+ * tg_model_create_from_file, say what the file looks like and what to call. */
+START_TEST(descriptor_checkpoint_mixups)
+{
+    check_hostile(FIX_DESC, TG_ERR_FORMAT, "looks like a JSON descriptor", 1);
+    check_hostile(FIX_DESC, TG_ERR_FORMAT, "use tg_model_create_from_file", 1);
+    const char *p = tu_path("blank.json");
+    tu_write_file(p, " \n{}", 4); /* shorter than a header length */
+    check_hostile(p, TG_ERR_FORMAT, "use tg_model_create_from_file", 1);
+
+    tg_model *m = (tg_model *)(uintptr_t)0x1;
+    tg_status st = tg_model_create_from_file(FIX_CKPT, 1, &m);
+    ck_assert_int_ne(st, TG_OK);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(tg_last_error(), "looks like a safetensors checkpoint") &&
+                      strstr(tg_last_error(), "use tg_model_load") &&
+                      strstr(tg_last_error(), FIX_CKPT),
+                  "message: %s", tg_last_error());
+    /* the hint is not given for a broken descriptor, nor for binary junk */
+    p = tu_path("broken.json");
+    tu_write_file(p, "{\"name\":", 8);
+    FAILS(tg_model_create_from_file(p, 1, &m), TG_ERR_DESCRIPTOR);
+    ck_assert_ptr_null(strstr(tg_last_error(), "tg_model_load"));
+    p = tu_path("junk.bin");
+    tu_write_file(p, "\x05\0\0\0\0\0\0\0[1]  ", 13); /* header length 5, but "[1]  " is no JSON object */
+    st = tg_model_create_from_file(p, 1, &m);
+    ck_assert_int_ne(st, TG_OK);
+    ck_assert_ptr_null(strstr(tg_last_error(), "tg_model_load"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
@@ -1437,6 +1423,7 @@ int main(void)
     tcase_add_test(tc, hostile_no_descriptor);
     tcase_add_test(tc, hostile_empty_and_foreign);
     tcase_add_test(tc, save_load_roundtrip);
+    tcase_add_test(tc, descriptor_checkpoint_mixups);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("sampling");

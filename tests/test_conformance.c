@@ -12,7 +12,6 @@
 #include "testutil.h"
 #include "transgan.h"
 
-#define OK(x) ck_assert_msg((x) == TG_OK, "%s: %s", #x, tg_last_error())
 
 static const char *fixtures[] = {"tiny-ln", "gray-relbias-tanh", "rgba-locality", "rgb-sr"};
 #define NFIX (sizeof fixtures / sizeof *fixtures)
@@ -80,7 +79,7 @@ START_TEST(reference_outputs)
         int64_t B = 5;
         tg_gen_acts a;
         OK(tg_gen_acts_alloc(&m->gen, B, &a));
-        OK(tg_gen_fwd(m->dnn, &m->gen, m->gw, lr, 1, tg_model_masks(m, m->g_steps), &a));
+        OK(tg_gen_fwd(m->dnn, &m->gen, m->gnet.w, lr, 1, tg_model_masks(m, m->gnet.steps), &a));
         double e = rel_l2(a.img, sr, nr);
         ck_assert_msg(e < 1e-4, "%s: sr forward rel L2 error %g", fx, e);
         tg_gen_acts_free(&a);
@@ -92,7 +91,7 @@ START_TEST(reference_outputs)
         float *z = io_f32(&io, "z", &nz), *raw = io_f32(&io, "gen_raw", &nraw);
         tg_gen_acts a;
         OK(tg_gen_acts_alloc(&m->gen, 5, &a));
-        OK(tg_gen_fwd(m->dnn, &m->gen, m->gw, z, 0, tg_model_masks(m, m->g_steps), &a));
+        OK(tg_gen_fwd(m->dnn, &m->gen, m->gnet.w, z, 0, tg_model_masks(m, m->gnet.steps), &a));
         double e = rel_l2(a.img, raw, nraw);
         ck_assert_msg(e < 1e-4, "%s: training forward rel L2 error %g", fx, e);
         tg_gen_acts_free(&a);
@@ -108,19 +107,18 @@ START_TEST(library_roundtrip)
 {
     /* save -> load gives the same model, the same outputs and the counters */
     const char *fx = fixtures[_i];
-    char path[256], tmpl[] = "/tmp/tg_conf_XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(tmpl));
+    char path[256];
+    tu_scratch_make("tg_conf");
     snprintf(path, sizeof path, "tests/fixtures/%s.safetensors", fx);
     tg_model *m, *m2;
     OK(tg_model_load(path, &m));
-    char out[300];
-    snprintf(out, sizeof out, "%s/m.safetensors", tmpl);
+    const char *out = tu_path("m.safetensors");
     OK(tg_model_save(m, out, 0));
     OK(tg_model_load(out, &m2));
-    ck_assert_mem_eq(m->gw, m2->gw, m->gen.P.total * sizeof(float));
-    ck_assert_mem_eq(m->dw, m2->dw, m->disc.P.total * sizeof(float));
-    if (m->ema)
-        ck_assert_mem_eq(m->ema, m2->ema, m->gen.P.total * sizeof(float));
+    ck_assert_mem_eq(m->gnet.w, m2->gnet.w, m->gen.P.total * sizeof(float));
+    ck_assert_mem_eq(m->dnet.w, m2->dnet.w, m->disc.P.total * sizeof(float));
+    if (m->gnet.ema)
+        ck_assert_mem_eq(m->gnet.ema, m2->gnet.ema, m->gen.P.total * sizeof(float));
     ck_assert_str_eq(tg_model_descriptor(m), tg_model_descriptor(m2));
     int64_t a, b;
     OK(tg_model_info(m, TG_INFO_D_STEPS, &a));
@@ -139,10 +137,9 @@ START_TEST(library_roundtrip)
     tg_st_free(&f);
     tg_model_destroy(m2);
     OK(tg_model_load(out, &m2));
-    if (m2->ema)
-        ck_assert_mem_eq(m2->ema, m2->gw, m->gen.P.total * sizeof(float));
-    unlink(out);
-    rmdir(tmpl);
+    if (m2->gnet.ema)
+        ck_assert_mem_eq(m2->gnet.ema, m2->gnet.w, m->gen.P.total * sizeof(float));
+    tu_scratch_remove();
     tg_model_destroy(m);
     tg_model_destroy(m2);
 }

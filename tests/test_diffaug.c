@@ -11,7 +11,6 @@
 #include "train/diffaug.h"
 #include "testutil.h"
 
-#define OK(x) ck_assert_msg((x) == TG_OK, "%s: %s", #x, tg_last_error())
 
 static void setup(void) { tu_seed(42); }
 

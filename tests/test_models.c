@@ -9,7 +9,6 @@
 #include "models/model.h"
 #include "testutil.h"
 
-#define OK(x) ck_assert_msg((x) == TG_OK, "%s: %s", #x, tg_last_error())
 
 static const char *desc_ln =
     "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":5,"
@@ -31,8 +30,8 @@ static tg_model *make(const char *json)
     OK(tg_model_create(json, 3, &m));
     /* random weights everywhere (LayerNorm 1/0 and zero biases hide bugs) */
     tu_seed(11);
-    tu_fill(m->gw, m->gen.P.total, -0.4f, 0.4f);
-    tu_fill(m->dw, m->disc.P.total, -0.4f, 0.4f);
+    tu_fill(m->gnet.w, m->gen.P.total, -0.4f, 0.4f);
+    tu_fill(m->dnet.w, m->disc.P.total, -0.4f, 0.4f);
     return m;
 }
 
@@ -41,7 +40,7 @@ typedef struct { tg_model *m; float *img; tg_disc_acts a; } dctx;
 static void d_f(void *p, float *y)
 {
     dctx *c = p;
-    OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dw, c->img, y, &c->a, 1));
+    OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dnet.w, c->img, y, &c->a, 1));
 }
 
 static void check_disc(const char *json, int64_t B)
@@ -54,11 +53,11 @@ static void check_disc(const char *json, int64_t B)
     float *r = tu_rand((size_t)B, -1, 1), *y = calloc(B, 4), *G = calloc(m->disc.P.total, 4),
           *dimg = calloc(npx, 4);
     d_f(&c, y);
-    OK(tg_disc_bwd(m->dnn, &m->disc, m->dw, G, &c.a, r, dimg));
+    OK(tg_disc_bwd(m->dnn, &m->disc, m->dnet.w, G, &c.a, r, dimg));
     tu_gradcheck("D d/dimage", d_f, &c, c.img, npx, r, B, dimg, 150, 1e-2f, 2e-3, 2e-2);
     for (size_t i = 0; i < m->disc.P.count; i++) {
         const tg_param *p = &m->disc.P.p[i];
-        tu_gradcheck(p->name, d_f, &c, m->dw + p->off, p->n, r, B, G + p->off, 12, 1e-2f, 2e-3, 2e-2);
+        tu_gradcheck(p->name, d_f, &c, m->dnet.w + p->off, p->n, r, B, G + p->off, 12, 1e-2f, 2e-3, 2e-2);
     }
     tg_disc_acts_free(&c.a);
     free(c.img), free(r), free(y), free(G), free(dimg);
@@ -78,14 +77,14 @@ static void d2_f(void *p, float *y)
 {
     d2ctx *c = p;
     float s[8];
-    OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dw, c->img, s, &c->a, 1));
-    OK(tg_disc_jvp(c->m->dnn, &c->m->disc, c->m->dw, &c->a, &c->ta, c->imgd, y));
+    OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dnet.w, c->img, s, &c->a, 1));
+    OK(tg_disc_jvp(c->m->dnn, &c->m->disc, c->m->dnet.w, &c->a, &c->ta, c->imgd, y));
 }
 /* the scores, for differences along imgd */
 static void d0_f(void *p, float *y)
 {
     d2ctx *c = p;
-    OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dw, c->img, y, &c->a, 1));
+    OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dnet.w, c->img, y, &c->a, 1));
 }
 
 static void check_disc2(const char *json, int64_t B)
@@ -114,10 +113,10 @@ static void check_disc2(const char *json, int64_t B)
     /* the weight gradient of sum r * tangent, by differences in every tensor */
     float *r = tu_rand((size_t)B, -1, 1), *G = calloc(m->disc.P.total, 4);
     d2_f(&c, sd);
-    OK(tg_disc_bwd2(m->dnn, &m->disc, m->dw, G, &c.a, &c.ta, r));
+    OK(tg_disc_bwd2(m->dnn, &m->disc, m->dnet.w, G, &c.a, &c.ta, r));
     for (size_t i = 0; i < m->disc.P.count; i++) {
         const tg_param *p = &m->disc.P.p[i];
-        tu_gradcheck(p->name, d2_f, &c, m->dw + p->off, p->n, r, (size_t)B, G + p->off, 12, 1e-2f,
+        tu_gradcheck(p->name, d2_f, &c, m->dnet.w + p->off, p->n, r, (size_t)B, G + p->off, 12, 1e-2f,
                      2e-3, 3e-2);
     }
     tg_disc_acts_free(&c.a);
@@ -135,8 +134,8 @@ typedef struct { tg_model *m; float *in; int first; tg_gen_acts a; } gctx;
 static void g_f(void *p, float *y)
 {
     gctx *c = p;
-    OK(tg_gen_fwd(c->m->dnn, &c->m->gen, c->m->gw, c->in, c->first,
-                  tg_model_masks(c->m, c->m->g_steps), &c->a));
+    OK(tg_gen_fwd(c->m->dnn, &c->m->gen, c->m->gnet.w, c->in, c->first,
+                  tg_model_masks(c->m, c->m->gnet.steps), &c->a));
     memcpy(y, c->a.img, sizeof(float) * (size_t)c->a.B * c->m->gen.ch * c->m->gen.S * c->m->gen.S);
 }
 
@@ -151,7 +150,7 @@ static void check_gen(const char *json, int64_t B, int first)
     size_t npx = (size_t)B * g->ch * g->S * g->S;
     float *r = tu_rand(npx, -1, 1), *y = calloc(npx, 4), *G = calloc(g->P.total, 4);
     g_f(&c, y);
-    OK(tg_gen_bwd(m->dnn, g, m->gw, G, c.in, tg_model_masks(m, m->g_steps), &c.a, r));
+    OK(tg_gen_bwd(m->dnn, g, m->gnet.w, G, c.in, tg_model_masks(m, m->gnet.steps), &c.a, r));
     for (size_t i = 0; i < g->P.count; i++) {
         const tg_param *p = &g->P.p[i];
         int unused = first ? (strstr(p->name, "input.") != NULL || strstr(p->name, "stages.0.") != NULL)
@@ -160,7 +159,7 @@ static void check_gen(const char *json, int64_t B, int first)
             for (size_t j = 0; j < p->n; j++)
                 ck_assert_msg(G[p->off + j] == 0.0f, "%s: gradient of an unused tensor", p->name);
         else
-            tu_gradcheck(p->name, g_f, &c, m->gw + p->off, p->n, r, npx, G + p->off, 12, 1e-2f,
+            tu_gradcheck(p->name, g_f, &c, m->gnet.w + p->off, p->n, r, npx, G + p->off, 12, 1e-2f,
                          2e-3, 2e-2);
     }
     tg_gen_acts_free(&c.a);

@@ -21,7 +21,6 @@ static void teardown(void)
     tu_assert_no_ref();
     tg_dnn_destroy(ctx);
 }
-#define OK(x) ck_assert_msg((x) == TG_OK, "%s: %s", #x, tg_last_error())
 
 /* A pair op: (x, xd) -> (y, yd) written as one output vector [y | yd]. */
 typedef struct {

@@ -15,44 +15,8 @@
 #include "io/safetensors.h"
 #include "testutil.h"
 
-static char dir[64];
-
-static void setup(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/tg_st_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-static void teardown(void) { tu_rm_rf(dir); }
-
-#define OK(x) ck_assert_msg((x) == TG_OK, "%s: %s", #x, tg_last_error())
-
-/* A path in the scratch folder (static: one per call site is enough). */
-static const char *at(const char *name)
-{
-    static char p[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
-    return p[k];
-}
-
-static void put_file(const char *path, const void *bytes, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(bytes, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static unsigned char *get_file(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    unsigned char *b = malloc(1 << 20);
-    *n = fread(b, 1, 1 << 20, f);
-    fclose(f);
-    return b;
-}
+static void setup(void) { tu_scratch_make("tg_st"); }
+static void teardown(void) { tu_scratch_remove(); }
 
 /* 8-byte little-endian `hlen`, then `hdr` (strlen bytes), then `data`. */
 static const char *craft_len(const char *name, uint64_t hlen, const char *hdr, const void *data,
@@ -65,8 +29,8 @@ static const char *craft_len(const char *name, uint64_t hlen, const char *hdr, c
     memcpy(b + 8, hdr, hn);
     if (dn)
         memcpy(b + 8 + hn, data, dn);
-    const char *p = at(name);
-    put_file(p, b, 8 + hn + dn);
+    const char *p = tu_path(name);
+    tu_write_file(p, b, 8 + hn + dn);
     free(b);
     return p;
 }
@@ -107,7 +71,7 @@ START_TEST(round_trip)
         {.name = "empty", .ndim = 2, .shape = {0, 5}, .data = NULL},
     };
     const char *mk[] = {"format", "descriptor"}, *mv[] = {"transgan-checkpoint", "{\"x\": [1, 2]}\n"};
-    const char *p = at("rt.safetensors");
+    const char *p = tu_path("rt.safetensors");
     OK(tg_st_write(p, e, 4, mk, mv, 2));
     tg_st_file f;
     OK(tg_st_read(p, &f));
@@ -142,10 +106,10 @@ END_TEST
 
 START_TEST(round_trip_empty)
 {
-    const char *p = at("empty.safetensors");
+    const char *p = tu_path("empty.safetensors");
     OK(tg_st_write(p, NULL, 0, NULL, NULL, 0));
     size_t n;
-    unsigned char *b = get_file(p, &n);
+    unsigned char *b = tu_read_file(p, &n);
     /* st_save({}) writes "{}" padded to 8 bytes, and no __metadata__ */
     ck_assert_uint_eq(n, 16);
     ck_assert_int_eq(memcmp(b, "\x08\0\0\0\0\0\0\0{}      ", 16), 0);
@@ -181,11 +145,11 @@ START_TEST(writer_matches_reference_bytes)
     const char *mk[] = {"k\"ey", "format"};
     const char *mv[] = {"line1\nline2\t\"q\" \\ \x01 \x7f caf\xC3\xA9 \xF0\x9F\x98\x80",
                         "transgan-checkpoint"};
-    const char *p = at("py.safetensors");
+    const char *p = tu_path("py.safetensors");
     OK(tg_st_write(p, e, 4, mk, mv, 2));
     size_t n, hn = sizeof py_header - 1;
     ck_assert_uint_eq(hn, 368);
-    unsigned char *b = get_file(p, &n);
+    unsigned char *b = tu_read_file(p, &n);
     ck_assert_uint_eq(n, 8 + hn + 24);
     ck_assert_int_eq(b[0], hn & 0xff);
     ck_assert_int_eq(b[1], hn >> 8);
@@ -366,18 +330,18 @@ END_TEST
 
 START_TEST(missing_file)
 {
-    expect_fail(at("nope.safetensors"), TG_ERR_IO, "No such file");
-    mkdir(at("adir"), 0700);
-    expect_fail(at("adir"), TG_ERR_IO, "Is a directory");
+    expect_fail(tu_path("nope.safetensors"), TG_ERR_IO, "No such file");
+    mkdir(tu_path("adir"), 0700);
+    expect_fail(tu_path("adir"), TG_ERR_IO, "Is a directory");
 }
 END_TEST
 
 START_TEST(too_short)
 {
-    put_file(at("x.safetensors"), "", 0);
-    expect_fail(at("x.safetensors"), TG_ERR_FORMAT, "shorter than");
-    put_file(at("y.safetensors"), "\x10\0\0\0\0", 5);
-    expect_fail(at("y.safetensors"), TG_ERR_FORMAT, "shorter than");
+    tu_write_file(tu_path("x.safetensors"), "", 0);
+    expect_fail(tu_path("x.safetensors"), TG_ERR_FORMAT, "shorter than");
+    tu_write_file(tu_path("y.safetensors"), "\x10\0\0\0\0", 5);
+    expect_fail(tu_path("y.safetensors"), TG_ERR_FORMAT, "shorter than");
 }
 END_TEST
 
@@ -406,13 +370,13 @@ START_TEST(truncated_in_header)
     /* a valid file cut in the middle of its header */
     float v[2] = {1, 2};
     tg_st_entry e = {.name = "t", .ndim = 1, .shape = {2}, .data = v};
-    const char *p = at("full.safetensors");
+    const char *p = tu_path("full.safetensors");
     OK(tg_st_write(p, &e, 1, NULL, NULL, 0));
     size_t n;
-    unsigned char *b = get_file(p, &n);
-    put_file(at("cut.safetensors"), b, 20);
+    unsigned char *b = tu_read_file(p, &n);
+    tu_write_file(tu_path("cut.safetensors"), b, 20);
     free(b);
-    expect_fail(at("cut.safetensors"), TG_ERR_FORMAT, "past the end of the file");
+    expect_fail(tu_path("cut.safetensors"), TG_ERR_FORMAT, "past the end of the file");
 }
 END_TEST
 
@@ -420,14 +384,14 @@ START_TEST(truncated_in_data)
 {
     float v[2] = {1, 2};
     tg_st_entry e = {.name = "weights", .ndim = 1, .shape = {2}, .data = v};
-    const char *p = at("full.safetensors");
+    const char *p = tu_path("full.safetensors");
     OK(tg_st_write(p, &e, 1, NULL, NULL, 0));
     size_t n;
-    unsigned char *b = get_file(p, &n);
-    put_file(at("cut.safetensors"), b, n - 3);
+    unsigned char *b = tu_read_file(p, &n);
+    tu_write_file(tu_path("cut.safetensors"), b, n - 3);
     free(b);
-    expect_fail(at("cut.safetensors"), TG_ERR_FORMAT, "'weights'");
-    expect_fail(at("cut.safetensors"), TG_ERR_FORMAT, "past the end of the data");
+    expect_fail(tu_path("cut.safetensors"), TG_ERR_FORMAT, "'weights'");
+    expect_fail(tu_path("cut.safetensors"), TG_ERR_FORMAT, "past the end of the data");
 }
 END_TEST
 
@@ -439,8 +403,8 @@ START_TEST(bad_json)
     static const char nul_hdr[] = "{\"t\":" T1 "}\0\0";
     unsigned char b[8 + sizeof nul_hdr - 1 + 8] = {sizeof nul_hdr - 1};
     memcpy(b + 8, nul_hdr, sizeof nul_hdr - 1);
-    put_file(at("nul.safetensors"), b, sizeof b);
-    expect_fail(at("nul.safetensors"), TG_ERR_FORMAT, "not valid JSON");
+    tu_write_file(tu_path("nul.safetensors"), b, sizeof b);
+    expect_fail(tu_path("nul.safetensors"), TG_ERR_FORMAT, "not valid JSON");
     HOSTILE("[1,2]", NULL, 0, TG_ERR_FORMAT, "not a JSON object");
     HOSTILE("\"str\"", NULL, 0, TG_ERR_FORMAT, "not a JSON object");
     /* nesting deeper than cJSON's limit must fail, not overflow the stack */
@@ -643,19 +607,19 @@ START_TEST(writer_duplicate_names)
     float v[2] = {1, 2};
     tg_st_entry e[2] = {{.name = "t", .ndim = 1, .shape = {2}, .data = v},
                         {.name = "t", .ndim = 1, .shape = {1}, .data = v}};
-    const char *p = at("keep.safetensors");
+    const char *p = tu_path("keep.safetensors");
     OK(tg_st_write(p, e, 1, NULL, NULL, 0));
     size_t n0, n1;
-    unsigned char *before = get_file(p, &n0);
+    unsigned char *before = tu_read_file(p, &n0);
     ck_assert_int_eq(tg_st_write(p, e, 2, NULL, NULL, 0), TG_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "duplicate tensor name 't'"));
     const char *mk[] = {"k", "k"}, *mv[] = {"1", "2"};
     ck_assert_int_eq(tg_st_write(p, e, 1, mk, mv, 2), TG_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "duplicate metadata key 'k'"));
-    unsigned char *after = get_file(p, &n1);
+    unsigned char *after = tu_read_file(p, &n1);
     ck_assert_uint_eq(n0, n1);
     ck_assert_int_eq(memcmp(before, after, n0), 0);
-    ck_assert_int_eq(count_entries(dir), 1);
+    ck_assert_int_eq(count_entries(tu_scratch_dir()), 1);
     free(before), free(after);
 }
 END_TEST
@@ -664,7 +628,7 @@ START_TEST(writer_bad_arguments)
 {
     float v = 1;
     tg_st_entry e = {.name = "__metadata__", .ndim = 1, .shape = {1}, .data = &v};
-    const char *p = at("w.safetensors");
+    const char *p = tu_path("w.safetensors");
     ck_assert_int_eq(tg_st_write(p, &e, 1, NULL, NULL, 0), TG_ERR_INVALID_ARGUMENT);
     e.name = "";
     ck_assert_int_eq(tg_st_write(p, &e, 1, NULL, NULL, 0), TG_ERR_INVALID_ARGUMENT);
@@ -680,7 +644,7 @@ START_TEST(writer_bad_arguments)
     e.ndim = 1;
     e.data = NULL;
     ck_assert_int_eq(tg_st_write(p, &e, 1, NULL, NULL, 0), TG_ERR_INVALID_ARGUMENT);
-    ck_assert_int_eq(count_entries(dir), 0);
+    ck_assert_int_eq(count_entries(tu_scratch_dir()), 0);
 }
 END_TEST
 
@@ -688,11 +652,11 @@ START_TEST(writer_missing_folder)
 {
     float v = 1;
     tg_st_entry e = {.name = "t", .ndim = 1, .shape = {1}, .data = &v};
-    const char *p = at("no/such/dir/w.safetensors");
+    const char *p = tu_path("no/such/dir/w.safetensors");
     ck_assert_int_eq(tg_st_write(p, &e, 1, NULL, NULL, 0), TG_ERR_IO);
     const char *msg = tg_last_error();
     ck_assert_msg(strstr(msg, p) && strstr(msg, "No such file"), "%s", msg);
-    ck_assert_int_eq(count_entries(dir), 0);
+    ck_assert_int_eq(count_entries(tu_scratch_dir()), 0);
 }
 END_TEST
 
@@ -701,10 +665,10 @@ START_TEST(writer_overwrite_leaves_no_temporary)
     float v1[2] = {1, 2}, v2[3] = {3, 4, 5};
     tg_st_entry e1 = {.name = "t", .ndim = 1, .shape = {2}, .data = v1};
     tg_st_entry e2 = {.name = "u", .ndim = 1, .shape = {3}, .data = v2};
-    const char *p = at("ow.safetensors");
+    const char *p = tu_path("ow.safetensors");
     OK(tg_st_write(p, &e1, 1, NULL, NULL, 0));
     OK(tg_st_write(p, &e2, 1, NULL, NULL, 0));
-    ck_assert_int_eq(count_entries(dir), 1); /* only ow.safetensors */
+    ck_assert_int_eq(count_entries(tu_scratch_dir()), 1); /* only ow.safetensors */
     tg_st_file f;
     OK(tg_st_read(p, &f));
     ck_assert_uint_eq(f.ntensors, 1);
@@ -716,11 +680,11 @@ START_TEST(writer_overwrite_leaves_no_temporary)
     /* a relative path (folder ".") works too */
     char cwd[512];
     ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
-    ck_assert_int_eq(chdir(dir), 0);
+    ck_assert_int_eq(chdir(tu_scratch_dir()), 0);
     tg_status s = tg_st_write("rel.safetensors", &e1, 1, NULL, NULL, 0);
     ck_assert_int_eq(chdir(cwd), 0);
     ck_assert_msg(s == TG_OK, "%s", tg_last_error());
-    ck_assert_int_eq(count_entries(dir), 2);
+    ck_assert_int_eq(count_entries(tu_scratch_dir()), 2);
 }
 END_TEST
 
@@ -729,17 +693,17 @@ START_TEST(writer_failed_rename_cleans_up)
     /* the target is a non-empty folder: the temporary is written, the rename
      * fails, and the temporary must be gone with the folder untouched; this
      * works as root, unlike permission tricks */
-    const char *p = at("target.safetensors");
+    const char *p = tu_path("target.safetensors");
     ck_assert_int_eq(mkdir(p, 0700), 0);
     char inside[300];
     snprintf(inside, sizeof inside, "%s/keep", p);
-    put_file(inside, "x", 1);
+    tu_write_file(inside, "x", 1);
     float v[2] = {1, 2};
     tg_st_entry e = {.name = "t", .ndim = 1, .shape = {2}, .data = v};
     ck_assert_int_eq(tg_st_write(p, &e, 1, NULL, NULL, 0), TG_ERR_IO);
     const char *msg = tg_last_error();
     ck_assert_msg(strstr(msg, p) && strstr(msg, "rename"), "%s", msg);
-    ck_assert_int_eq(count_entries(dir), 1);
+    ck_assert_int_eq(count_entries(tu_scratch_dir()), 1);
     ck_assert_int_eq(count_entries(p), 1);
     struct stat st;
     ck_assert_int_eq(stat(inside, &st), 0);

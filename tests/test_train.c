@@ -15,7 +15,6 @@
 #include "train/train.h"
 #include "testutil.h"
 
-#define OK(x) ck_assert_msg((x) == TG_OK, "%s: %s", #x, tg_last_error())
 
 static const char *fixtures[] = {"sgd-wgan-gp-eps", "sgd-wgan-gp", "sgd-hinge",
                                  "sgd-lsgan",       "sgd-mtct",    "sgd-locality",
@@ -97,8 +96,8 @@ START_TEST(reference_train_step)
           *gp = get(&io, "stats.gp", NULL), *gl = get(&io, "stats.g_loss", NULL);
     size_t G = m->gen.P.total, D = m->disc.P.total;
     float *g0 = malloc(G * 4), *d0 = malloc(D * 4);
-    memcpy(g0, m->gw, G * 4);
-    memcpy(d0, m->dw, D * 4);
+    memcpy(g0, m->gnet.w, G * 4);
+    memcpy(d0, m->dnet.w, D * 4);
     for (size_t k = 0; k < K; k++) {
         tg_train_stats st = {.struct_size = sizeof st};
         OK(tg_train_step(m, real, (size_t)m->desc.t.d_batch, zd, zg, alpha, &st));
@@ -109,13 +108,13 @@ START_TEST(reference_train_step)
             ck_assert_msg(fabs(st.g_loss - gl[k]) <= 1e-4 * (1 + fabs(gl[k])), "%s call %zu: g_loss %.7g, reference %.7g", fx, k, st.g_loss, (double)gl[k]);
     }
     double tn = 0, td = 0;
-    const float *gg = adam ? NULL : m->trainer->gG, *dg = adam ? NULL : m->trainer->dG;
-    check_net(fx, &m->gen.P, g0, m->gw, gg, &delta, !adam, 1e-3, &tn, &td);
-    check_net(fx, &m->disc.P, d0, m->dw, dg, &delta, !adam, 1e-3, &tn, &td);
+    const float *gg = adam ? NULL : m->gnet.grad, *dg = adam ? NULL : m->dnet.grad;
+    check_net(fx, &m->gen.P, g0, m->gnet.w, gg, &delta, !adam, 1e-3, &tn, &td);
+    check_net(fx, &m->disc.P, d0, m->dnet.w, dg, &delta, !adam, 1e-3, &tn, &td);
     double total = sqrt(tn) / sqrt(td);
     fprintf(stderr, "%s: %zu call(s), total weight change rel L2 error %.2e\n", fx, K, total);
     ck_assert_msg(total <= (adam ? 1e-2 : 1e-3), "%s: total weight change rel L2 error %.3g", fx, total);
-    if (m->ema) { /* the EMA after the calls */
+    if (m->gnet.ema) { /* the EMA after the calls */
         double num = 0, den = 0;
         char name[160];
         for (size_t i = 0; i < m->gen.P.count; i++) {
@@ -125,7 +124,7 @@ START_TEST(reference_train_step)
             /* compare the EMA's change from the initial raw weights' EMA */
             for (size_t j = 0; j < p->n; j++) {
                 dref[j] = ref[j];
-                dgot[j] = m->ema[p->off + j];
+                dgot[j] = m->gnet.ema[p->off + j];
             }
             acc(dgot, dref, p->n, &num, &den);
             free(ref), free(dref), free(dgot);
@@ -151,19 +150,22 @@ static const char *desc_small =
     "\"training\":{\"d_batch\":3,\"g_batch\":4,\"n_critic\":2,\"g_lr\":0.001,\"d_lr\":0.001,"
     "\"sr_aux_weight\":5,\"locality\":{\"stages\":[1],\"schedule\":[[2,1]]},\"seed\":99}}";
 
+/* Every kept state array (models/state.h), both counters and the RNG. */
 static void assert_same_model(tg_model *a, tg_model *b)
 {
-    size_t G = a->gen.P.total * 4, D = a->disc.P.total * 4;
-    ck_assert_mem_eq(a->gw, b->gw, G);
-    ck_assert_mem_eq(a->dw, b->dw, D);
-    ck_assert_mem_eq(a->ema, b->ema, G);
-    ck_assert_mem_eq(a->gm, b->gm, G);
-    ck_assert_mem_eq(a->gv, b->gv, G);
-    ck_assert_mem_eq(a->dm, b->dm, D);
-    ck_assert_mem_eq(a->dv, b->dv, D);
+    const tg_net_state *na[2] = {&a->gnet, &a->dnet}, *nb[2] = {&b->gnet, &b->dnet};
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < TG_NET_NARRAYS; i++) {
+            if (!(tg_net_arrays[i].group & TG_GROUPS_KEPT))
+                continue;
+            ck_assert_msg(!na[k]->arr[i] == !nb[k]->arr[i], "network %d: %s in one model only", k,
+                          tg_net_arrays[i].field);
+            if (na[k]->arr[i])
+                ck_assert_mem_eq(na[k]->arr[i], nb[k]->arr[i], na[k]->P->total * 4);
+        }
+        ck_assert_uint_eq(na[k]->steps, nb[k]->steps);
+    }
     ck_assert_mem_eq(&a->rng, &b->rng, sizeof a->rng);
-    ck_assert_uint_eq(a->d_steps, b->d_steps);
-    ck_assert_uint_eq(a->g_steps, b->g_steps);
 }
 
 static float *batch(int k)
@@ -183,26 +185,13 @@ static void steps(tg_model *m, int from, int to)
     }
 }
 
-static size_t file_bytes(const char *path, unsigned char **out)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    fseek(f, 0, SEEK_END);
-    size_t n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *out = malloc(n);
-    ck_assert_uint_eq(fread(*out, 1, n, f), n);
-    fclose(f);
-    return n;
-}
-
 START_TEST(deterministic_and_resumable)
 {
-    char dir[] = "/tmp/tg_train_XXXXXX", p1[64], p2[64], p3[64];
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    snprintf(p1, sizeof p1, "%s/a.safetensors", dir);
-    snprintf(p2, sizeof p2, "%s/b.safetensors", dir);
-    snprintf(p3, sizeof p3, "%s/mid.safetensors", dir);
+    tu_scratch_make("tg_train");
+    char p1[512], p2[512], p3[512];
+    snprintf(p1, sizeof p1, "%s", tu_path("a.safetensors"));
+    snprintf(p2, sizeof p2, "%s", tu_path("b.safetensors"));
+    snprintf(p3, sizeof p3, "%s", tu_path("mid.safetensors"));
     tg_model *a, *b, *c;
     OK(tg_model_create(desc_small, TG_SEED_FROM_DESCRIPTOR, &a));
     OK(tg_model_create(desc_small, TG_SEED_FROM_DESCRIPTOR, &b));
@@ -216,7 +205,8 @@ START_TEST(deterministic_and_resumable)
     OK(tg_model_save(c, p2, 0));
     OK(tg_model_save(a, p1, 0));
     unsigned char *fa, *fb;
-    size_t na = file_bytes(p1, &fa), nb = file_bytes(p2, &fb);
+    size_t na, nb;
+    fa = tu_read_file(p1, &na), fb = tu_read_file(p2, &nb);
     ck_assert_uint_eq(na, nb);
     ck_assert_mem_eq(fa, fb, na);
     int64_t g;
@@ -233,12 +223,12 @@ START_TEST(deterministic_and_resumable)
     tg_st_free(&f);
     tg_model *s;
     OK(tg_model_load(p1, &s));
-    ck_assert_mem_eq(s->ema, a->ema, a->gen.P.total * 4);
+    ck_assert_mem_eq(s->gnet.ema, a->gnet.ema, a->gen.P.total * 4);
     tg_model_destroy(s);
     free(fa), free(fb);
     tg_model_destroy(a);
     tg_model_destroy(c);
-    unlink(p1), unlink(p2), unlink(p3), rmdir(dir);
+    tu_scratch_remove();
 }
 END_TEST
 
@@ -295,7 +285,7 @@ START_TEST(penalty_gradient_with_diffaug)
     OK(tg_model_create(desc_small, 3, &m));
     OK(tg_trainer_make(m));
     tu_seed(5);
-    tu_fill(m->dw, m->disc.P.total, -0.3f, 0.3f);
+    tu_fill(m->dnet.w, m->disc.P.total, -0.3f, 0.3f);
     tg_aug aug;
     int ops[3] = {0, 1, 2};
     OK(tg_aug_init(&aug, ops, 3, 3));
@@ -313,7 +303,7 @@ START_TEST(penalty_gradient_with_diffaug)
     ck_assert(gp > 0);
     for (size_t i = 0; i < m->disc.P.count; i++) {
         const tg_param *p = &m->disc.P.p[i];
-        tu_gradcheck(p->name, gp_f, &c, m->dw + p->off, p->n, &one, 1, G + p->off, 10, 1e-2f,
+        tu_gradcheck(p->name, gp_f, &c, m->dnet.w + p->off, p->n, &one, 1, G + p->off, 10, 1e-2f,
                      2e-3, 3e-2);
     }
     tg_aug_free(&aug);

@@ -1,20 +1,19 @@
 """Check the committed training-step fixtures in tests/fixtures/train/ against the
-PyTorch reference.
+project's PyTorch oracle (tests/reference/oracle.py).
 
   /usr/bin/python3 -m pytest tests/test_train_reference.py -p no:cacheprovider
 
 - every fixture is complete and self-consistent (descriptor, checkpoints, inputs,
   statistics, step counters, G-step schedule);
-- re-running the reference's train_step in float64 from NAME.init.safetensors with
+- re-running the oracle's train_step in float64 from NAME.init.safetensors with
   the stored inputs gives the stored deltas, after-checkpoint (weights, EMA, Adam
   moments) and statistics, so stale fixtures are caught;
 - for the SGD / lr 1 / no clip / one-call fixtures, every delta is minus the gradient
-  of the loss written out here from SPEC.md (an independent check of what the
-  fixtures claim);
+  of the loss written out here from docs/SPECIFICATION.md "Training step" (a check
+  of the oracle's train_step that does not go through it);
 - tests/fixtures/make_train_fixtures.py regenerates byte-identical files.
 
-The reference is found at $TRANSGAN_REF or ../shared/reference (relative to the
-repository root); without it these tests fail.  Needs only torch and numpy.
+Needs torch and numpy (/usr/bin/python3); without them these tests fail.
 """
 import glob
 import json
@@ -26,19 +25,18 @@ import sys
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(HERE)
 FIXDIR = os.path.join(HERE, "fixtures", "train")
 SCRIPT = os.path.join(HERE, "fixtures", "make_train_fixtures.py")
-REF_DIR = os.environ.get("TRANSGAN_REF") or os.path.join(REPO_ROOT, "..", "shared", "reference")
 
-# `make test` installs torch and CI has ../shared: a missing oracle is a failure,
-# never a silent skip
-if not os.path.exists(os.path.join(REF_DIR, "transgan_ref.py")):
-    raise RuntimeError(f"reference model not found in {REF_DIR} (set TRANSGAN_REF)")
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-sys.path.insert(0, os.path.abspath(REF_DIR))
-import transgan_ref as R  # noqa: E402
+# `make test` installs torch: a missing oracle is a failure, never a silent skip
+try:
+    import numpy as np
+    import torch
+except ImportError as e:
+    raise RuntimeError(f"the PyTorch oracle needs torch and numpy ({e}): "
+                       "run with /usr/bin/python3 after `make test-deps`") from e
+sys.path.insert(0, os.path.join(HERE, "reference"))
+import oracle as O  # noqa: E402
 
 F = torch.nn.functional
 EXPECTED = {"sgd-wgan-gp-eps", "sgd-wgan-gp", "sgd-hinge", "sgd-lsgan", "sgd-mtct",
@@ -65,8 +63,8 @@ def _rel(actual, expected):
 
 
 def _load(name):
-    d = R.load_descriptor(_path(name, ".json"))
-    io, io_meta = R.st_load(_path(name, ".io.safetensors"))
+    d = O.load_descriptor(_path(name, ".json"))
+    io, io_meta = O.st_read(_path(name, ".io.safetensors"))
     return d, io, int(io_meta["steps"])
 
 
@@ -102,13 +100,13 @@ def test_fixture_is_consistent(name):
     d, io, K = _load(name)
     t = d["training"]
     assert t["diffaug"] == []
-    init, imeta = R.st_load(_path(name, ".init.safetensors"))
-    after, ameta = R.st_load(_path(name, ".after.safetensors"))
-    delta, _ = R.st_load(_path(name, ".delta.safetensors"))
+    init, imeta = O.st_read(_path(name, ".init.safetensors"))
+    after, ameta = O.st_read(_path(name, ".after.safetensors"))
+    delta, _ = O.st_read(_path(name, ".delta.safetensors"))
     for meta in (imeta, ameta):
         assert meta["format"] == "transgan-checkpoint"
         assert json.loads(meta["descriptor"]) == d
-    params = dict(R.State(d).model.named_parameters())
+    params = {n: shape for n, shape, _ in O.parameter_table(d)}
     gnames = [k for k in params if k.startswith("generator.")]
     # the starting checkpoint
     assert int(imeta["d_steps"]) == 0 and int(imeta["g_steps"]) == 0
@@ -124,7 +122,7 @@ def test_fixture_is_consistent(name):
     assert set(after) == want
     assert set(delta) == set(params)
     for k in params:
-        assert delta[k].shape == init[k].shape == after[k].shape == tuple(params[k].shape), k
+        assert delta[k].shape == init[k].shape == after[k].shape == params[k], k
     # inputs and statistics
     S, C, L = d["image"]["size"], d["image"]["channels"], d["latent_dim"]
     shapes = {"real": (t["d_batch"], C, S, S), "zd": (t["d_batch"], L),
@@ -157,17 +155,17 @@ def test_fixture_is_consistent(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_reference_rerun_matches(name):
+def test_oracle_rerun_matches(name):
     d, io, K = _load(name)
-    st = R.State(d, torch.float64).load(_path(name, ".init.safetensors"))
-    init = {k: p.detach().clone() for k, p in st.model.named_parameters()}
+    st = O.State.load(_path(name, ".init.safetensors"), d, torch.float64)
+    init = {k: p.detach().clone() for k, p in st.params.items()}
     x = {k: torch.from_numpy(io[k]).double() for k in ("real", "zd", "zg", "alpha")}
-    stats = [R.train_step(st, x["real"], x["zd"], x["zg"], x["alpha"]) for _ in range(K)]
+    stats = [O.train_step(st, x["real"], x["zd"], x["zg"], x["alpha"]) for _ in range(K)]
 
-    delta, _ = R.st_load(_path(name, ".delta.safetensors"))
-    after, ameta = R.st_load(_path(name, ".after.safetensors"))
+    delta, _ = O.st_read(_path(name, ".delta.safetensors"))
+    after, ameta = O.st_read(_path(name, ".after.safetensors"))
     bad = {}
-    for k, p in st.model.named_parameters():
+    for k, p in st.params.items():
         for what, got, want in (("delta", (p.detach() - init[k]).numpy(), delta[k]),
                                 ("after", p.detach().numpy(), after[k])):
             r = _rel(got, want)
@@ -186,14 +184,16 @@ def test_reference_rerun_matches(name):
     assert int(ameta["d_steps"]) == st.d_steps and int(ameta["g_steps"]) == st.g_steps
     nan = float("nan")
     for key, got in (("d_loss", [s["d_loss"] for s in stats]),
-                     ("gp", [s.get("gp", 0.0) for s in stats]),
-                     ("g_loss", [s.get("g_loss", nan) for s in stats])):
+                     ("gp", [s["gp"] for s in stats]),
+                     ("g_loss", [s.get("g_loss", nan) for s in stats]),
+                     ("d_grad_norm", [s["d_grad_norm"] for s in stats]),
+                     ("g_grad_norm", [s.get("g_grad_norm", nan) for s in stats])):
         np.testing.assert_allclose(np.array(got), io["stats." + key].astype(np.float64),
                                    rtol=1e-6, atol=1e-7, equal_nan=True, err_msg=key)
 
 
 def _spec_d_loss(t, D, real, fake, alpha):
-    """SPEC.md, 'Training step' 1, without augmentation."""
+    """docs/SPECIFICATION.md "Training step" 1, without augmentation."""
     dr, df = D(real), D(fake)
     kind = t["loss"]
     if kind == "hinge":
@@ -211,7 +211,7 @@ def _spec_d_loss(t, D, real, fake, alpha):
 
 def _plain_sgd(name):
     """One SGD call at lr 1 without clipping: the delta is minus the gradient."""
-    t = R.load_descriptor(_path(name, ".json"))["training"]
+    t = O.load_descriptor(_path(name, ".json"))["training"]
     return t["optimizer"] == "sgd" and t["g_lr"] == t["d_lr"] == 1 and t["grad_clip"] == 0
 
 
@@ -220,13 +220,13 @@ def test_sgd_delta_is_minus_gradient(name):
     d, io, K = _load(name)
     t = d["training"]
     assert K == 1
-    delta, _ = R.st_load(_path(name, ".delta.safetensors"))
-    st = R.State(d, torch.float64).load(_path(name, ".init.safetensors"))
-    G, D = st.model.generator, st.model.discriminator
+    delta, _ = O.st_read(_path(name, ".delta.safetensors"))
+    st = O.State.load(_path(name, ".init.safetensors"), d, torch.float64)
+    G, D = st.model.generate, st.model.discriminate
     x = {k: torch.from_numpy(io[k]).double() for k in ("real", "zd", "zg", "alpha")}
-    masks = R.locality_masks(d, 0)
-    dp = dict(D.named_parameters(prefix="discriminator"))
-    gp = dict(G.named_parameters(prefix="generator"))
+    masks = O.locality_masks(d, 0)
+    dp = {k: st.params[k] for k in st.names("discriminator")}
+    gp = {k: st.params[k] for k in st.names("generator")}
     # D: gradient at the initial weights
     with torch.no_grad():
         fake = G(x["zd"], masks)
@@ -240,8 +240,8 @@ def test_sgd_delta_is_minus_gradient(name):
     out = D(G(x["zg"], masks))
     loss = ((out - 1) ** 2).mean() if t["loss"] == "lsgan" else -out.mean()
     if t["sr_aux_weight"] > 0:
-        low = F.avg_pool2d(x["real"], d["image"]["size"] // G.res[1])
-        loss = loss + t["sr_aux_weight"] * ((G.forward_sr(low, masks) - x["real"]) ** 2).mean()
+        low = F.avg_pool2d(x["real"], d["image"]["size"] // O.stage_widths(d)[1])
+        loss = loss + t["sr_aux_weight"] * ((st.model.generate_sr(low, masks) - x["real"]) ** 2).mean()
     grads = torch.autograd.grad(loss, list(gp.values()))
     bad.update({k: _rel(-g.numpy(), delta[k]) for k, g in zip(gp, grads)})
     # the D update above used the float32-rounded delta: allow for that in G's gradient
@@ -251,8 +251,7 @@ def test_sgd_delta_is_minus_gradient(name):
 
 def test_regeneration_is_byte_identical(tmp_path):
     out = tmp_path / "train"
-    subprocess.run([sys.executable, SCRIPT, "--ref", REF_DIR, "--out", str(out)],
-                   check=True, capture_output=True)
+    subprocess.run([sys.executable, SCRIPT, "--out", str(out)], check=True, capture_output=True)
     made = sorted(os.listdir(out))
     committed = sorted(f for f in os.listdir(FIXDIR)
                        if f.endswith(".json") or f.endswith(".safetensors"))

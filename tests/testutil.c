@@ -125,3 +125,57 @@ void tu_rm_rf(const char *p)
         unlink(p);
     }
 }
+
+static char tu_dir[256];
+
+const char *tu_scratch_make(const char *tag)
+{
+    snprintf(tu_dir, sizeof tu_dir, "/tmp/%s_XXXXXX", tag);
+    ck_assert_msg(mkdtemp(tu_dir) != NULL, "cannot make a scratch folder for %s", tag);
+    return tu_dir;
+}
+
+const char *tu_scratch_dir(void) { return tu_dir; }
+
+const char *tu_path(const char *name)
+{
+    static char p[4][512];
+    static int k;
+    ck_assert_msg(tu_dir[0] != '\0', "tu_path(%s) without a scratch folder", name);
+    k = (k + 1) % 4;
+    snprintf(p[k], sizeof p[k], "%s/%s", tu_dir, name);
+    return p[k];
+}
+
+void tu_scratch_remove(void)
+{
+    if (tu_dir[0])
+        tu_rm_rf(tu_dir);
+    tu_dir[0] = '\0';
+}
+
+void tu_write_file(const char *path, const void *bytes, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create %s", path);
+    if (n)
+        ck_assert_uint_eq(fwrite(bytes, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+unsigned char *tu_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    long len = ftell(f);
+    ck_assert_int_ge(len, 0);
+    rewind(f);
+    unsigned char *b = malloc((size_t)len + 1);
+    ck_assert_ptr_nonnull(b);
+    *n = fread(b, 1, (size_t)len, f);
+    ck_assert_uint_eq(*n, (size_t)len);
+    b[*n] = '\0';
+    fclose(f);
+    return b;
+}

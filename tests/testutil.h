@@ -6,6 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "transgan.h"
+
+/* A call that must succeed; the failure message is the library's. */
+#define OK(x) ck_assert_msg((x) == TG_OK, "%s: %s", #x, tg_last_error())
+
 /* Deterministic uniform numbers in [lo, hi). */
 void tu_seed(uint64_t s);
 float tu_uniform(float lo, float hi);
@@ -35,6 +40,19 @@ void tu_assert_no_ref(void);
 
 /* Remove a file or a folder tree (scratch folders of tests). */
 void tu_rm_rf(const char *path);
+
+/* One scratch folder at a time: tu_scratch_make creates /tmp/TAG_XXXXXX
+ * (a test's or a fixture's setup), tu_path names a file in it (four static
+ * buffers in turn, so a call can take a few paths), tu_scratch_remove deletes
+ * it with its contents. */
+const char *tu_scratch_make(const char *tag);
+const char *tu_scratch_dir(void);
+const char *tu_path(const char *name);
+void tu_scratch_remove(void);
+/* Whole files, checked: write n bytes; read all (malloc'd, NUL-terminated,
+ * size in *n). */
+void tu_write_file(const char *path, const void *bytes, size_t n);
+unsigned char *tu_read_file(const char *path, size_t *n);
 
 /* Run a suite, return the number of failures (for main). */
 int tu_run(Suite *s);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <zlib.h>
@@ -91,13 +92,19 @@ int io_load_idx(const char *path, int size, int channels, size_t limit, float **
         return -1;
     errno = 0;
     gzFile f = gzopen(path, "rb");
+    if (!f && errno == ENOENT && !strncmp(path, IO_FMNIST_DIR, strlen(IO_FMNIST_DIR)))
+        return io_fail("cannot open '%s': %s; Fashion-MNIST comes with the Debian package %s "
+                       "(apt-get install %s)", path, strerror(errno), IO_FMNIST_PACKAGE,
+                       IO_FMNIST_PACKAGE);
     if (!f)
         return io_fail("cannot open '%s': %s", path, errno ? strerror(errno) : "out of memory");
     gzbuffer(f, 1 << 17);
     unsigned char hdr[16];
     if (gz_read_all(f, hdr, sizeof hdr) || hdr[0] || hdr[1] || hdr[2] != 8 || hdr[3] != 3) {
         gzclose(f);
-        return io_fail("'%s' is not an idx3 file of unsigned bytes (images)", path);
+        return io_fail("'%s' is not an idx3 file of unsigned bytes (images); the data must "
+                       "be fmnist, an idx3 file such as Fashion-MNIST's or a folder of PNG "
+                       "files", path);
     }
     size_t count = be32(hdr + 4), rows = be32(hdr + 8), cols = be32(hdr + 12);
     if (rows == 0 || cols == 0 || rows > (size_t)size || cols > (size_t)size) {
@@ -105,6 +112,9 @@ int io_load_idx(const char *path, int size, int channels, size_t limit, float **
         return io_fail("'%s' holds %zux%zu images, which do not fit the model's %dx%d", path,
                        rows, cols, size, size);
     }
+    if (rows != (size_t)size || cols != (size_t)size)
+        fprintf(stderr, "imageio: '%s' holds %zux%zu images; each is centred on a black %dx%d "
+                "frame, the model's image size\n", path, rows, cols, size, size);
     if (limit && limit < count)
         count = limit;
     size_t plane = (size_t)size * size, per = plane * channels;
@@ -137,6 +147,33 @@ int io_load_idx(const char *path, int size, int channels, size_t limit, float **
 }
 
 /* ---------------------------------------------------------- PNG folders */
+
+/* Why stb_image could not decode a file, in words (its own reasons are terse
+ * codes such as "bad png sig"). */
+static const char *undecodable(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return "it is a folder";
+    const char *why = stbi_failure_reason();
+    if (!why)
+        return "it could not be decoded";
+    if (!strcmp(why, "can't fopen")) {
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            return strerror(errno);
+        fclose(f);
+        return "it cannot be read";
+    }
+    if (!strcmp(why, "bad png sig") || !strcmp(why, "unknown image type"))
+        return "it is not a PNG image (its name ends in .png but its contents do not start "
+               "like one)";
+    if (!strcmp(why, "outofmem"))
+        return "out of memory decoding it";
+    if (!strcmp(why, "too large"))
+        return "the image is too large";
+    return "the PNG file is damaged or uses a feature the decoder does not support";
+}
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -265,7 +302,8 @@ int io_load_png_dir(const char *dir, int size, int channels, size_t limit, float
         rc = io_fail("out of memory for %zu images", want);
         goto done;
     }
-    size_t skipped = 0;
+    size_t skipped = 0, resized = 0, see_through = 0;
+    char example[300] = "";
     for (size_t i = 0; i < count && got < want; i++) {
         size_t plen = strlen(dir) + strlen(names[i]) + 2;
         char *path = malloc(plen);
@@ -278,11 +316,21 @@ int io_load_png_dir(const char *dir, int size, int channels, size_t limit, float
         unsigned char *rgba = stbi_load(path, &w, &h, &comp, 4);
         if (!rgba) {
             if (skipped++ < 5)
-                fprintf(stderr, "imageio: skipping '%s': %s\n", path, stbi_failure_reason());
+                fprintf(stderr, "imageio: skipping '%s': %s\n", path, undecodable(path));
             free(path);
             continue;
         }
         free(path);
+        if (w != size || h != size) {
+            if (resized++ == 0)
+                snprintf(example, sizeof example, "'%.200s' is %dx%d", names[i], w, h);
+        }
+        if (channels != 4) {
+            size_t np = (size_t)w * h, k = 0;
+            while (k < np && rgba[4 * k + 3] == 255)
+                k++;
+            see_through += k < np;
+        }
         rc = convert_rgba(rgba, w, h, size, channels, img + got * per);
         stbi_image_free(rgba);
         if (rc)
@@ -290,7 +338,16 @@ int io_load_png_dir(const char *dir, int size, int channels, size_t limit, float
         got++;
     }
     if (skipped)
-        fprintf(stderr, "imageio: %zu file(s) of '%s' could not be decoded\n", skipped, dir);
+        fprintf(stderr, "imageio: %zu file(s) of '%s' were skipped: they could not be read as "
+                "PNG images%s\n", skipped, dir,
+                skipped > 5 ? " (the first 5 are listed above)" : "");
+    if (resized)
+        fprintf(stderr, "imageio: %zu of %zu images are not %dx%d (%s); they were resized to "
+                "%dx%d, the model's image size, each pixel the average of the area it covers\n",
+                resized, got, size, size, example, size, size);
+    if (see_through)
+        fprintf(stderr, "imageio: %zu of %zu images have transparent pixels; the model has no "
+                "alpha channel, so they were drawn over black\n", see_through, got);
     if (got == 0)
         rc = io_fail("no image of folder '%s' could be decoded", dir);
 done:

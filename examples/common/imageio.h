@@ -20,8 +20,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The Debian package dataset-fashion-mnist installs the files here. */
-#define IO_FMNIST_TRAIN "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+/* The Debian package dataset-fashion-mnist installs the files here; a
+ * failure to open one of them names the package. */
+#define IO_FMNIST_PACKAGE "dataset-fashion-mnist"
+#define IO_FMNIST_DIR "/usr/share/datasets/fashion-mnist/"
+#define IO_FMNIST_TRAIN IO_FMNIST_DIR "train-images-idx3-ubyte.gz"
 
 /* The message of the last failure ("" if none); static storage. */
 const char *io_last_error(void);
@@ -30,7 +33,7 @@ const char *io_last_error(void);
  * float array [*n, channels, size, size]. The 28 x 28 images are centred in a
  * size x size frame of zeros (size >= the file's image size); grey is copied to
  * R, G, B, and alpha (channels 4) is opaque. limit > 0 keeps the first `limit`
- * images. */
+ * images. Says on stderr when the images are padded. */
 int io_load_idx(const char *path, int size, int channels, size_t limit, float **out, size_t *n);
 
 /* Load the *.png files of a folder, in name order, into *out [*n, channels,
@@ -38,7 +41,8 @@ int io_load_idx(const char *path, int size, int channels, size_t limit, float **
  * premultiplied alpha (so transparent pixels do not bleed into the colour);
  * channels 4 keeps straight alpha (colour 0 where fully transparent), channels
  * 3 and 1 composite over black (1: BT.601 luma). Files that cannot be decoded
- * are skipped with a warning on stderr. limit > 0 keeps the first `limit`. */
+ * are skipped with the reason on stderr; how many images were resized (and
+ * drawn over black) is said there too. limit > 0 keeps the first `limit`. */
 int io_load_png_dir(const char *dir, int size, int channels, size_t limit, float **out,
                     size_t *n);
 

@@ -2,86 +2,11 @@
 #include <errno.h>
 #include <stdio.h>
 
-#include "../models/model.h"
-#include "../ops/dnn.h"
-#include "../train/train.h"
+#include "api.h"
 
-tg_status tg_model_build(tg_desc *desc, tg_model **out)
+tg_status tg_api_model_new(tg_desc *desc, tg_model **out)
 {
-    *out = NULL;
-    tg_model *m = tg_alloc(sizeof *m);
-    if (!m) {
-        tg_desc_free(desc);
-        return TG_ERR_OUT_OF_MEMORY;
-    }
-    m->desc = *desc;
-    memset(desc, 0, sizeof *desc);
-    tg_status st = TG_OK;
-    m->desc_json = tg_desc_to_json(&m->desc);
-    if (!m->desc_json)
-        st = tg_fail(TG_ERR_OUT_OF_MEMORY, "out of memory writing the descriptor");
-    if (st == TG_OK)
-        st = tg_dnn_create(&m->dnn);
-    if (st == TG_OK)
-        st = tg_gen_define(&m->gen, &m->desc);
-    if (st == TG_OK)
-        st = tg_disc_define(&m->disc, &m->desc);
-    if (st == TG_OK) {
-        m->gw = tg_alloc(m->gen.P.total * sizeof(float));
-        m->dw = tg_alloc(m->disc.P.total * sizeof(float));
-        if (m->desc.t.ema != TG_EMA_NONE)
-            m->ema = tg_alloc(m->gen.P.total * sizeof(float));
-        if (!m->gw || !m->dw || (m->desc.t.ema != TG_EMA_NONE && !m->ema))
-            st = TG_ERR_OUT_OF_MEMORY;
-    }
-    if (st == TG_OK && m->desc.t.loc_on) {
-        for (int i = 0; i < m->desc.t.loc_nstages && st == TG_OK; i++) {
-            int s = m->desc.t.loc_stages[i];
-            size_t N = (size_t)m->gen.st[s].N;
-            m->masks[s] = tg_alloc(N * N);
-            m->mask_radius[s] = -1;
-            if (!m->masks[s])
-                st = TG_ERR_OUT_OF_MEMORY;
-        }
-    }
-    if (st != TG_OK) {
-        tg_model_destroy(m);
-        return st;
-    }
-    tg_rng_seed(&m->rng, m->desc.t.seed);
-    *out = m;
-    return TG_OK;
-}
-
-void tg_model_init_weights(tg_model *m, uint64_t seed)
-{
-    tg_rng r;
-    tg_rng_seed(&r, seed);
-    tg_params_init(&m->gen.P, m->gw, &r);
-    tg_params_init(&m->disc.P, m->dw, &r);
-    if (m->ema)
-        memcpy(m->ema, m->gw, m->gen.P.total * sizeof(float));
-}
-
-uint8_t *const *tg_model_masks(tg_model *m, uint64_t g_steps)
-{
-    static uint8_t *const none[TG_MAX_STAGES];
-    if (!m->desc.t.loc_on)
-        return none;
-    int radius = -1; /* the first schedule row that still holds */
-    for (int i = 0; i < m->desc.t.loc_nsched; i++)
-        if ((int64_t)g_steps < m->desc.t.loc_until[i]) {
-            radius = m->desc.t.loc_radius[i];
-            break;
-        }
-    if (radius < 0)
-        return none;
-    for (int s = 0; s < TG_MAX_STAGES; s++)
-        if (m->masks[s] && m->mask_radius[s] != radius) {
-            tg_locality_mask(m->masks[s], m->gen.st[s].res, radius);
-            m->mask_radius[s] = radius;
-        }
-    return m->masks;
+    return tg_model_build(desc, tg_desc_to_json(desc), out);
 }
 
 TG_API tg_status tg_model_create(const char *descriptor_json, uint64_t seed, tg_model **out)
@@ -96,7 +21,7 @@ TG_API tg_status tg_model_create(const char *descriptor_json, uint64_t seed, tg_
     TG_TRY(tg_desc_parse(descriptor_json, &d));
     uint64_t s = seed == TG_SEED_FROM_DESCRIPTOR ? d.t.seed : seed;
     tg_model *m;
-    TG_TRY(tg_model_build(&d, &m));
+    TG_TRY(tg_api_model_new(&d, &m));
     tg_model_init_weights(m, s);
     *out = m;
     return TG_OK;
@@ -110,7 +35,7 @@ static tg_status read_text(const char *path, char **out)
     if (!f)
         return tg_fail(TG_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
     size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
+    char *buf = tg_malloc(cap);
     while (buf) {
         n += fread(buf + n, 1, cap - n - 1, f);
         if (n < cap - 1)
@@ -120,7 +45,7 @@ static tg_status read_text(const char *path, char **out)
             fclose(f);
             return tg_fail(TG_ERR_DESCRIPTOR, "'%s' is larger than 64 MiB: not a descriptor", path);
         }
-        char *nb = realloc(buf, cap * 2);
+        char *nb = tg_realloc(buf, cap * 2);
         if (!nb) {
             free(buf);
             buf = NULL;
@@ -154,6 +79,9 @@ TG_API tg_status tg_model_create_from_file(const char *path, uint64_t seed, tg_m
     TG_TRY(read_text(path, &text));
     tg_status st = tg_model_create(text, seed, out);
     free(text);
+    if (st != TG_OK && tg_st_looks_like_file(path))
+        return tg_fail(st, "%s: this looks like a safetensors checkpoint, not a JSON "
+                       "descriptor; use tg_model_load", path);
     if (st != TG_OK)
         tg_error_prefix("%s: ", path);
     return st;
@@ -163,22 +91,8 @@ TG_API void tg_model_destroy(tg_model *m)
 {
     if (!m)
         return;
-    tg_gen_free(&m->gen);
-    tg_disc_free(&m->disc);
-    tg_disc_acts_free(&m->d_ws);
-    for (int s = 0; s < TG_MAX_STAGES; s++)
-        free(m->masks[s]);
-    free(m->gw);
-    free(m->dw);
-    free(m->ema);
-    free(m->gm), free(m->gv), free(m->dm), free(m->dv);
     tg_trainer_free(m->trainer);
-    free(m->g_ws);
-    free(m->px_ws);
-    free(m->desc_json);
-    tg_desc_free(&m->desc);
-    tg_dnn_destroy(m->dnn);
-    free(m);
+    tg_model_free(m);
 }
 
 TG_API const char *tg_model_descriptor(const tg_model *m)
@@ -210,9 +124,9 @@ TG_API tg_status tg_model_info(const tg_model *m, tg_info key, int64_t *value)
             v += (int64_t)m->disc.P.p[i].n;
         break;
     }
-    case TG_INFO_D_STEPS: v = (int64_t)m->d_steps; break;
-    case TG_INFO_G_STEPS: v = (int64_t)m->g_steps; break;
-    case TG_INFO_HAS_EMA: v = m->ema != NULL; break;
+    case TG_INFO_D_STEPS: v = (int64_t)m->dnet.steps; break;
+    case TG_INFO_G_STEPS: v = (int64_t)m->gnet.steps; break;
+    case TG_INFO_HAS_EMA: v = m->gnet.ema != NULL; break;
     case TG_INFO_D_BATCH: v = m->desc.t.d_batch; break;
     case TG_INFO_G_BATCH: v = m->desc.t.g_batch; break;
     case TG_INFO_THREADS: v = m->threads; break;

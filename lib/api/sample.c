@@ -1,7 +1,7 @@
 /* Public API: latent noise, sampling images, 8-bit pixels, scoring. */
 #include <math.h>
 
-#include "../models/model.h"
+#include "api.h"
 
 /* Images are computed in slices of at most this many floats of workspace
  * (~128 MiB), so any n works in bounded memory. */
@@ -82,10 +82,10 @@ static tg_status generate(tg_model *m, const float *z, size_t n, uint32_t flags,
         return TG_OK;
     if (!all_finite(z, n * L))
         return tg_fail(TG_ERR_NONFINITE, "tg_generate: z contains NaN or infinity");
-    const float *W = (m->ema && !(flags & TG_GEN_RAW)) ? m->ema : m->gw;
+    const float *W = (m->gnet.ema && !(flags & TG_GEN_RAW)) ? m->gnet.ema : m->gnet.w;
     int64_t slice = gen_slice(m, n);
     TG_TRY(grow(&m->g_ws, &m->g_ws_floats, tg_gen_infer_floats(&m->gen, slice)));
-    uint8_t *const *masks = tg_model_masks(m, m->g_steps);
+    uint8_t *const *masks = tg_model_masks(m, m->gnet.steps);
     for (size_t i = 0; i < n; i += (size_t)slice) {
         int64_t b = (int64_t)TG_MIN((size_t)slice, n - i);
         TG_TRY(tg_gen_infer(m->dnn, &m->gen, W, z + i * L, b, masks, out + i * per, m->g_ws));
@@ -208,7 +208,7 @@ static tg_status discriminate(tg_model *m, const float *images, size_t n, float 
     for (size_t i = 0; i < n; i += (size_t)slice) {
         int64_t b = (int64_t)TG_MIN((size_t)slice, n - i);
         m->d_ws.B = b; /* a smaller slice fits in the same buffers */
-        TG_TRY(tg_disc_fwd(m->dnn, &m->disc, m->dw, images + i * per, scores + i, &m->d_ws, 0));
+        TG_TRY(tg_disc_fwd(m->dnn, &m->disc, m->dnet.w, images + i * per, scores + i, &m->d_ws, 0));
     }
     if (!all_finite(scores, n))
         return tg_fail(TG_ERR_NONFINITE, "tg_discriminate: the discriminator produced NaN or infinity");

@@ -1,13 +1,13 @@
-/* Public API: loading and saving models as safetensors checkpoints, with the
- * reference's tensor names. Loading validates everything into staging
- * buffers first, so a bad file never changes a model. */
+/* Checkpoints (docs/SPECIFICATION.md "Checkpoint"): a model's state to and
+ * from safetensors, with the reference's tensor names. Loading validates
+ * everything into staging buffers first, so a bad file never changes a
+ * model. The public calls are api/checkpoint.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 
-#include "../models/model.h"
-#include "safetensors.h"
+#include "checkpoint.h"
 
 static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
 {
@@ -43,15 +43,16 @@ static tg_status take(const tg_st_file *f, const char *path, const char *name, c
     return TG_OK;
 }
 
-static tg_status take_all(const tg_st_file *f, const char *path, const tg_params *P,
-                          const char *prefix, float *dst)
+/* tg_net_visit callback: every tensor of the staging arrays from the file */
+typedef struct {
+    const tg_st_file *f;
+    const char *path;
+} take_ctx;
+
+static tg_status take_cb(void *ctx, const char *name, const tg_param *p, float *dst)
 {
-    char name[128];
-    for (size_t i = 0; i < P->count; i++) {
-        snprintf(name, sizeof name, "%s%s", prefix, P->p[i].name);
-        TG_TRY(take(f, path, name, &P->p[i], dst + P->p[i].off));
-    }
-    return TG_OK;
+    const take_ctx *c = ctx;
+    return take(c->f, c->path, name, p, dst);
 }
 
 static tg_status meta_u64(const tg_st_file *f, const char *path, const char *key, uint64_t *out)
@@ -71,7 +72,7 @@ static tg_status meta_u64(const tg_st_file *f, const char *path, const char *key
 }
 
 /* Load f into m; m is changed only when everything is valid. */
-static tg_status load_into(tg_model *m, const tg_st_file *f, const char *path)
+tg_status tg_checkpoint_load(tg_model *m, const tg_st_file *f, const char *path)
 {
     const char *fmt = tg_st_meta(f, "format");
     if (fmt && strcmp(fmt, "transgan-checkpoint") != 0)
@@ -93,165 +94,104 @@ static tg_status load_into(tg_model *m, const tg_st_file *f, const char *path)
         if (!ok)
             return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata rng_state is malformed", path);
     }
-    size_t gn = m->gen.P.total, dn = m->disc.P.total;
-    float *gw = tg_alloc(gn * sizeof(float)), *dw = tg_alloc(dn * sizeof(float));
-    float *ema = m->ema ? tg_alloc(gn * sizeof(float)) : NULL;
-    float *mom[4] = {NULL, NULL, NULL, NULL}; /* gm gv dm dv */
-    tg_status st = (!gw || !dw || (m->ema && !ema)) ? TG_ERR_OUT_OF_MEMORY : TG_OK;
-    if (st == TG_OK)
-        st = take_all(f, path, &m->gen.P, "", gw);
-    if (st == TG_OK)
-        st = take_all(f, path, &m->disc.P, "", dw);
-    if (st == TG_OK && ema) {
-        /* an EMA is all there or absent (then it starts as the weights) */
-        char first[128];
-        snprintf(first, sizeof first, "ema.%s", m->gen.P.p[0].name);
-        if (tg_st_find(f, first))
-            st = take_all(f, path, &m->gen.P, "ema.", ema);
-        else
-            memcpy(ema, gw, gn * sizeof(float));
+    /* Stage each network's arrays: the weights always; each other group
+     * the model has (EMA, Adam moments) when the file holds it, probed by its
+     * first tensor (a group is all there or absent). */
+    tg_net_state *live[2] = {&m->gnet, &m->dnet};
+    tg_net_state stage[2] = {{.P = m->gnet.P}, {.P = m->dnet.P}};
+    take_ctx ctx = {f, path};
+    unsigned read[2];
+    tg_status st = TG_OK;
+    for (int k = 0; k < 2 && st == TG_OK; k++) {
+        unsigned has = tg_model_state_groups(m, live[k]) & TG_GROUPS_KEPT;
+        read[k] = TG_GROUP_WEIGHTS;
+        for (unsigned g = TG_GROUP_EMA; g & TG_GROUPS_KEPT; g <<= 1) {
+            char probe[160];
+            tg_net_probe_name(&stage[k], g, probe, sizeof probe);
+            if ((has & g) && tg_st_find(f, probe))
+                read[k] |= g;
+        }
+        st = tg_net_alloc(&stage[k], read[k]);
     }
-    /* Adam moments, per network: all there or absent (then they start at 0) */
-    const tg_params *nets[2] = {&m->gen.P, &m->disc.P};
-    for (int k = 0; st == TG_OK && k < 2 && m->desc.t.optimizer == TG_OPTIM_ADAM; k++) {
-        char first[128];
-        snprintf(first, sizeof first, "adam.m.%s", nets[k]->p[0].name);
-        if (!tg_st_find(f, first))
-            continue;
-        mom[2 * k] = tg_alloc(nets[k]->total * sizeof(float));
-        mom[2 * k + 1] = tg_alloc(nets[k]->total * sizeof(float));
-        if (!mom[2 * k] || !mom[2 * k + 1])
-            st = TG_ERR_OUT_OF_MEMORY;
-        if (st == TG_OK)
-            st = take_all(f, path, nets[k], "adam.m.", mom[2 * k]);
-        if (st == TG_OK)
-            st = take_all(f, path, nets[k], "adam.v.", mom[2 * k + 1]);
-    }
+    /* group by group, so the first problem reported is the first in the
+     * order weights, EMA, moments */
+    for (unsigned g = TG_GROUP_WEIGHTS; st == TG_OK && (g & TG_GROUPS_KEPT); g <<= 1)
+        for (int k = 0; k < 2 && st == TG_OK; k++)
+            st = tg_net_visit(&stage[k], read[k] & g, take_cb, &ctx);
     if (st != TG_OK) {
-        free(gw), free(dw), free(ema);
-        for (int k = 0; k < 4; k++)
-            free(mom[k]);
+        tg_net_free(&stage[0]);
+        tg_net_free(&stage[1]);
         return st;
     }
-    free(m->gw), free(m->dw), free(m->ema);
-    m->gw = gw, m->dw = dw, m->ema = ema;
-    float **live[4] = {&m->gm, &m->gv, &m->dm, &m->dv};
-    for (int k = 0; k < 4; k++) {
-        if (mom[k]) {
-            free(*live[k]);
-            *live[k] = mom[k];
-        } else if (*live[k]) { /* the file has none: fresh moments */
-            memset(*live[k], 0, nets[k / 2]->total * sizeof(float));
+    /* commit: staged arrays replace the live ones; a live array the file
+     * lacks restarts (the EMA at the new weights, moments at zero) */
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < TG_NET_NARRAYS; i++) {
+            if (!(tg_net_arrays[i].group & TG_GROUPS_KEPT))
+                continue;
+            if (stage[k].arr[i]) {
+                free(live[k]->arr[i]);
+                live[k]->arr[i] = stage[k].arr[i];
+            } else {
+                tg_net_reset(live[k], i);
+            }
         }
-    }
-    m->d_steps = d_steps, m->g_steps = g_steps;
+    m->dnet.steps = d_steps, m->gnet.steps = g_steps;
     m->rng = rng;
     return TG_OK;
 }
 
-TG_API tg_status tg_model_load_weights(tg_model *m, const char *path)
-{
-    tg_error_clear();
-    if (!m || !path)
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_load_weights: %s is NULL", !m ? "model" : "path");
-    tg_st_file f;
-    TG_TRY(tg_st_read(path, &f));
-    tg_status st = load_into(m, &f, path);
-    tg_st_free(&f);
-    return st;
-}
+/* tg_net_visit callback: one safetensors entry per tensor */
+typedef struct {
+    tg_st_entry *e;
+    char (*names)[160];
+    size_t k;
+} entries_ctx;
 
-TG_API tg_status tg_model_load(const char *path, tg_model **out)
+static tg_status add_entry(void *ctx, const char *name, const tg_param *p, float *data)
 {
-    tg_error_clear();
-    if (out)
-        *out = NULL;
-    if (!path || !out)
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_load: %s is NULL", !path ? "path" : "out");
-    tg_st_file f;
-    TG_TRY(tg_st_read(path, &f));
-    const char *dj = tg_st_meta(&f, "descriptor");
-    if (!dj) {
-        tg_st_free(&f);
-        return tg_fail(TG_ERR_FORMAT, "checkpoint '%s' has no descriptor in its metadata: create the "
-                       "model from its descriptor, then call tg_model_load_weights", path);
-    }
-    tg_desc d;
-    tg_status st = tg_desc_parse(dj, &d);
-    if (st != TG_OK) {
-        tg_error_prefix("checkpoint '%s': metadata descriptor: ", path);
-        tg_st_free(&f);
-        return st;
-    }
-    tg_model *m;
-    st = tg_model_build(&d, &m);
-    if (st == TG_OK)
-        st = load_into(m, &f, path);
-    tg_st_free(&f);
-    if (st != TG_OK) {
-        tg_model_destroy(m);
-        return st;
-    }
-    *out = m;
+    entries_ctx *c = ctx;
+    tg_st_entry *e = &c->e[c->k];
+    snprintf(c->names[c->k], sizeof c->names[c->k], "%s", name);
+    e->name = c->names[c->k];
+    e->ndim = p->ndim;
+    for (int j = 0; j < p->ndim; j++)
+        e->shape[j] = p->shape[j];
+    e->data = data;
+    c->k++;
     return TG_OK;
 }
 
-/* entries for every tensor of P under prefix, with names kept in `names` */
-static void add_entries(tg_st_entry *e, size_t *k, char (*names)[128], const tg_params *P,
-                        const char *prefix, const float *w)
+tg_status tg_checkpoint_save(const tg_model *m, const char *path, uint32_t flags)
 {
-    for (size_t i = 0; i < P->count; i++) {
-        const tg_param *p = &P->p[i];
-        snprintf(names[*k], 128, "%s%s", prefix, p->name);
-        e[*k].name = names[*k];
-        e[*k].ndim = p->ndim;
-        for (int j = 0; j < p->ndim; j++)
-            e[*k].shape[j] = p->shape[j];
-        e[*k].data = w + p->off;
-        (*k)++;
-    }
-}
-
-TG_API tg_status tg_model_save(tg_model *m, const char *path, uint32_t flags)
-{
-    tg_error_clear();
-    if (!m || !path)
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_save: %s is NULL", !m ? "model" : "path");
-    if (flags & ~(TG_SAVE_WEIGHTS_ONLY | TG_SAVE_NO_OPTIMIZER))
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_save: unknown flags 0x%x", flags);
-    int with_ema = m->ema && !(flags & TG_SAVE_WEIGHTS_ONLY);
     int state = !(flags & (TG_SAVE_WEIGHTS_ONLY | TG_SAVE_NO_OPTIMIZER));
-    /* moments exist once a network has been updated (as in the reference) */
-    int with_gm = state && m->gm && m->g_steps > 0, with_dm = state && m->dm && m->d_steps > 0;
-    size_t n = m->gen.P.count * (1 + (size_t)with_ema + 2 * (size_t)with_gm) +
-               m->disc.P.count * (1 + 2 * (size_t)with_dm);
-    tg_st_entry *e = tg_alloc(n * sizeof *e);
-    char(*names)[128] = tg_alloc(n * sizeof *names);
-    if (!e || !names) {
-        free(e), free(names);
+    const tg_net_state *nets[2] = {&m->gnet, &m->dnet};
+    unsigned groups[2];
+    size_t n = 0;
+    for (int k = 0; k < 2; k++) {
+        groups[k] = TG_GROUP_WEIGHTS;
+        if (!(flags & TG_SAVE_WEIGHTS_ONLY))
+            groups[k] |= TG_GROUP_EMA;
+        /* moments exist once a network has been updated (as in the reference) */
+        if (state && nets[k]->steps > 0)
+            groups[k] |= TG_GROUP_OPTIMIZER;
+        n += nets[k]->P->count * TG_NET_NARRAYS; /* at most */
+    }
+    entries_ctx c = {tg_alloc(n * sizeof *c.e), tg_alloc(n * sizeof *c.names), 0};
+    if (!c.e || !c.names) {
+        free(c.e), free(c.names);
         return TG_ERR_OUT_OF_MEMORY;
     }
-    size_t k = 0;
-    add_entries(e, &k, names, &m->gen.P, "", m->gw);
-    add_entries(e, &k, names, &m->disc.P, "", m->dw);
-    if (with_ema)
-        add_entries(e, &k, names, &m->gen.P, "ema.", m->ema);
-    if (with_gm) {
-        add_entries(e, &k, names, &m->gen.P, "adam.m.", m->gm);
-        add_entries(e, &k, names, &m->gen.P, "adam.v.", m->gv);
-    }
-    if (with_dm) {
-        add_entries(e, &k, names, &m->disc.P, "adam.m.", m->dm);
-        add_entries(e, &k, names, &m->disc.P, "adam.v.", m->dv);
-    }
+    for (int k = 0; k < 2; k++)
+        tg_net_visit(nets[k], groups[k], add_entry, &c);
     char ds[24], gs[24], rs[65];
-    snprintf(ds, sizeof ds, "%" PRIu64, m->d_steps);
-    snprintf(gs, sizeof gs, "%" PRIu64, m->g_steps);
+    snprintf(ds, sizeof ds, "%" PRIu64, m->dnet.steps);
+    snprintf(gs, sizeof gs, "%" PRIu64, m->gnet.steps);
     for (int i = 0; i < 4; i++)
         snprintf(rs + 16 * i, 17, "%016" PRIx64, m->rng.s[i]);
     const char *keys[] = {"format", "descriptor", "d_steps", "g_steps", "rng_state"};
     const char *vals[] = {"transgan-checkpoint", m->desc_json, ds, gs, rs};
-    tg_status st = tg_st_write(path, e, k, keys, vals, state ? 5 : 4);
-    free(e), free(names);
+    tg_status st = tg_st_write(path, c.e, c.k, keys, vals, state ? 5 : 4);
+    free(c.e), free(c.names);
     return st;
 }

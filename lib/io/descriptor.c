@@ -1,6 +1,6 @@
-/* The JSON model descriptor (SPEC.md "Descriptor"): parse with cJSON into a
- * tg_desc with every default filled in and every constraint checked, and
- * write a tg_desc back as the full, compact JSON the reference accepts. */
+/* The JSON model descriptor (docs/SPECIFICATION.md "Descriptor"): parse
+ * with cJSON into a tg_desc with every default filled in and every
+ * constraint checked, and write a tg_desc back as the full, compact JSON the reference accepts. */
 #include "descriptor.h"
 
 #include <inttypes.h>
@@ -487,7 +487,8 @@ static tg_status parse_training(const cJSON *t, tg_desc *d)
     return TG_OK;
 }
 
-/* The constraints between sections (SPEC.md table). */
+/* The constraints between sections (docs/SPECIFICATION.md "Descriptor",
+ * its table of constraints). */
 static tg_status check_shapes(const tg_desc *d)
 {
     int n = d->g.nstages;
@@ -538,7 +539,7 @@ static tg_status parse_root(const cJSON *root, tg_desc *d)
     if (name) {
         if (!cJSON_IsString(name))
             return bad("name", "must be a string", name);
-        char *s = strdup(name->valuestring);
+        char *s = tg_strdup(name->valuestring);
         if (!s)
             return tg_fail(TG_ERR_OUT_OF_MEMORY, "out of memory copying the descriptor name");
         free(d->name);
@@ -601,7 +602,7 @@ tg_status tg_desc_parse(const char *json, tg_desc *out)
     }
     set_defaults(out);
     tg_status s = TG_OK;
-    out->name = strdup("");
+    out->name = tg_strdup("");
     if (!out->name)
         s = tg_fail(TG_ERR_OUT_OF_MEMORY, "out of memory copying the descriptor name");
     if (s == TG_OK)
@@ -610,14 +611,6 @@ tg_status tg_desc_parse(const char *json, tg_desc *out)
     if (s != TG_OK)
         tg_desc_free(out);
     return s;
-}
-
-void tg_desc_free(tg_desc *d)
-{
-    if (!d)
-        return;
-    free(d->name);
-    memset(d, 0, sizeof *d);
 }
 
 /* ------------------------------------------------------------ writer */

@@ -1,59 +1,9 @@
-/* Internal: the JSON model descriptor (SPEC.md "Descriptor"), parsed with
- * cJSON into a plain struct with every default filled in and every
- * constraint checked. */
+/* Internal: the JSON model descriptor (docs/SPECIFICATION.md "Descriptor"),
+ * parsed with cJSON into the tg_desc of core/desc.h and written back. */
 #ifndef TG_DESCRIPTOR_H
 #define TG_DESCRIPTOR_H
 
-#include "../common.h"
-
-#define TG_MAX_STAGES 8
-#define TG_MAX_SCHEDULE 32
-
-enum tg_norm_kind { TG_NORM_LAYERNORM = 0, TG_NORM_PIXELNORM = 1 };
-enum tg_output_kind { TG_OUTPUT_LINEAR = 0, TG_OUTPUT_TANH = 1 };
-enum tg_loss_kind { TG_LOSS_WGAN_GP_EPS = 0, TG_LOSS_WGAN_GP = 1, TG_LOSS_HINGE = 2, TG_LOSS_LSGAN = 3 };
-enum tg_optim_kind { TG_OPTIM_ADAM = 0, TG_OPTIM_SGD = 1 };
-enum tg_ema_kind { TG_EMA_NONE = 0, TG_EMA_HALF_LIFE = 1, TG_EMA_BETA = 2 };
-enum tg_aug_kind { TG_AUG_TRANSLATION = 0, TG_AUG_CUTOUT = 1, TG_AUG_COLOR = 2 };
-
-typedef struct tg_desc {
-    char *name;                 /* owned; "" by default */
-    int image_size, channels;   /* 32, 3 */
-    int latent_dim;             /* 256 */
-    struct {
-        int bottom_width;       /* 8 */
-        int embed_dim;          /* 384 */
-        int nstages;            /* length of depths */
-        int depths[TG_MAX_STAGES]; /* [5, 2, 2] */
-        int heads, mlp_ratio;   /* 4, 4 */
-        int norm;               /* enum tg_norm_kind */
-        int rel_bias;           /* 0/1 */
-        int output;             /* enum tg_output_kind */
-    } g;
-    struct {
-        int patch_size, embed_dim, depth, heads, mlp_ratio; /* 4, 384, 7, 4, 4 */
-    } d;
-    struct {
-        int loss;               /* enum tg_loss_kind */
-        double gp_weight, drift_weight;          /* 10, 0.001 */
-        int optimizer;          /* enum tg_optim_kind */
-        double g_lr, d_lr, beta1, beta2, adam_eps; /* 1e-4, 1e-4, 0, 0.99, 1e-8 */
-        int n_critic, g_batch, d_batch;          /* 4, 128, 64 */
-        double grad_clip;       /* 5.0 */
-        int ema;                /* enum tg_ema_kind */
-        double ema_half_life_kimg, ema_warmup, ema_beta; /* 500, 0.1, - */
-        int ndiffaug;
-        int diffaug[3];         /* enum tg_aug_kind, in order */
-        double sr_aux_weight;   /* 0 */
-        int loc_on;             /* locality given (not null) */
-        int loc_nstages;
-        int loc_stages[TG_MAX_STAGES];
-        int loc_nsched;
-        int64_t loc_until[TG_MAX_SCHEDULE];
-        int loc_radius[TG_MAX_SCHEDULE];
-        uint64_t seed;          /* 12345 */
-    } t;
-} tg_desc;
+#include "../core/desc.h"
 
 /* Parse descriptor JSON (NUL-terminated). On failure returns
  * TG_ERR_DESCRIPTOR with a message naming the key path
@@ -64,11 +14,5 @@ tg_status tg_desc_parse(const char *json, tg_desc *out);
 /* The full descriptor (defaults included) as compact JSON that
  * tg_desc_parse and the reference accept; malloc'd, NULL on OOM. */
 char *tg_desc_to_json(const tg_desc *d);
-
-void tg_desc_free(tg_desc *d);
-
-/* Derived sizes. */
-static inline int tg_desc_stage_dim(const tg_desc *d, int s) { return d->g.embed_dim >> (2 * s); }
-static inline int tg_desc_stage_res(const tg_desc *d, int s) { return d->g.bottom_width << s; }
 
 #endif

@@ -46,7 +46,7 @@ static tg_status read_all(const char *path, uint8_t **buf, size_t *len)
     size_t cap = 4096;
     if (S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX - 1)
         cap = (size_t)st.st_size + 1; /* +1: the final read sees EOF without a regrow */
-    uint8_t *b = malloc(cap);
+    uint8_t *b = tg_malloc(cap);
     if (!b) {
         close(fd);
         return tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory for %zu bytes", path,
@@ -56,7 +56,7 @@ static tg_status read_all(const char *path, uint8_t **buf, size_t *len)
     for (;;) {
         if (n == cap) {
             size_t ncap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
-            uint8_t *nb = ncap > cap ? realloc(b, ncap) : NULL;
+            uint8_t *nb = ncap > cap ? tg_realloc(b, ncap) : NULL;
             if (!nb) {
                 free(b);
                 close(fd);
@@ -91,6 +91,38 @@ static uint64_t le64(const uint8_t *p)
     for (int i = 7; i >= 0; i--)
         v = v << 8 | p[i];
     return v;
+}
+
+/* A descriptor passed where a checkpoint belongs is a common mistake; its
+ * first 8 bytes then read as an absurd header length, which says nothing
+ * useful. JSON text starts with '{' (after blanks) and has no NUL byte, while
+ * a header length below 2^56 always has one in its top byte. */
+static int looks_like_json(const uint8_t *b, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'))
+        i++;
+    if (i == len || b[i] != '{')
+        return 0;
+    for (size_t k = 0; k < len && k < 8; k++)
+        if (b[k] == 0)
+            return 0;
+    return 1;
+}
+
+int tg_st_looks_like_file(const char *path)
+{
+    uint8_t h[9];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t got = fread(h, 1, sizeof h, f);
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    fclose(f);
+    if (got < sizeof h || size < 10)
+        return 0;
+    uint64_t hn = le64(h);
+    return h[8] == '{' && hn >= 2 && hn <= ST_MAX_HEADER && hn <= (uint64_t)size - 8;
 }
 
 /* A JSON number that is an integer in [0, 2^53]; cJSON keeps only a double,
@@ -139,9 +171,9 @@ static tg_status parse_meta(const char *path, const cJSON *m, tg_st_file *out)
         n++;
     if (n == 0)
         return TG_OK;
-    st_kv *kv = calloc(n, sizeof *kv);
-    out->meta_keys = calloc(n, sizeof(char *));
-    out->meta_vals = calloc(n, sizeof(char *));
+    st_kv *kv = tg_calloc(n, sizeof *kv);
+    out->meta_keys = tg_calloc(n, sizeof(char *));
+    out->meta_vals = tg_calloc(n, sizeof(char *));
     if (!kv || !out->meta_keys || !out->meta_vals) {
         free(kv);
         return tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory", path);
@@ -154,8 +186,8 @@ static tg_status parse_meta(const char *path, const cJSON *m, tg_st_file *out)
                         path, ST_MSG_NAME, c->string);
             goto done;
         }
-        kv[k].key = strdup(c->string);
-        kv[k].val = strdup(c->valuestring);
+        kv[k].key = tg_strdup(c->string);
+        kv[k].val = tg_strdup(c->valuestring);
         if (!kv[k].key || !kv[k].val) {
             free(kv[k].key), free(kv[k].val);
             s = tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory", path);
@@ -283,7 +315,7 @@ static tg_status parse_tensor(const char *path, const cJSON *e, size_t data_len,
                        path, ST_MSG_NAME, name, en - b, dtype_names[dtype], nbytes);
     span->begin = (size_t)b;
     span->end = (size_t)en;
-    t->name = strdup(name);
+    t->name = tg_strdup(name);
     if (!t->name)
         return tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory", path);
     return TG_OK;
@@ -307,8 +339,8 @@ static tg_status parse_header(const char *path, const cJSON *root, const uint8_t
         TG_TRY(parse_meta(path, meta, out));
     if (n == 0)
         return TG_OK;
-    out->tensors = calloc(n, sizeof *out->tensors);
-    st_span *spans = calloc(n, sizeof *spans);
+    out->tensors = tg_calloc(n, sizeof *out->tensors);
+    st_span *spans = tg_calloc(n, sizeof *spans);
     if (!out->tensors || !spans) {
         free(spans);
         return tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory", path);
@@ -370,12 +402,18 @@ tg_status tg_st_read(const char *path, tg_st_file *out)
     tg_status s;
     cJSON *root = NULL;
     char *hcopy = NULL;
+    uint64_t hn = out->len >= 8 ? le64(out->buf) : 0;
+    if ((out->len < 8 || hn == 0 || hn > ST_MAX_HEADER || hn > out->len - 8) &&
+        looks_like_json(out->buf, out->len)) {
+        s = tg_fail(TG_ERR_FORMAT, "%s: this looks like a JSON descriptor, not a safetensors "
+                    "checkpoint; use tg_model_create_from_file", path);
+        goto fail;
+    }
     if (out->len < 8) {
         s = tg_fail(TG_ERR_FORMAT, "safetensors %s: file is %zu bytes, shorter than the 8-byte "
                     "header length", path, out->len);
         goto fail;
     }
-    uint64_t hn = le64(out->buf);
     if (hn == 0) {
         s = tg_fail(TG_ERR_FORMAT, "safetensors %s: header length is 0", path);
         goto fail;
@@ -392,7 +430,7 @@ tg_status tg_st_read(const char *path, tg_st_file *out)
     }
     /* cJSON gets its own NUL-terminated copy: whatever it does at the end of
      * the header can then never touch the data block or run off the buffer */
-    hcopy = malloc((size_t)hn + 1);
+    hcopy = tg_malloc((size_t)hn + 1);
     if (!hcopy) {
         s = tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory for the header", path);
         goto fail;
@@ -559,7 +597,7 @@ static void sb_put(sbuf *b, const char *s, size_t n)
         size_t c = b->cap ? b->cap : 256;
         while (c < b->len + n + 1)
             c = c > SIZE_MAX / 2 ? b->len + n + 1 : c * 2;
-        char *np = realloc(b->p, c);
+        char *np = tg_realloc(b->p, c);
         if (!np) {
             b->oom = 1;
             return;
@@ -700,7 +738,7 @@ static tg_status build_header(const char *path, const tg_st_entry *entries, size
             return tg_fail(TG_ERR_INVALID_ARGUMENT, "safetensors write %s: metadata %zu is NULL",
                            path, i);
     if (nmeta > 1) {
-        const char **keys = malloc(nmeta * sizeof *keys);
+        const char **keys = tg_malloc(nmeta * sizeof *keys);
         if (!keys)
             return tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors write %s: out of memory", path);
         memcpy(keys, mk, nmeta * sizeof *keys);
@@ -802,7 +840,7 @@ static tg_status write_body(FILE *f, const char *tmp, const sbuf *h, const tg_st
 static tg_status sync_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    char *dir = slash ? tg_strndup(path, slash == path ? 1 : (size_t)(slash - path)) : tg_strdup(".");
     if (!dir)
         return tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors write %s: out of memory", path);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -822,8 +860,8 @@ tg_status tg_st_write(const char *path, const tg_st_entry *entries, size_t n,
     if (!path || !path[0] || (n && !entries) || (nmeta && (!meta_keys || !meta_vals)))
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_st_write: NULL or empty argument");
     static atomic_uint counter; /* distinct temporaries for concurrent writers in one process */
-    const tg_st_entry **order = calloc(n ? n : 1, sizeof *order);
-    size_t *nelems = calloc(n ? n : 1, sizeof *nelems);
+    const tg_st_entry **order = tg_calloc(n ? n : 1, sizeof *order);
+    size_t *nelems = tg_calloc(n ? n : 1, sizeof *nelems);
     sbuf h = {0};
     char *tmp = NULL;
     FILE *f = NULL;
@@ -837,7 +875,7 @@ tg_status tg_st_write(const char *path, const tg_st_entry *entries, size_t n,
         goto out;
 
     size_t tl = strlen(path) + 48;
-    tmp = malloc(tl);
+    tmp = tg_malloc(tl);
     if (!tmp) {
         s = tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors write %s: out of memory", path);
         goto out;

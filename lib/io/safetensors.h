@@ -4,7 +4,7 @@
 #ifndef TG_SAFETENSORS_H
 #define TG_SAFETENSORS_H
 
-#include "../common.h"
+#include "../core/common.h"
 
 #define TG_ST_MAX_DIMS 8
 
@@ -34,6 +34,9 @@ typedef struct tg_st_file {
  * dtype other than F32/F64/F16/BF16). Messages name the file and tensor. */
 tg_status tg_st_read(const char *path, tg_st_file *out);
 void tg_st_free(tg_st_file *f);
+/* 1 if the file starts like a safetensors file (a plausible header length,
+ * then '{'): lets a reader of another format say what it was given. */
+int tg_st_looks_like_file(const char *path);
 const tg_st_tensor *tg_st_find(const tg_st_file *f, const char *name);
 const char *tg_st_meta(const tg_st_file *f, const char *key); /* NULL if absent */
 /* Convert a tensor's data to float32 into dst[nelem]. */

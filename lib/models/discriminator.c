@@ -149,7 +149,8 @@ tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_
 }
 
 /* ---- second order: the tangent of the scores along an image tangent, and
- * the reverse of that tangent (the gradient penalty's weight gradient) ---- */
+ * the reverse of that tangent (the gradient penalty's weight gradient;
+ * docs/SECOND_ORDER.md sections 4 and 9) ---- */
 
 tg_status tg_disc_jvp(tg_dnn *c, const tg_disc *d, const float *W, const tg_disc_acts *a,
                       tg_disc_acts *ta, const float *imgd, float *scoresd)

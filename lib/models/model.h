@@ -7,10 +7,11 @@
 #ifndef TG_MODEL_H
 #define TG_MODEL_H
 
-#include "../io/descriptor.h"
+#include "../core/desc.h"
 #include "../nn/block.h"
-#include "../train/rng.h"
-#include "params.h"
+#include "../core/rng.h"
+#include "../core/params.h"
+#include "state.h"
 
 /* ------------------------------------------------------------- generator */
 typedef struct tg_gen_stage {
@@ -94,7 +95,8 @@ tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *
 tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
                       const float *dscores, float *dimg);
 
-/* Tangent of the scores along an image tangent imgd, at the primal
+/* Second order (docs/SECOND_ORDER.md sections 2, 4 and 9).
+ * Tangent of the scores along an image tangent imgd, at the primal
  * activations `a` of a training forward; tangent activations go to ta
  * (allocated like a). */
 tg_status tg_disc_jvp(tg_dnn *c, const tg_disc *d, const float *W, const tg_disc_acts *a,
@@ -112,12 +114,11 @@ struct tg_model {
     tg_dnn *dnn;
     tg_gen gen;
     tg_disc disc;
-    float *gw, *dw;   /* weights */
-    float *ema;       /* EMA generator weights, NULL without EMA */
-    float *gm, *gv, *dm, *dv; /* Adam moments, NULL until the first update */
-    struct tg_trainer *trainer; /* training buffers, made by the first step */
-    uint64_t d_steps, g_steps;
+    /* each network's state arrays and update counter (models/state.h);
+     * with rng, everything a checkpoint holds and a failed step restores */
+    tg_net_state gnet, dnet;
     tg_rng rng;
+    struct tg_trainer *trainer; /* training buffers, made by the first step */
     int threads;      /* tg_model_set_threads: 0 = the caller's OpenMP maximum */
     /* locality masks for the stages that use them, at mask_radius[s] */
     uint8_t *masks[TG_MAX_STAGES];
@@ -131,23 +132,15 @@ struct tg_model {
     int64_t d_ws_cap;
 };
 
-/* The body of a computing entry point (tg_generate, tg_discriminate,
- * tg_train_step): evaluates `call` on the model's thread count and returns
- * its status, the caller's OpenMP maximum restored. A NULL model goes
- * straight to `call`, which reports it. */
-#define TG_RETURN_ON_MODEL_THREADS(m, call)                                    \
-    do {                                                                      \
-        if (!(m))                                                             \
-            return (call);                                                    \
-        int caller_ = tg_dnn_threads_enter((m)->dnn, (m)->threads);           \
-        tg_status st_ = (call);                                               \
-        tg_dnn_threads_leave(caller_);                                        \
-        return st_;                                                           \
-    } while (0)
-
-/* Build an empty model (weights zero) for a parsed descriptor; takes
- * ownership of *desc (cleared) on success and on failure. */
-tg_status tg_model_build(tg_desc *desc, tg_model **out);
+/* Build an empty model (weights zero) for a parsed descriptor and its JSON
+ * text (io/'s tg_desc_to_json; NULL counts as out of memory); takes
+ * ownership of both (*desc cleared) on success and on failure. */
+tg_status tg_model_build(tg_desc *desc, char *desc_json, tg_model **out);
+/* Free everything the model owns but its trainer (train/ frees that first). */
+void tg_model_free(tg_model *m);
+/* The state groups (enum tg_state_group) network `net` (&m->gnet or
+ * &m->dnet) has in this model, now or once training has started. */
+unsigned tg_model_state_groups(const tg_model *m, const tg_net_state *net);
 /* Fill the weights with the official initialisation from seed; EMA = copy. */
 void tg_model_init_weights(tg_model *m, uint64_t seed);
 /* The masks for the current g_steps (NULL entries: none); recomputes them

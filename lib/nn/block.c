@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../io/descriptor.h"
+#include "../core/desc.h"
 #include "block.h"
 
 static size_t add(tg_params *t, const char *prefix, const char *name, int ndim, int64_t s0,

@@ -4,7 +4,7 @@
 #ifndef TG_BLOCK_H
 #define TG_BLOCK_H
 
-#include "../models/params.h"
+#include "../core/params.h"
 #include "../ops/ops.h"
 
 typedef struct tg_block {
@@ -49,7 +49,8 @@ tg_status tg_block_bwd(tg_dnn *c, const tg_block *b, const float *W, float *G, f
                        int64_t B, int64_t N, const float *bias, const uint8_t *mask, float *dbias,
                        const tg_block_acts *a, float *scratch);
 
-/* Second order (layernorm blocks without bias or mask: the discriminator's).
+/* Second order (layernorm blocks without bias or mask: the discriminator's;
+ * docs/SECOND_ORDER.md section 4).
  * Tangent forward: xd [B, N, C] in place (the tangent of the block's input
  * becomes its output's), along the primal activations `a` of a training
  * forward; the tangent activations are kept in `ta`. */

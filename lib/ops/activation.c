@@ -69,7 +69,8 @@ tg_status tg_tanh_bwd(tg_dnn *c, float *dx, const float *dy, const float *y, int
     return elt_bwd(c, dnnl_eltwise_tanh_use_dst_for_bwd, 1, dx, dy, y, n);
 }
 
-/* GELU(x) = x Phi(x): GELU'' = phi(x) (2 - x^2), phi the normal density. */
+/* GELU(x) = x Phi(x): GELU'' = phi(x) (2 - x^2), phi the normal density
+ * (docs/SECOND_ORDER.md section 6). */
 void tg_gelu_hvp(float *dx, const float *x, const float *xd, const float *dyd, int64_t n)
 {
 #pragma omp parallel for schedule(static) if (n > 65536)

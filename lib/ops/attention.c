@@ -4,14 +4,13 @@
  * chunk of images at a time (bounded memory); backward recomputes them. */
 #include <math.h>
 
+#include "attention_rows.h"
 #include "ops.h"
 
 /* Score floats per chunk: 4 Mi floats (16 MiB) per buffer; tests lower it to
  * exercise chunking. */
 int64_t tg_attention_chunk_floats = (int64_t)1 << 22;
 #define ATTN_CHUNK_FLOATS tg_attention_chunk_floats
-
-enum { SLOT_P = 0, SLOT_DP = 1, SLOT_DS = 2 };
 
 static int64_t chunk_images(int64_t B, int64_t N, int64_t H)
 {
@@ -70,18 +69,8 @@ static tg_status scores(tg_dnn *c, float *P, const float *qkv, const float *bias
 #pragma omp parallel for schedule(static)
         for (int64_t r = 0; r < cb * H * N; r++) {
             int64_t h = (r / N) % H, i = r % N;
-            float *s = P + r * N;
-            if (bias) {
-                const float *br = bias + (h * N + i) * N;
-                for (int64_t j = 0; j < N; j++)
-                    s[j] += br[j];
-            }
-            if (mask) {
-                const uint8_t *mr = mask + i * N;
-                for (int64_t j = 0; j < N; j++)
-                    if (!mr[j])
-                        s[j] = -INFINITY;
-            }
+            tg_att_bias_mask(P + r * N, bias ? bias + (h * N + i) * N : NULL, 1.0f,
+                             mask ? mask + i * N : NULL, N);
         }
     }
     tg_prim *sp;
@@ -96,7 +85,7 @@ tg_status tg_attention_fwd(tg_dnn *c, float *out, const float *qkv, const float 
     if (N >= tg_attention_fused_min_tokens)
         return tg_attention_fused_fwd(c, out, qkv, bias, mask, B, N, C, H);
     int64_t dh = C / H, row = 3 * C, cb = chunk_images(B, N, H);
-    float *P = tg_dnn_tmp(c, SLOT_P, (size_t)(cb * H * N * N));
+    float *P = tg_dnn_tmp(c, TG_TMP_ATT_P, (size_t)(cb * H * N * N));
     if (!P)
         return TG_ERR_OUT_OF_MEMORY;
     for (int64_t b0 = 0; b0 < B; b0 += cb) {
@@ -119,8 +108,8 @@ tg_status tg_attention_bwd(tg_dnn *c, float *dqkv, float *dbias, const float *do
         return tg_attention_fused_bwd(c, dqkv, dbias, dout, qkv, bias, mask, B, N, C, H);
     int64_t dh = C / H, row = 3 * C, cb = chunk_images(B, N, H);
     size_t sz = (size_t)(cb * H * N * N);
-    float *P = tg_dnn_tmp(c, SLOT_P, sz), *dP = tg_dnn_tmp(c, SLOT_DP, sz),
-          *dS = tg_dnn_tmp(c, SLOT_DS, sz);
+    float *P = tg_dnn_tmp(c, TG_TMP_ATT_P, sz), *dP = tg_dnn_tmp(c, TG_TMP_ATT_DP, sz),
+          *dS = tg_dnn_tmp(c, TG_TMP_ATT_DS, sz);
     if (!P || !dP || !dS)
         return TG_ERR_OUT_OF_MEMORY;
     float scale = 1.0f / sqrtf((float)dh);
@@ -160,7 +149,8 @@ tg_status tg_attention_bwd(tg_dnn *c, float *dqkv, float *dbias, const float *do
     return TG_OK;
 }
 
-/* ---- second order (no bias, no mask: the discriminator's attention) ----
+/* ---- second order (no bias, no mask: the discriminator's attention;
+ * docs/SECOND_ORDER.md section 8) ----
  * Per head: S = sc Q K^T, P = softmax(S), O = P V. Tangents:
  *   Sd = sc (Qd K^T + Q Kd^T), Pd = P o (Sd - rowsum(P o Sd)), Od = Pd V + P Vd. */
 
@@ -195,7 +185,8 @@ tg_status tg_attention_jvp(tg_dnn *c, float *outd, const float *qkv, const float
 {
     int64_t dh = C / H, row = 3 * C, cb = chunk_images(B, N, H);
     size_t sz = (size_t)(cb * H * N * N);
-    float *P = tg_dnn_tmp(c, 0, sz), *Sd = tg_dnn_tmp(c, 1, sz), *Pd = tg_dnn_tmp(c, 2, sz);
+    float *P = tg_dnn_tmp(c, TG_TMP_ATT_P, sz), *Sd = tg_dnn_tmp(c, TG_TMP_ATT_DP, sz),
+          *Pd = tg_dnn_tmp(c, TG_TMP_ATT_DS, sz);
     if (!P || !Sd || !Pd)
         return TG_ERR_OUT_OF_MEMORY;
     for (int64_t b0 = 0; b0 < B; b0 += cb) {
@@ -216,8 +207,9 @@ tg_status tg_attention_bwd2(tg_dnn *c, float *dqkv, float *dqkvd, const float *d
 {
     int64_t dh = C / H, row = 3 * C, cb = chunk_images(B, N, H);
     size_t sz = (size_t)(cb * H * N * N);
-    float *P = tg_dnn_tmp(c, 0, sz), *Sd = tg_dnn_tmp(c, 1, sz), *Pd = tg_dnn_tmp(c, 2, sz),
-          *Pdb = tg_dnn_tmp(c, 3, sz), *Pb = tg_dnn_tmp(c, 4, sz);
+    float *P = tg_dnn_tmp(c, TG_TMP_ATT_P, sz), *Sd = tg_dnn_tmp(c, TG_TMP_ATT_DP, sz),
+          *Pd = tg_dnn_tmp(c, TG_TMP_ATT_DS, sz), *Pdb = tg_dnn_tmp(c, TG_TMP_ATT_PDB, sz),
+          *Pb = tg_dnn_tmp(c, TG_TMP_ATT_PB, sz);
     if (!P || !Sd || !Pd || !Pdb || !Pb)
         return TG_ERR_OUT_OF_MEMORY;
     float sc = 1.0f / sqrtf((float)dh);

@@ -261,7 +261,7 @@ tg_status tg_prim_exec(tg_dnn *c, tg_prim *p, void *const *bufs)
     return TG_OK;
 }
 
-float *tg_dnn_tmp(tg_dnn *c, int slot, size_t n)
+float *tg_dnn_tmp(tg_dnn *c, enum tg_tmp_slot slot, size_t n)
 {
     if (n > c->tmp_n[slot]) {
         free(c->tmp[slot]);

@@ -6,7 +6,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
-#include "../common.h"
+#include "../core/common.h"
 
 typedef struct tg_dnn tg_dnn;
 
@@ -57,11 +57,22 @@ tg_status tg_dnn_build(tg_dnn *ctx, const int64_t *key, int nkey, const_dnnl_op_
 /* Run a primitive on buffers given in the order of its arg_ids. */
 tg_status tg_prim_exec(tg_dnn *ctx, tg_prim *p, void *const *bufs);
 
-/* A temporary buffer of at least `n` floats, slot 0..TG_TMP_SLOTS-1; grows
- * (the only allocation) when a larger shape is first seen. Contents are not
- * kept between ops. NULL (with OUT_OF_MEMORY recorded) on failure. */
-#define TG_TMP_SLOTS 6
-float *tg_dnn_tmp(tg_dnn *ctx, int slot, size_t n);
+/* The context's temporary buffers, one slot per role, listed here so that
+ * no two buffers an op holds at once share a slot. Contents are not kept
+ * between ops. */
+enum tg_tmp_slot {
+    TG_TMP_ATT_P = 0,   /* attention: probabilities P; fused path: per-thread rows */
+    TG_TMP_ATT_DP = 1,  /* backward dP; second order: the scores' tangent Sd */
+    TG_TMP_ATT_DS = 2,  /* backward dS; second order: the probabilities' tangent Pd */
+    TG_TMP_ATT_PDB = 3, /* second-order reverse: adjoint of Pd */
+    TG_TMP_ATT_PB = 4,  /* second-order reverse: adjoint of P */
+    TG_TMP_LN = 5,      /* LayerNorm backward: dgamma, dbeta before they are added */
+    TG_TMP_SLOTS
+};
+/* A temporary buffer of at least `n` floats in `slot`; grows (the only
+ * allocation) when a larger shape is first seen. NULL (with OUT_OF_MEMORY
+ * recorded) on failure. */
+float *tg_dnn_tmp(tg_dnn *ctx, enum tg_tmp_slot slot, size_t n);
 
 /* A buffer of at least n ones (for bias gradients by matmul). */
 const float *tg_dnn_ones(tg_dnn *ctx, size_t n);

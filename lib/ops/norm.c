@@ -55,7 +55,7 @@ tg_status tg_layernorm_bwd(tg_dnn *c, float *dx, float *dg, float *db, const flo
         TG_TRY(tg_dnn_build(c, key, 3, &d, NULL, fp->pd, 9, args, &p));
     }
     /* diff_scale/diff_shift are overwritten by oneDNN: collect, then add */
-    float *t = tg_dnn_tmp(c, 5, (size_t)(2 * C));
+    float *t = tg_dnn_tmp(c, TG_TMP_LN, (size_t)(2 * C));
     if (!t)
         return TG_ERR_OUT_OF_MEMORY;
     void *bufs[] = {(void *)x, (void *)dy, (void *)mean, (void *)var, (void *)g,
@@ -100,9 +100,10 @@ void tg_pixelnorm_bwd(float *dx, const float *dy, const float *x, int64_t M, int
     }
 }
 
-/* Second order of LayerNorm. Per row: n = (x - mu) r, r = (var + eps)^-1/2,
- * y = g n + b. Tangent: nd = r (xd - mean(xd) - n mean(n xd)), yd = g nd.
- * The Jacobian J = r (I - 11^T/C - n n^T/C) is symmetric. */
+/* Second order of LayerNorm (docs/SECOND_ORDER.md section 7). Per row:
+ * n = (x - mu) r, r = (var + eps)^-1/2, y = g n + b. Tangent:
+ * nd = r (xd - mean(xd) - n mean(n xd)), yd = g nd. The Jacobian
+ * J = r (I - 11^T/C - n n^T/C) is symmetric. */
 void tg_layernorm_jvp(float *yd, const float *xd, const float *x, const float *mean,
                       const float *var, const float *g, int64_t M, int64_t C)
 {
@@ -122,11 +123,12 @@ void tg_layernorm_jvp(float *yd, const float *xd, const float *x, const float *m
     }
 }
 
-/* Reverse of (y, yd). With nb = g dy, ndb = g dyd:
+/* Reverse of (y, yd), docs/SECOND_ORDER.md section 7. With nb = g dy,
+ * ndb = g dyd and a = mean(n xd):
  *   dxd = J ndb;
- *   through nd's dependence on n and r: nb_c -= r ndb_c a + ... (a = mean(n xd)),
- *   rb = sum(ndb nd) / r;
- *   dx = J nb' - rb r^2 n / C, where nb' is nb plus those terms. */
+ *   nd = r (xd - mean(xd) - n a) reaches x through r, n and a:
+ *     rb = sum(ndb nd) / r,  nb += -r a ndb + ab xd / C,  ab = -r sum(ndb n);
+ *   dx = J nb - rb r^2 n / C  (dr/dx = -r^2 n / C). */
 void tg_layernorm_bwd2(float *dx, float *dxd, float *dg, float *db, const float *dy,
                        const float *dyd, const float *x, const float *xd, const float *mean,
                        const float *var, const float *g, int64_t M, int64_t C)

@@ -80,7 +80,8 @@ tg_status tg_attention_bwd(tg_dnn *c, float *dqkv, float *dbias, const float *do
                            const float *qkv, const float *bias, const uint8_t *mask, int64_t B,
                            int64_t N, int64_t C, int64_t H);
 
-/* ---- second order, for the exact gradient penalty (reverse over forward).
+/* ---- second order, for the exact gradient penalty (reverse over forward;
+ * derived in docs/SECOND_ORDER.md, sections 5-8).
  * A *_jvp computes the tangent of an op's output for an input tangent xd
  * (forward mode); a *_bwd2 is the reverse mode of the pair (output, tangent):
  * given the adjoints of both (dy, dyd) it writes the adjoints of the input

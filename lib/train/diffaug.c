@@ -1,11 +1,12 @@
-/* DiffAugment (SPEC.md "DiffAugment"; the reference's sample_aug/diffaug).
+/* DiffAugment (docs/SPECIFICATION.md "DiffAugment"; the reference's
+ * sample_aug/diffaug).
  * Every op works in place on one image, so apply/linear/adjoint copy the
  * input once and then run the ops without any scratch memory. */
 #include "diffaug.h"
 
 #include <math.h>
 
-#include "../io/descriptor.h"
+#include "../core/desc.h"
 
 /* below this many floats the thread start-up costs more than the work */
 #define AUG_PAR_MIN 32768

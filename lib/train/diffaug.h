@@ -1,12 +1,12 @@
 /* Internal: DiffAugment (translation, cutout, color), differentiable.
- * SPEC.md "DiffAugment"; the reference's sample_aug/diffaug. The random draw
- * is kept in the struct so the same augmentation can be applied, linearised
- * and transposed (for the gradient penalty's directions). */
+ * docs/SPECIFICATION.md "DiffAugment"; the reference's sample_aug/diffaug.
+ * The random draw is kept in the struct so the same augmentation can be
+ * applied, linearised and transposed (for the gradient penalty's directions). */
 #ifndef TG_DIFFAUG_H
 #define TG_DIFFAUG_H
 
-#include "../common.h"
-#include "rng.h"
+#include "../core/common.h"
+#include "../core/rng.h"
 
 typedef struct tg_aug {
     int n_ops;

@@ -1,9 +1,9 @@
-/* Losses, clipping, SGD, Adam and EMA (SPEC.md "Training step"). */
+/* Losses, clipping, SGD, Adam and EMA (docs/SPECIFICATION.md "Training step"). */
 #include "optim.h"
 
 #include <math.h>
 
-#include "../io/descriptor.h"
+#include "../core/desc.h"
 
 double tg_d_loss_real(int loss, double drift, const float *s, int64_t B, float *ds)
 {

@@ -6,9 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Discriminator loss terms of SPEC.md (loss: enum tg_loss_kind), each for
- * its own batch of scores so real and fake can be processed one after the
- * other. Return the term and write d term / d score into ds. */
+/* Discriminator loss terms (docs/SPECIFICATION.md "Training step"; loss:
+ * enum tg_loss_kind), each for its own batch of scores so real and fake can
+ * be processed one after the other. Return the term and write d term / d score into ds. */
 double tg_d_loss_real(int loss, double drift, const float *s, int64_t B, float *ds);
 double tg_d_loss_fake(int loss, const float *s, int64_t B, float *ds);
 /* Generator adversarial loss: -mean s (lsgan: mean (s - 1)^2). */

@@ -1,7 +1,9 @@
-/* Public API: the training step of SPEC.md. One call: a discriminator update
- * (with the exact second-order gradient penalty), then every n_critic-th call
- * a generator update (with MT-CT when on) and the EMA. A failed step restores
- * the model from the backups taken at its start. */
+/* The training step (docs/SPECIFICATION.md "Training step"). One call: a
+ * discriminator update (with the exact second-order gradient penalty), then
+ * every n_critic-th call a generator update (with MT-CT when on) and the
+ * EMA. A failed step restores the model from the backups taken at its start
+ * (copy_state). The penalty's second-order pass is derived in
+ * docs/SECOND_ORDER.md. The public call is api/train.c. */
 #include <math.h>
 
 #include "../ops/ops.h"
@@ -16,10 +18,10 @@ void tg_trainer_free(tg_trainer *t)
     tg_disc_acts_free(&t->da);
     tg_disc_acts_free(&t->dta);
     tg_aug_free(&t->aug);
-    float *bufs[] = {t->gG,  t->dG,     t->fake,  t->xh,    t->u,     t->du,
-                     t->gx,  t->w,      t->lowres, t->z,  t->alpha, t->s,     t->ds,
-                     t->gws, t->bk_gw,  t->bk_dw, t->bk_ema, t->bk_gm, t->bk_gv, t->bk_dm,
-                     t->bk_dv};
+    tg_net_free(&t->bk_g);
+    tg_net_free(&t->bk_d);
+    float *bufs[] = {t->fake, t->xh, t->u,     t->du, t->gx, t->w,
+                     t->lowres, t->z, t->alpha, t->s,  t->ds, t->gws};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
     free(t);
@@ -40,8 +42,7 @@ tg_status tg_trainer_make(tg_model *m)
     if (!t)
         return TG_ERR_OUT_OF_MEMORY;
     int64_t B = d->t.d_batch, Bg = d->t.g_batch, bmax = TG_MAX(B, Bg);
-    size_t px = (size_t)d->channels * d->image_size * d->image_size, G = m->gen.P.total,
-           D = m->disc.P.total;
+    size_t px = (size_t)d->channels * d->image_size * d->image_size;
     int oom = 0;
     t->bmax = bmax;
     tg_status st = tg_gen_acts_alloc(&m->gen, bmax, &t->ga);
@@ -51,11 +52,19 @@ tg_status tg_trainer_make(tg_model *m)
         st = tg_disc_acts_alloc(&m->disc, bmax, &t->dta);
     if (st == TG_OK)
         st = tg_aug_init(&t->aug, d->t.diffaug, d->t.ndiffaug, bmax);
+    /* the networks' moments (unless a checkpoint brought them) and gradients,
+     * then backups of everything a failed step restores */
+    tg_net_state *live[2] = {&m->gnet, &m->dnet}, *bk[2] = {&t->bk_g, &t->bk_d};
+    for (int k = 0; k < 2 && st == TG_OK; k++) {
+        st = tg_net_alloc(live[k], tg_model_state_groups(m, live[k]) &
+                                       (TG_GROUP_OPTIMIZER | TG_GROUP_GRAD));
+        if (st == TG_OK)
+            st = tg_net_alloc_like(bk[k], live[k], TG_GROUPS_KEPT);
+    }
     if (st != TG_OK) {
         tg_trainer_free(t);
         return st;
     }
-    t->gG = falloc(G, &oom), t->dG = falloc(D, &oom);
     t->fake = falloc((size_t)B * px, &oom), t->xh = falloc((size_t)B * px, &oom);
     t->u = falloc((size_t)bmax * px, &oom), t->du = falloc((size_t)bmax * px, &oom);
     t->gx = falloc((size_t)bmax * px, &oom), t->w = falloc((size_t)bmax * px, &oom);
@@ -64,17 +73,6 @@ tg_status tg_trainer_make(tg_model *m)
     t->z = falloc((size_t)bmax * d->latent_dim, &oom), t->alpha = falloc((size_t)B, &oom);
     t->s = falloc((size_t)bmax, &oom), t->ds = falloc((size_t)bmax, &oom);
     t->gws = falloc(tg_gen_infer_floats(&m->gen, B), &oom);
-    t->bk_gw = falloc(G, &oom), t->bk_dw = falloc(D, &oom);
-    if (m->ema)
-        t->bk_ema = falloc(G, &oom);
-    if (d->t.optimizer == TG_OPTIM_ADAM) {
-        if (!m->gm)
-            m->gm = falloc(G, &oom), m->gv = falloc(G, &oom);
-        if (!m->dm)
-            m->dm = falloc(D, &oom), m->dv = falloc(D, &oom);
-        t->bk_gm = falloc(G, &oom), t->bk_gv = falloc(G, &oom);
-        t->bk_dm = falloc(D, &oom), t->bk_dv = falloc(D, &oom);
-    }
     if (oom) {
         tg_trainer_free(t);
         return TG_ERR_OUT_OF_MEMORY;
@@ -84,22 +82,22 @@ tg_status tg_trainer_make(tg_model *m)
 }
 
 /* ---- state backup and restore around a step ---- */
-typedef struct {
-    tg_rng rng;
-    uint64_t d_steps, g_steps;
-} small_state;
-
+/* Everything a failed step must leave as it was: the kept arrays and
+ * counters of both networks (models/state.h) and the training RNG. */
 static void copy_state(tg_model *m, int restore)
 {
     tg_trainer *t = m->trainer;
-    size_t G = m->gen.P.total * sizeof(float), D = m->disc.P.total * sizeof(float);
-    struct { float *live, *bk; size_t n; } pairs[] = {
-        {m->gw, t->bk_gw, G}, {m->dw, t->bk_dw, D},  {m->ema, t->bk_ema, G}, {m->gm, t->bk_gm, G},
-        {m->gv, t->bk_gv, G}, {m->dm, t->bk_dm, D}, {m->dv, t->bk_dv, D}};
-    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++)
-        if (pairs[i].live && pairs[i].bk)
-            memcpy(restore ? pairs[i].live : pairs[i].bk, restore ? pairs[i].bk : pairs[i].live,
-                   pairs[i].n);
+    tg_net_state *live[2] = {&m->gnet, &m->dnet}, *bk[2] = {&t->bk_g, &t->bk_d};
+    for (int k = 0; k < 2; k++) {
+        if (restore)
+            tg_net_copy(live[k], bk[k], TG_GROUPS_KEPT);
+        else
+            tg_net_copy(bk[k], live[k], TG_GROUPS_KEPT);
+    }
+    if (restore)
+        m->rng = t->bk_rng;
+    else
+        t->bk_rng = m->rng;
 }
 
 /* aug(x) into out, or x itself when there is no augmentation */
@@ -121,16 +119,19 @@ static double mean_of(const float *s, int64_t B)
     return a / (double)B;
 }
 
-/* clip to the global norm, then one optimiser step (SPEC.md) */
-static tg_status update(tg_model *m, float *w, float *g, float *mo, float *ve, size_t n,
-                        double lr, uint64_t step, double *norm_out, const char *net)
+/* clip to the global norm, then one optimiser step (docs/SPECIFICATION.md
+ * "Training step") */
+static tg_status update(tg_model *m, tg_net_state *net, double lr, double *norm_out,
+                        const char *name)
 {
+    float *w = net->w, *g = net->grad;
+    size_t n = net->P->total;
     const tg_desc *d = &m->desc;
     double norm = tg_grad_norm(g, n);
     *norm_out = norm;
     if (!isfinite(norm))
         return tg_fail(TG_ERR_NONFINITE, "tg_train_step: the %s gradient is NaN or infinite; "
-                       "the model is unchanged", net);
+                       "the model is unchanged", name);
     if (d->t.grad_clip > 0) {
         double coef = d->t.grad_clip / (norm + 1e-6);
         if (coef < 1)
@@ -139,10 +140,11 @@ static tg_status update(tg_model *m, float *w, float *g, float *mo, float *ve, s
     if (d->t.optimizer == TG_OPTIM_SGD)
         tg_sgd_step(w, g, n, lr);
     else
-        tg_adam_step(w, mo, ve, g, n, lr, d->t.beta1, d->t.beta2, d->t.adam_eps, step);
+        tg_adam_step(w, net->adam_m, net->adam_v, g, n, lr, d->t.beta1, d->t.beta2,
+                     d->t.adam_eps, net->steps);
     if (!tg_all_finite(w, n))
         return tg_fail(TG_ERR_NONFINITE, "tg_train_step: the %s update made weights NaN or "
-                       "infinite; the model is unchanged", net);
+                       "infinite; the model is unchanged", name);
     return TG_OK;
 }
 
@@ -169,17 +171,18 @@ tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug,
         u = t->u;
     }
     t->da.B = B;
-    TG_TRY(tg_disc_fwd(c, &m->disc, m->dw, u, t->s, &t->da, 1));
+    TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da, 1));
     for (int64_t b = 0; b < B; b++)
         t->ds[b] = 1.0f;
-    TG_TRY(tg_disc_bwd(c, &m->disc, m->dw, NULL, &t->da, t->ds, t->du));
+    TG_TRY(tg_disc_bwd(c, &m->disc, m->dnet.w, NULL, &t->da, t->ds, t->du));
     float *g = t->du; /* d D(aug(xh)) / d xh = A^T (d D / d u) */
     if (aug) {
         tg_aug_adjoint(aug, t->gx, t->du, C);
         g = t->gx;
     }
     /* v = dGP/dg = (2/B)(|g|-1) g/|g|: the derivative of D along A v is
-     * what the penalty's weight gradient differentiates (reverse over forward) */
+     * what the penalty's weight gradient differentiates (reverse over
+     * forward; docs/SECOND_ORDER.md sections 1-2) */
     double gp = 0;
     for (int64_t b = 0; b < B; b++) {
         double nn = 0;
@@ -199,10 +202,10 @@ tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug,
         tg_aug_linear(aug, t->w, g, C);
         dir = t->w;
     }
-    TG_TRY(tg_disc_jvp(c, &m->disc, m->dw, &t->da, &t->dta, dir, t->s));
+    TG_TRY(tg_disc_jvp(c, &m->disc, m->dnet.w, &t->da, &t->dta, dir, t->s));
     for (int64_t b = 0; b < B; b++)
         t->ds[b] = (float)d->t.gp_weight;
-    return tg_disc_bwd2(c, &m->disc, m->dw, G, &t->da, &t->dta, t->ds);
+    return tg_disc_bwd2(c, &m->disc, m->dnet.w, G, &t->da, &t->dta, t->ds);
 }
 
 static tg_status d_update(tg_model *m, const float *real, const float *zd, const float *alpha,
@@ -213,20 +216,20 @@ static tg_status d_update(tg_model *m, const float *real, const float *zd, const
     tg_dnn *c = m->dnn;
     int64_t B = d->t.d_batch, C = d->channels, S = d->image_size;
     size_t px = (size_t)C * S * S;
-    TG_TRY(tg_gen_infer(c, &m->gen, m->gw, zd, B, masks, t->fake, t->gws));
-    memset(t->dG, 0, m->disc.P.total * sizeof(float));
+    TG_TRY(tg_gen_infer(c, &m->gen, m->gnet.w, zd, B, masks, t->fake, t->gws));
+    memset(m->dnet.grad, 0, m->disc.P.total * sizeof(float));
     t->da.B = B;
     /* real, then fake: each forward and backward in turn (one activation set) */
     const float *u = augment(t, &m->rng, real, t->u, B, (int)S, C);
-    TG_TRY(tg_disc_fwd(c, &m->disc, m->dw, u, t->s, &t->da, 1));
+    TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da, 1));
     double l_real = tg_d_loss_real(d->t.loss, d->t.drift_weight, t->s, B, t->ds);
     o->d_real = mean_of(t->s, B);
-    TG_TRY(tg_disc_bwd(c, &m->disc, m->dw, t->dG, &t->da, t->ds, NULL));
+    TG_TRY(tg_disc_bwd(c, &m->disc, m->dnet.w, m->dnet.grad, &t->da, t->ds, NULL));
     u = augment(t, &m->rng, t->fake, t->u, B, (int)S, C);
-    TG_TRY(tg_disc_fwd(c, &m->disc, m->dw, u, t->s, &t->da, 1));
+    TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da, 1));
     double l_fake = tg_d_loss_fake(d->t.loss, t->s, B, t->ds);
     o->d_fake = mean_of(t->s, B);
-    TG_TRY(tg_disc_bwd(c, &m->disc, m->dw, t->dG, &t->da, t->ds, NULL));
+    TG_TRY(tg_disc_bwd(c, &m->disc, m->dnet.w, m->dnet.grad, &t->da, t->ds, NULL));
     o->gp = 0;
     if (d->t.loss == TG_LOSS_WGAN_GP || d->t.loss == TG_LOSS_WGAN_GP_EPS) {
         for (int64_t b = 0; b < B; b++)
@@ -234,15 +237,14 @@ static tg_status d_update(tg_model *m, const float *real, const float *zd, const
                 t->xh[b * px + i] = alpha[b] * real[b * px + i] + (1 - alpha[b]) * t->fake[b * px + i];
         if (t->aug.n_ops)
             tg_aug_sample(&t->aug, &m->rng, B, (int)S);
-        TG_TRY(tg_penalty(m, t->xh, B, t->aug.n_ops ? &t->aug : NULL, t->dG, &o->gp));
+        TG_TRY(tg_penalty(m, t->xh, B, t->aug.n_ops ? &t->aug : NULL, m->dnet.grad, &o->gp));
     }
     o->d_loss = l_real + l_fake + d->t.gp_weight * o->gp;
     if (!isfinite(o->d_loss))
         return tg_fail(TG_ERR_NONFINITE, "tg_train_step: the discriminator loss is NaN or "
                        "infinite; the model is unchanged");
-    m->d_steps++;
-    return update(m, m->dw, t->dG, m->dm, m->dv, m->disc.P.total, d->t.d_lr, m->d_steps,
-                  &o->d_grad_norm, "discriminator");
+    m->dnet.steps++;
+    return update(m, &m->dnet, d->t.d_lr, &o->d_grad_norm, "discriminator");
 }
 
 static tg_status g_update(tg_model *m, const float *real, const float *zg, uint8_t *const *masks,
@@ -252,48 +254,47 @@ static tg_status g_update(tg_model *m, const float *real, const float *zg, uint8
     tg_trainer *t = m->trainer;
     tg_dnn *c = m->dnn;
     int64_t Bg = d->t.g_batch, B = d->t.d_batch, C = d->channels, S = d->image_size;
-    memset(t->gG, 0, m->gen.P.total * sizeof(float));
+    memset(m->gnet.grad, 0, m->gen.P.total * sizeof(float));
     t->ga.B = Bg;
-    TG_TRY(tg_gen_fwd(c, &m->gen, m->gw, zg, 0, masks, &t->ga));
+    TG_TRY(tg_gen_fwd(c, &m->gen, m->gnet.w, zg, 0, masks, &t->ga));
     const float *u = augment(t, &m->rng, t->ga.img, t->u, Bg, (int)S, C);
     t->da.B = Bg;
-    TG_TRY(tg_disc_fwd(c, &m->disc, m->dw, u, t->s, &t->da, 1));
+    TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da, 1));
     double gl = tg_g_loss(d->t.loss, t->s, Bg, t->ds);
-    TG_TRY(tg_disc_bwd(c, &m->disc, m->dw, NULL, &t->da, t->ds, t->du));
+    TG_TRY(tg_disc_bwd(c, &m->disc, m->dnet.w, NULL, &t->da, t->ds, t->du));
     const float *dimg = t->du;
     if (t->aug.n_ops) {
         tg_aug_adjoint(&t->aug, t->gx, t->du, C);
         dimg = t->gx;
     }
-    TG_TRY(tg_gen_bwd(c, &m->gen, m->gw, t->gG, zg, masks, &t->ga, dimg));
+    TG_TRY(tg_gen_bwd(c, &m->gen, m->gnet.w, m->gnet.grad, zg, masks, &t->ga, dimg));
     o->sr_loss = 0;
     if (m->gen.sr_w != SIZE_MAX) { /* MT-CT: stage 1 from the pooled real batch */
         size_t n = (size_t)B * C * S * S;
         tg_avgpool_fwd(t->lowres, real, B, C, S, S / m->gen.st[1].res);
         t->ga.B = B;
-        TG_TRY(tg_gen_fwd(c, &m->gen, m->gw, t->lowres, 1, masks, &t->ga));
+        TG_TRY(tg_gen_fwd(c, &m->gen, m->gnet.w, t->lowres, 1, masks, &t->ga));
         o->sr_loss = tg_mse_fwd(t->ga.img, real, n);
         tg_mse_bwd(t->gx, t->ga.img, real, n, (float)d->t.sr_aux_weight);
-        TG_TRY(tg_gen_bwd(c, &m->gen, m->gw, t->gG, t->lowres, masks, &t->ga, t->gx));
+        TG_TRY(tg_gen_bwd(c, &m->gen, m->gnet.w, m->gnet.grad, t->lowres, masks, &t->ga, t->gx));
         gl += d->t.sr_aux_weight * o->sr_loss;
     }
     o->g_loss = gl;
     if (!isfinite(gl))
         return tg_fail(TG_ERR_NONFINITE, "tg_train_step: the generator loss is NaN or infinite; "
                        "the model is unchanged");
-    m->g_steps++;
-    TG_TRY(update(m, m->gw, t->gG, m->gm, m->gv, m->gen.P.total, d->t.g_lr, m->g_steps,
-                  &o->g_grad_norm, "generator"));
-    if (m->ema)
-        tg_ema_update(m->ema, m->gw, m->gen.P.total, ema_beta(d, m->d_steps));
+    m->gnet.steps++;
+    TG_TRY(update(m, &m->gnet, d->t.g_lr, &o->g_grad_norm, "generator"));
+    if (m->gnet.ema)
+        tg_ema_update(m->gnet.ema, m->gnet.w, m->gen.P.total, ema_beta(d, m->dnet.steps));
     o->g_updated = 1;
     return TG_OK;
 }
 
 static int finite_or_null(const float *x, size_t n) { return !x || tg_all_finite(x, n); }
 
-static tg_status train_step(tg_model *m, const float *real, size_t n, const float *z_d,
-                            const float *z_g, const float *alpha, tg_train_stats *stats)
+tg_status tg_train_run(tg_model *m, const float *real, size_t n, const float *z_d,
+                       const float *z_g, const float *alpha, tg_train_stats *stats)
 {
     tg_error_clear();
     if (!m || !real)
@@ -316,9 +317,8 @@ static tg_status train_step(tg_model *m, const float *real, size_t n, const floa
     tg_trainer *t = m->trainer;
     tg_train_stats o = {0};
     o.g_loss = o.g_grad_norm = NAN;
-    small_state keep = {m->rng, m->d_steps, m->g_steps};
     copy_state(m, 0);
-    uint8_t *const *masks = tg_model_masks(m, m->g_steps);
+    uint8_t *const *masks = tg_model_masks(m, m->gnet.steps);
     /* noise the caller did not give comes from the model's RNG, in this order */
     if (!z_d) {
         for (size_t i = 0; i < n * L; i++)
@@ -331,7 +331,7 @@ static tg_status train_step(tg_model *m, const float *real, size_t n, const floa
         alpha = t->alpha;
     }
     tg_status st = d_update(m, real, z_d, alpha, masks, &o);
-    if (st == TG_OK && (m->d_steps - 1) % (uint64_t)d->t.n_critic == 0) {
+    if (st == TG_OK && (m->dnet.steps - 1) % (uint64_t)d->t.n_critic == 0) {
         if (!z_g) {
             float *zg = t->z; /* z_d is no longer needed */
             for (size_t i = 0; i < (size_t)d->t.g_batch * L; i++)
@@ -342,23 +342,14 @@ static tg_status train_step(tg_model *m, const float *real, size_t n, const floa
     }
     if (st != TG_OK) {
         copy_state(m, 1);
-        m->rng = keep.rng;
-        m->d_steps = keep.d_steps;
-        m->g_steps = keep.g_steps;
         return st;
     }
-    o.d_steps = m->d_steps;
-    o.g_steps = m->g_steps;
+    o.d_steps = m->dnet.steps;
+    o.g_steps = m->gnet.steps;
     if (stats) {
         size_t sz = TG_MIN((size_t)stats->struct_size, sizeof o);
         o.struct_size = stats->struct_size;
         memcpy(stats, &o, sz);
     }
     return TG_OK;
-}
-
-TG_API tg_status tg_train_step(tg_model *m, const float *real, size_t n, const float *z_d,
-                               const float *z_g, const float *alpha, tg_train_stats *stats)
-{
-    TG_RETURN_ON_MODEL_THREADS(m, train_step(m, real, n, z_d, z_g, alpha, stats));
 }

@@ -10,22 +10,30 @@ typedef struct tg_trainer {
     tg_gen_acts ga;            /* generator activations (g_batch, or d_batch for MT-CT) */
     tg_disc_acts da, dta;      /* discriminator activations and their tangents */
     tg_aug aug;
-    float *gG, *dG;            /* gradients of G and D */
     float *fake, *xh, *u;      /* [bmax, C, S, S] images */
     float *du, *gx, *w;        /* image-sized gradient buffers */
     float *lowres;             /* real batch pooled to stage 1 (MT-CT) */
     float *z, *alpha, *s, *ds; /* drawn noise, scores and their gradients */
     float *gws;                /* generator inference workspace for the fakes */
-    /* the state a failed step is rolled back to */
-    float *bk_gw, *bk_dw, *bk_ema, *bk_gm, *bk_gv, *bk_dm, *bk_dv;
+    /* the state a failed step is rolled back to (gradients are in the
+     * networks' state, group TG_GROUP_GRAD) */
+    tg_net_state bk_g, bk_d;
+    tg_rng bk_rng;
 } tg_trainer;
 
 tg_status tg_trainer_make(tg_model *m);
 void tg_trainer_free(tg_trainer *t);
 
-/* The gradient penalty of SPEC.md at interpolates xh [B, C, S, S] under the
- * augmentation draw `aug` (NULL: none): writes GP into *gp and, when G is not
- * NULL, adds gp_weight * dGP/dweights into G (exact, second order). */
+/* One training step: the body of tg_train_step (include/transgan.h), its
+ * arguments checked here; run by api/ on the model's threads. */
+tg_status tg_train_run(tg_model *m, const float *real, size_t n, const float *z_d,
+                       const float *z_g, const float *alpha, tg_train_stats *stats);
+
+/* The gradient penalty (docs/SPECIFICATION.md "Training step") at
+ * interpolates xh [B, C, S, S] under the augmentation draw `aug` (NULL:
+ * none): writes GP into *gp and, when G is not NULL, adds
+ * gp_weight * dGP/dweights into G (exact, second order; derived in
+ * docs/SECOND_ORDER.md). */
 tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug, float *G,
                      double *gp);
 

@@ -28,9 +28,12 @@ _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
 
 def grid_image(pixels, cols=0, scale=1):
-    """uint8 pixels [n, S, S, bpp] (bpp 1, 3, 4) -> a PIL image: a grid of `cols`
-    columns (0: ceil(sqrt(n))) with a 1-pixel grey gap, each pixel repeated
-    scale x scale times (nearest neighbour)."""
+    """uint8 pixels [n, S, S] (grey, as generate_uint8 gives them) or [n, S, S,
+    bpp] (bpp 1, 3, 4) -> a PIL image: a grid of `cols` columns (0:
+    ceil(sqrt(n))) with a 1-pixel grey gap, each pixel repeated scale x scale
+    times (nearest neighbour)."""
+    if pixels.ndim == 3:
+        pixels = pixels[..., None]
     n, s, _, bpp = pixels.shape
     if scale > 1:
         pixels = pixels.repeat(scale, axis=1).repeat(scale, axis=2)

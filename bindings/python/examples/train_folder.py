@@ -46,7 +46,10 @@ except ImportError:  # not installed: the source tree this script is in
 
 from sample_grid import grid_image, save_png  # noqa: E402  (this script's folder)
 
-FMNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+# Debian's dataset-fashion-mnist installs Fashion-MNIST here
+FMNIST_PACKAGE = "dataset-fashion-mnist"
+FMNIST_DIR = "/usr/share/datasets/fashion-mnist/"
+FMNIST = FMNIST_DIR + "train-images-idx3-ubyte.gz"
 SAMPLE_SEED, SAMPLE_N, PROGRESS_SECONDS = 1, 64, 5.0
 
 
@@ -55,13 +58,22 @@ SAMPLE_SEED, SAMPLE_N, PROGRESS_SECONDS = 1, 64, 5.0
 def load_idx(path, size, channels, limit=0):
     """An idx3 file (gzip'd or plain) -> float32 [n, channels, size, size] in
     [-1, 1]: each image centred in a black (-1) frame, grey copied to R, G, B,
-    alpha opaque."""
-    with open(path, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
+    alpha opaque. A missing Fashion-MNIST file names its Debian package."""
+    try:
+        with open(path, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
+    except FileNotFoundError:
+        if not path.startswith(FMNIST_DIR):
+            raise
+        raise FileNotFoundError("cannot open '%s': no such file; Fashion-MNIST comes with the "
+                                "Debian package %s (apt-get install %s)"
+                                % (path, FMNIST_PACKAGE, FMNIST_PACKAGE)) from None
     with (gzip.open if gz else open)(path, "rb") as f:
         hdr = f.read(16)
         if len(hdr) != 16 or hdr[:4] != b"\x00\x00\x08\x03":
-            raise ValueError("'%s' is not an idx3 file of unsigned bytes (images)" % path)
+            raise ValueError("'%s' is not an idx3 file of unsigned bytes (images); --data "
+                             "must be fmnist, an idx3 file such as Fashion-MNIST's or a folder "
+                             "of PNG files" % path)
         count, rows, cols = (int(v) for v in np.frombuffer(hdr[4:], dtype=">u4"))
         if not (0 < rows <= size and 0 < cols <= size):
             raise ValueError("'%s' holds %dx%d images, which do not fit the model's %dx%d"
@@ -75,6 +87,9 @@ def load_idx(path, size, channels, limit=0):
     out = np.full((count, channels, size, size), -1.0, dtype=np.float32)
     top, left = (size - rows) // 2, (size - cols) // 2
     out[:, :min(channels, 3), top:top + rows, left:left + cols] = grey[:, None]
+    if (rows, cols) != (size, size):
+        print("train_folder: '%s' holds %dx%d images; each is centred on a black %dx%d frame, "
+              "the model's image size" % (path, rows, cols, size, size), file=sys.stderr)
     if channels == 4:
         out[:, 3] = 1.0
     return out
@@ -84,20 +99,30 @@ def load_png_dir(folder, size, channels, limit=0):
     """The *.png files of a folder, in name order -> float32 [n, channels, size,
     size] in [-1, 1]. Resized by area averaging (PIL's BOX filter) in
     premultiplied alpha; 4 channels keep straight alpha, 3 and 1 composite over
-    black (1: BT.601 luma). Files that cannot be decoded are skipped."""
+    black (1: BT.601 luma). Files that cannot be decoded are skipped, with the
+    reason on stderr; how many images were resized (or drawn over black) is said
+    there too."""
     names = sorted(n for n in os.listdir(folder) if n.lower().endswith(".png"))
     if not names:
         raise ValueError("folder '%s' has no .png files" % folder)
-    images = []
+    images, skipped, resized, see_through = [], 0, [], 0
     for name in names:
         if limit and len(images) == limit:
             break
+        path = os.path.join(folder, name)
         try:
-            with Image.open(os.path.join(folder, name)) as im:
-                pm = im.convert("RGBA").convert("RGBa").resize((size, size), Image.BOX)
+            with Image.open(path) as im:
+                rgba = im.convert("RGBA")
         except (OSError, ValueError) as e:
-            print("train_folder: skipping '%s': %s" % (name, e), file=sys.stderr)
+            skipped += 1
+            print("train_folder: skipping '%s': %s" % (path, _undecodable(path, e)),
+                  file=sys.stderr)
             continue
+        if rgba.size != (size, size):
+            resized.append("'%s' is %dx%d" % ((name,) + rgba.size))
+        if channels != 4 and rgba.getextrema()[3][0] < 255:
+            see_through += 1
+        pm = rgba.convert("RGBa").resize((size, size), Image.BOX)
         p = np.asarray(pm, dtype=np.float32) / 255.0  # [S, S, 4], colour premultiplied
         a = p[..., 3:]
         if channels == 4:
@@ -108,9 +133,31 @@ def load_png_dir(folder, size, channels, limit=0):
         else:
             v = (p[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
         images.append(np.clip(v, 0.0, 1.0).transpose(2, 0, 1) * 2.0 - 1.0)
+    if skipped:
+        print("train_folder: %d file(s) of '%s' were skipped: they could not be read as PNG "
+              "images" % (skipped, folder), file=sys.stderr)
+    if resized:
+        print("train_folder: %d of %d images are not %dx%d (%s); they were resized to %dx%d, "
+              "the model's image size, each pixel the average of the area it covers"
+              % (len(resized), len(images), size, size, resized[0], size, size), file=sys.stderr)
+    if see_through:
+        print("train_folder: %d of %d images have transparent pixels; the model has no alpha "
+              "channel, so they were drawn over black" % (see_through, len(images)),
+              file=sys.stderr)
     if not images:
         raise ValueError("no image of folder '%s' could be decoded" % folder)
     return np.stack(images).astype(np.float32)
+
+
+def _undecodable(path, err):
+    """Why PIL could not read a file, in words."""
+    if os.path.isdir(path):
+        return "it is a folder"
+    if isinstance(err, Image.UnidentifiedImageError):
+        return "it is not a PNG image (its name ends in .png but PIL cannot identify its contents)"
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror.lower()
+    return "the PNG file is damaged or unsupported (%s)" % err
 
 
 class DataOrder:

@@ -4,21 +4,25 @@ Lookup order (the first that applies wins):
 
 1. the environment variable ``TRANSGAN_LIBRARY``: a path to the shared
    library; if it is set but cannot be loaded, import fails (no fallback);
-2. the build tree: ``<repository>/build/libtransgan.so.0``, i.e.
-   ``../../build/libtransgan.so.0`` relative to ``bindings/python``, when the
-   package is used from the source tree;
-3. the system: the soname ``libtransgan.so.0`` through the dynamic loader
-   (``LD_LIBRARY_PATH``, ``ldconfig`` cache), then
-   ``ctypes.util.find_library("transgan")``.
+2. the build tree, only when this package is imported from the repository's
+   ``bindings/python`` (source tree or editable install):
+   ``<repository>/build/libtransgan.so.0``;
+3. the system, as a C program finds it: the soname ``libtransgan.so.0``
+   through the dynamic loader (``LD_LIBRARY_PATH``, the ``ldconfig`` cache,
+   ``/lib``, ``/usr/lib``), then the folders that ``/etc/ld.so.conf`` lists
+   (``/usr/local/lib`` on Debian), so a ``make install`` is found even before
+   ``ldconfig`` has refreshed the cache.
 
 The ABI is checked at import: the running library's major version must be
 ``EXPECTED_MAJOR`` and its version at least ``MINIMUM_VERSION``; while the major
 version is 0 the minor version must match too (docs/ABI.md).
 """
 import ctypes
-import ctypes.util
 import enum
+import errno
+import glob
 import os
+import re
 
 EXPECTED_MAJOR = 0
 MINIMUM_VERSION = (0, 1, 0)
@@ -89,6 +93,20 @@ class TransGANError(Exception):
         if self.message:
             return "%s: %s" % (self.status_name, self.message)
         return self.status_name
+
+
+class TransGANFileNotFoundError(TransGANError, FileNotFoundError):
+    """A TransGANError (status IO) for a file or folder that does not exist.
+    Also a FileNotFoundError, so ``except FileNotFoundError`` (or OSError)
+    catches it as for open(): ``errno`` is ENOENT and ``filename`` the path."""
+
+    def __init__(self, status, status_name, message, filename=None):
+        FileNotFoundError.__init__(self, errno.ENOENT, os.strerror(errno.ENOENT), filename)
+        self.status = status
+        self.status_name = status_name
+        self.message = message
+
+    __str__ = TransGANError.__str__
 
 
 class _TgModel(ctypes.Structure):
@@ -176,9 +194,53 @@ def check_abi(number, where="libtransgan"):
 
 
 def _build_tree_candidate():
-    # <repo>/bindings/python/transgan/_lib.py -> <repo>/build/libtransgan.so.0
+    """<repo>/build/libtransgan.so.0 when this package is the repository's
+    bindings/python/transgan (source tree or editable install), else None: an
+    installed copy (site-packages) must not pick up a folder that happens to
+    sit two levels above it."""
     pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # bindings/python
-    return os.path.normpath(os.path.join(pkg_root, "..", "..", "build", SONAME))
+    repo = os.path.normpath(os.path.join(pkg_root, "..", ".."))
+    if not (os.path.isfile(os.path.join(pkg_root, "pyproject.toml"))
+            and os.path.isfile(os.path.join(repo, "include", "transgan.h"))):
+        return None
+    return os.path.join(repo, "build", SONAME)
+
+
+def ld_so_conf_dirs(conf="/etc/ld.so.conf"):
+    """The folders that ``conf`` lists, following its ``include`` lines, in
+    order: the folders ``ldconfig`` puts in the loader's cache. Read directly
+    because after ``make install`` the cache is stale until root runs ldconfig,
+    and ctypes.util.find_library only looks in the cache (and in gcc's link
+    path, which lacks /usr/local/lib)."""
+    dirs, seen = [], set()
+
+    def read(path, depth):
+        if depth > 8 or path in seen:
+            return
+        seen.add(path)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return
+        for line in lines:
+            words = line.split("#", 1)[0].replace(",", " ").split()
+            if not words or words[0] == "hwcap":
+                continue
+            if words[0] == "include":
+                for pat in words[1:]:
+                    if not os.path.isabs(pat):
+                        pat = os.path.join(os.path.dirname(path), pat)
+                    for p in sorted(glob.glob(pat)):
+                        read(p, depth + 1)
+                continue
+            for d in words:
+                d = d.split("=", 1)[0]  # the old "dir=TYPE" form
+                if os.path.isabs(d) and d not in dirs:
+                    dirs.append(d)
+
+    read(conf, 0)
+    return dirs
 
 
 def _load():
@@ -191,22 +253,28 @@ def _load():
             raise ImportError("transgan: cannot load TRANSGAN_LIBRARY=%r: %s" % (env, e)) from e
     errors = []
     build = _build_tree_candidate()
-    if os.path.exists(build):
+    if build and os.path.exists(build):
         try:
             return ctypes.CDLL(build), build, "build tree"
         except OSError as e:
             errors.append("%s: %s" % (build, e))
-    for name in (SONAME, ctypes.util.find_library("transgan")):
-        if not name:
-            continue
-        try:
-            return ctypes.CDLL(name), name, "system"
-        except OSError as e:
-            errors.append("%s: %s" % (name, e))
+    try:
+        return ctypes.CDLL(SONAME), SONAME, "system"
+    except OSError as e:
+        errors.append("%s: %s" % (SONAME, e))
+    for d in ld_so_conf_dirs():
+        path = os.path.join(d, SONAME)
+        if os.path.exists(path):
+            try:
+                return ctypes.CDLL(path), path, "system"
+            except OSError as e:
+                errors.append("%s: %s" % (path, e))
     raise ImportError(
-        "transgan: libtransgan not found: set TRANSGAN_LIBRARY to the path of libtransgan.so.%d, "
-        "build the repository (make), or install the library (make install)%s"
-        % (EXPECTED_MAJOR, "; tried " + "; ".join(errors) if errors else ""))
+        "transgan: libtransgan not found: install the library (make install, as root, which "
+        "also runs ldconfig), put the folder holding %s on LD_LIBRARY_PATH, build the "
+        "repository (make; found when these bindings are used from the repository), or set "
+        "TRANSGAN_LIBRARY to the library's path; tried %s"
+        % (SONAME, "; ".join(errors)))
 
 
 def _declare(lib, where):
@@ -238,9 +306,17 @@ def _text(b):
     return b.decode("utf-8", "replace") if b is not None else ""
 
 
+# The library's hints name C functions; give the Python spelling first.
+_PY_HINTS = ((re.compile(r"use tg_model_create_from_file\b"),
+              "use transgan.Model(path) (tg_model_create_from_file)"),
+             (re.compile(r"use tg_model_load\b"), "use transgan.Model.load(path) (tg_model_load)"))
+
+
 def error_for(status):
     """The TransGANError for a failed call; call right after it, on the same thread."""
     message = _text(lib.tg_last_error())  # first: valid until the next tg_ call
+    for c_hint, py_hint in _PY_HINTS:
+        message = c_hint.sub(py_hint, message)
     name = _text(lib.tg_status_string(status))
     try:
         status = Status(status)
@@ -252,3 +328,17 @@ def error_for(status):
 def check(status):
     if status != 0:
         raise error_for(status)
+
+
+def check_file(status, path, writing=False):
+    """check() for a call on a file: an IO failure on a path that does not
+    exist (for writing: whose folder does not exist) raises
+    TransGANFileNotFoundError."""
+    if status == 0:
+        return
+    e = error_for(status)
+    name = os.fsdecode(path)
+    missing = (os.path.dirname(name) or ".") if writing else name
+    if e.status == Status.IO and not os.path.exists(missing):
+        raise TransGANFileNotFoundError(e.status, e.status_name, e.message, name)
+    raise e

@@ -7,7 +7,8 @@ import threading
 
 import numpy as np
 
-from ._lib import (PixelFormat, Info, TrainStats, check, lib, model_p, float_p, uint8_p,
+from ._lib import (PixelFormat, Info, TrainStats, check, check_file, lib, model_p, float_p,
+                   uint8_p,
                    TG_SEED_FROM_DESCRIPTOR, TG_SAVE_WEIGHTS_ONLY, TG_SAVE_NO_OPTIMIZER,
                    TG_GEN_EMA, TG_GEN_RAW)
 
@@ -70,6 +71,44 @@ def _float32(x, what):
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
+def _images(x, what):
+    """Float images [n, C, S, S] in [-1, 1] as a C-contiguous float32 ndarray.
+    Integer arrays are refused (TypeError) rather than guessed at: 8-bit pixels
+    (0..255) passed as they are would be read as values far outside [-1, 1]."""
+    a = np.asarray(x)
+    if a.dtype.kind in "iu":
+        raise TypeError("%s must be floating point with values in [-1, 1], not dtype %s; "
+                        "convert 8-bit pixels with pixels.astype(np.float32) / 127.5 - 1"
+                        % (what, a.dtype))
+    if a.dtype.kind != "f":
+        raise TypeError("%s must be a floating-point array with values in [-1, 1], not dtype %s"
+                        % (what, a.dtype))
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _check_images(a, C, S, what, n=None):
+    """ValueError unless a is [n, C, S, S]; names the usual mistake, pixels
+    [n, S, S, C] as generate_uint8 and PIL give them."""
+    if a.ndim == 4 and a.shape[1:] == (S, S, C) and a.shape[1:] != (C, S, S):
+        raise ValueError("%s must have shape [%s, %d, %d, %d] (channels first), got %s: "
+                         "channels-last images convert with images.transpose(0, 3, 1, 2)"
+                         % (what, "n" if n is None else n, C, S, S, list(a.shape)))
+    if C == 1 and a.ndim == 3 and a.shape[1:] == (S, S):
+        raise ValueError("%s must have shape [%s, 1, %d, %d], got %s: grey images need their "
+                         "channel axis, images[:, None]"
+                         % (what, "n" if n is None else n, S, S, list(a.shape)))
+    _check_shape(a, (n, C, S, S), what)
+
+
+def _pixels_out(n, size, fmt):
+    """The output array of a pixel conversion: [n, S, S, bpp], or [n, S, S]
+    for grey, the shape PIL's Image.fromarray and matplotlib take for one
+    8-bit channel."""
+    if fmt == PixelFormat.GRAY8:
+        return np.empty((n, size, size), dtype=np.uint8)
+    return np.empty((n, size, size, int(fmt)), dtype=np.uint8)
+
+
 def _check_shape(a, expected, what):
     """expected: a tuple of ints or None (any size). Raise ValueError on mismatch."""
     if a.ndim != len(expected) or any(e is not None and s != e
@@ -108,10 +147,11 @@ def _pixel_format(fmt, channels):
 
 def images_to_pixels(images, format=None):
     """Float images [n, C, S, S] (values in [-1, 1], C in 1, 3, 4) to uint8
-    pixels [n, S, S, bpp] (tg_images_to_pixels). format: None (from C: 1 ->
-    "gray", 3 -> "rgb", 4 -> "rgba"), "gray", "rgb", "rgba" or a PixelFormat;
-    bpp is 1, 3 or 4 accordingly."""
-    a = _float32(images, "images")
+    pixels (tg_images_to_pixels): [n, S, S, 3] for "rgb", [n, S, S, 4] for
+    "rgba" and [n, S, S] for "gray" (what Image.fromarray takes for mode "L").
+    format: None (from C: 1 -> "gray", 3 -> "rgb", 4 -> "rgba"), "gray",
+    "rgb", "rgba" or a PixelFormat. Integer arrays raise TypeError."""
+    a = _images(images, "images")
     if a.ndim != 4:
         raise ValueError("images must have shape [n, C, S, S], got %s" % list(a.shape))
     n, c, h, w = a.shape
@@ -120,7 +160,7 @@ def images_to_pixels(images, format=None):
     if h != w or h < 1:
         raise ValueError("images must be square (S x S, S >= 1), got %d x %d" % (h, w))
     fmt = _pixel_format(format, c)
-    out = np.empty((n, h, h, int(fmt)), dtype=np.uint8)
+    out = _pixels_out(n, h, fmt)
     check(lib.tg_images_to_pixels(_fp(a), n, c, h, int(fmt), out.ctypes.data_as(uint8_p),
                                   out.size))
     return out
@@ -162,7 +202,8 @@ class Model:
                 raise ValueError("descriptor text contains a NUL character")
             check(lib.tg_model_create(text, seed, ctypes.byref(out)))
         elif isinstance(descriptor, (str, bytes, os.PathLike)):
-            check(lib.tg_model_create_from_file(_path(descriptor), seed, ctypes.byref(out)))
+            p = _path(descriptor)
+            check_file(lib.tg_model_create_from_file(p, seed, ctypes.byref(out)), p)
         else:
             raise TypeError("descriptor must be a dict, JSON text or a path, not %s"
                             % type(descriptor).__name__)
@@ -176,7 +217,7 @@ class Model:
         self._ptr = None
         self._lock = threading.RLock()
         out = model_p()
-        check(lib.tg_model_load(p, ctypes.byref(out)))
+        check_file(lib.tg_model_load(p, ctypes.byref(out)), p)
         self._ptr = out
         return self
 
@@ -243,7 +284,7 @@ class Model:
         if not optimizer:
             flags |= TG_SAVE_NO_OPTIMIZER
         with self._lock:
-            check(lib.tg_model_save(self._handle(), p, flags))
+            check_file(lib.tg_model_save(self._handle(), p, flags), p, writing=True)
 
     def load_weights(self, path):
         """Replace weights (and training state present in the file) from a
@@ -252,7 +293,7 @@ class Model:
         self._handle()
         p = _path(path)
         with self._lock:
-            check(lib.tg_model_load_weights(self._handle(), p))
+            check_file(lib.tg_model_load_weights(self._handle(), p), p)
 
     # --------------------------------------------------------------- facts
     def _info(self, key):
@@ -333,34 +374,38 @@ class Model:
         return out
 
     def generate_uint8(self, n=None, z=None, seed=None, ema=True, format=None):
-        """As generate(), as 8-bit pixels uint8 [n, S, S, bpp]; format None picks
-        from the channels (1 -> "gray", 3 -> "rgb", 4 -> "rgba")."""
+        """As generate(), as 8-bit pixels: uint8 [n, S, S, 3] ("rgb"), [n, S, S, 4]
+        ("rgba") or [n, S, S] ("gray"), so that PIL's Image.fromarray(px[i])
+        takes each image. format None picks from the channels (1 -> "gray",
+        3 -> "rgb", 4 -> "rgba")."""
         with self._lock:
             ptr = self._handle()
             fmt = _pixel_format(format, self.channels)
             z = self._z(n, z, seed)
             S = self.image_size
-            out = np.empty((z.shape[0], S, S, int(fmt)), dtype=np.uint8)
+            out = _pixels_out(z.shape[0], S, fmt)
             check(lib.tg_generate_pixels(ptr, _fp(z), z.shape[0],
                                          TG_GEN_EMA if ema else TG_GEN_RAW, int(fmt),
                                          out.ctypes.data_as(uint8_p), out.size))
         return out
 
     def discriminate(self, images):
-        """Discriminator scores float32 [n] of images [n, C, S, S] (higher = more real)."""
+        """Discriminator scores float32 [n] of float images [n, C, S, S] in [-1, 1]
+        (higher = more real). Integer arrays (e.g. 8-bit pixels) raise TypeError."""
         self._handle()  # a closed model says so first
-        a = _float32(images, "images")
+        a = _images(images, "images")
         with self._lock:
             ptr = self._handle()
             S, C = self.image_size, self.channels
-            _check_shape(a, (None, C, S, S), "images")
+            _check_images(a, C, S, "images")
             scores = np.empty(a.shape[0], dtype=np.float32)
             check(lib.tg_discriminate(ptr, _fp(a), a.shape[0], _fp(scores), scores.size))
         return scores
 
     # ------------------------------------------------------------ training
     def train_step(self, real, z_d=None, z_g=None, alpha=None):
-        """One training step (tg_train_step) on the real batch [d_batch, C, S, S].
+        """One training step (tg_train_step) on the real batch, float [d_batch, C,
+        S, S] in [-1, 1] (integer arrays, e.g. 8-bit pixels, raise TypeError).
 
         Optional noise: z_d [d_batch, latent_dim], z_g [g_batch, latent_dim],
         alpha [d_batch]; None draws it from the model's RNG. Returns a dict:
@@ -369,7 +414,7 @@ class Model:
         are NaN when the generator was not updated). On TransGANError the model
         is as before the call."""
         self._handle()  # a closed model says so first
-        real = _float32(real, "real")
+        real = _images(real, "real")
         z_d = None if z_d is None else _float32(z_d, "z_d")
         z_g = None if z_g is None else _float32(z_g, "z_g")
         alpha = None if alpha is None else _float32(alpha, "alpha")
@@ -377,7 +422,7 @@ class Model:
             ptr = self._handle()
             S, C, L = self.image_size, self.channels, self.latent_dim
             nd, ng = self.d_batch, self.g_batch
-            _check_shape(real, (nd, C, S, S), "real")
+            _check_images(real, C, S, "real", nd)
             if z_d is not None:
                 _check_shape(z_d, (nd, L), "z_d")
             if z_g is not None:

@@ -7,7 +7,7 @@ size_t tg_params_add(tg_params *t, const char *name, int ndim, const int64_t *sh
 {
     if (t->count == t->cap) {
         size_t nc = t->cap ? 2 * t->cap : 64;
-        tg_param *np = realloc(t->p, nc * sizeof *np);
+        tg_param *np = tg_realloc(t->p, nc * sizeof *np);
         if (!np) {
             t->oom = 1;
             tg_fail(TG_ERR_OUT_OF_MEMORY, "out of memory for the parameter table");

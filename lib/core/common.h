@@ -1,4 +1,5 @@
-/* Internal: what every file of the library needs. Never installed. */
+/* Internal: what every file of the library needs (errors, allocation,
+ * small helpers): the bottom layer, core/. Never installed. */
 #ifndef TG_COMMON_H
 #define TG_COMMON_H
 
@@ -29,10 +30,20 @@ void tg_error_clear(void);
             return tg_try_s_;             \
     } while (0)
 
-/* Allocation that records OUT_OF_MEMORY; zeroed, 64-byte aligned. Free with free(). */
-void *tg_alloc(size_t bytes);
-/* How many times tg_alloc was called in this process (for the tests' check
- * that steady-state sampling and training allocate nothing). */
+/* The message of the last failure on this thread (tg_last_error()). */
+const char *tg_error_message(void);
+
+/* Every allocation of the library goes through these (core/alloc.c), so one
+ * place counts them and can make one fail. On failure each returns NULL and
+ * records OUT_OF_MEMORY with a message. Free with free(). */
+void *tg_alloc(size_t bytes); /* zeroed, 64-byte aligned */
+void *tg_malloc(size_t bytes);
+void *tg_calloc(size_t n, size_t size);
+void *tg_realloc(void *p, size_t bytes); /* p stays valid on failure */
+char *tg_strdup(const char *s);
+char *tg_strndup(const char *s, size_t n);
+/* How many allocations the library asked for in this process (for the
+ * tests' check that steady-state sampling and training allocate nothing). */
 long tg_alloc_count(void);
 
 /* n * m with overflow detection: returns 0 and sets *out on success. */

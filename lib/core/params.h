@@ -5,8 +5,8 @@
 #ifndef TG_PARAMS_H
 #define TG_PARAMS_H
 
-#include "../common.h"
-#include "../train/rng.h"
+#include "common.h"
+#include "rng.h"
 
 enum tg_init {
     TG_INIT_ZERO,

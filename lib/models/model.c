@@ -1,0 +1,112 @@
+/* The model handle: built from a descriptor, initialised, freed; and the
+ * locality masks the generator's schedule asks for. The public calls over it
+ * are in api/. */
+#include "model.h"
+
+/* Everything the model owns except the trainer (train/'s, freed by
+ * tg_model_destroy before this). */
+void tg_model_free(tg_model *m)
+{
+    if (!m)
+        return;
+    tg_gen_free(&m->gen);
+    tg_disc_free(&m->disc);
+    tg_disc_acts_free(&m->d_ws);
+    for (int s = 0; s < TG_MAX_STAGES; s++)
+        free(m->masks[s]);
+    tg_net_free(&m->gnet);
+    tg_net_free(&m->dnet);
+    free(m->g_ws);
+    free(m->px_ws);
+    free(m->desc_json);
+    tg_desc_free(&m->desc);
+    tg_dnn_destroy(m->dnn);
+    free(m);
+}
+
+tg_status tg_model_build(tg_desc *desc, char *desc_json, tg_model **out)
+{
+    *out = NULL;
+    tg_model *m = tg_alloc(sizeof *m);
+    if (!m) {
+        tg_desc_free(desc);
+        free(desc_json);
+        return TG_ERR_OUT_OF_MEMORY;
+    }
+    m->desc = *desc;
+    memset(desc, 0, sizeof *desc);
+    m->desc_json = desc_json;
+    tg_status st = TG_OK;
+    if (!m->desc_json)
+        st = tg_fail(TG_ERR_OUT_OF_MEMORY, "out of memory writing the descriptor");
+    if (st == TG_OK)
+        st = tg_dnn_create(&m->dnn);
+    if (st == TG_OK)
+        st = tg_gen_define(&m->gen, &m->desc);
+    if (st == TG_OK)
+        st = tg_disc_define(&m->disc, &m->desc);
+    m->gnet.P = &m->gen.P;
+    m->dnet.P = &m->disc.P;
+    /* weights and EMA now; moments and gradients with the first step */
+    for (int k = 0; k < 2 && st == TG_OK; k++) {
+        tg_net_state *net = k ? &m->dnet : &m->gnet;
+        st = tg_net_alloc(net, tg_model_state_groups(m, net) & (TG_GROUP_WEIGHTS | TG_GROUP_EMA));
+    }
+    if (st == TG_OK && m->desc.t.loc_on) {
+        for (int i = 0; i < m->desc.t.loc_nstages && st == TG_OK; i++) {
+            int s = m->desc.t.loc_stages[i];
+            size_t N = (size_t)m->gen.st[s].N;
+            m->masks[s] = tg_alloc(N * N);
+            m->mask_radius[s] = -1;
+            if (!m->masks[s])
+                st = TG_ERR_OUT_OF_MEMORY;
+        }
+    }
+    if (st != TG_OK) {
+        tg_model_free(m);
+        return st;
+    }
+    tg_rng_seed(&m->rng, m->desc.t.seed);
+    *out = m;
+    return TG_OK;
+}
+
+unsigned tg_model_state_groups(const tg_model *m, const tg_net_state *net)
+{
+    unsigned g = TG_GROUP_WEIGHTS | TG_GROUP_GRAD;
+    if (net == &m->gnet && m->desc.t.ema != TG_EMA_NONE)
+        g |= TG_GROUP_EMA;
+    if (m->desc.t.optimizer == TG_OPTIM_ADAM)
+        g |= TG_GROUP_OPTIMIZER;
+    return g;
+}
+
+void tg_model_init_weights(tg_model *m, uint64_t seed)
+{
+    tg_rng r;
+    tg_rng_seed(&r, seed);
+    tg_params_init(&m->gen.P, m->gnet.w, &r);
+    tg_params_init(&m->disc.P, m->dnet.w, &r);
+    tg_net_reset(&m->gnet, TG_ARR_ema); /* the EMA starts at the weights */
+}
+
+uint8_t *const *tg_model_masks(tg_model *m, uint64_t g_steps)
+{
+    static uint8_t *const none[TG_MAX_STAGES];
+    if (!m->desc.t.loc_on)
+        return none;
+    int radius = -1; /* the first schedule row that still holds */
+    for (int i = 0; i < m->desc.t.loc_nsched; i++)
+        if ((int64_t)g_steps < m->desc.t.loc_until[i]) {
+            radius = m->desc.t.loc_radius[i];
+            break;
+        }
+    if (radius < 0)
+        return none;
+    for (int s = 0; s < TG_MAX_STAGES; s++)
+        if (m->masks[s] && m->mask_radius[s] != radius) {
+            tg_locality_mask(m->masks[s], m->gen.st[s].res, radius);
+            m->mask_radius[s] = radius;
+        }
+    return m->masks;
+}

@@ -1,0 +1,131 @@
+"""Checks of the parts of the PyTorch oracle (tests/reference/oracle.py) that no
+conformance fixture exercises: DiffAugment, descriptor validation, the gradient
+penalty's second-order term.
+
+  /usr/bin/python3 -m pytest tests/test_oracle.py -p no:cacheprovider
+"""
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# `make test` installs torch: a missing oracle is a failure, never a silent skip
+try:
+    import numpy as np
+    import torch
+except ImportError as e:
+    raise RuntimeError(f"the PyTorch oracle needs torch and numpy ({e}): "
+                       "run with /usr/bin/python3 after `make test-deps`") from e
+sys.path.insert(0, os.path.join(HERE, "reference"))
+import oracle as O  # noqa: E402
+
+BASE = {"format": "transgan", "format_version": 1}
+
+
+def _draw(B, **kw):
+    return {k: torch.tensor(v) if isinstance(v, list) else v for k, v in kw.items()}
+
+
+def test_translation_moves_pixels_and_fills_zero():
+    x = torch.arange(2 * 3 * 5 * 5, dtype=torch.float64).reshape(2, 3, 5, 5) + 1
+    y = O.apply_aug(x, ["translation"], _draw(2, ty=[1, -2], tx=[-1, 0]))
+    for b, (ty, tx) in enumerate([(1, -1), (-2, 0)]):
+        for r in range(5):
+            for c in range(5):
+                inside = 0 <= r - ty < 5 and 0 <= c - tx < 5
+                want = x[b, :, r - ty, c - tx] if inside else torch.zeros(3, dtype=x.dtype)
+                assert torch.equal(y[b, :, r, c], want), (b, r, c)
+
+
+def test_cutout_hole_and_switch():
+    x = torch.ones(2, 2, 6, 6, dtype=torch.float64)
+    d = _draw(2, cut=True, cy=[0, 4], cx=[3, 6])
+    y = O.apply_aug(x, ["cutout"], d)
+    # h = 3: rows cy - 1 .. cy + 1, clipped
+    want = torch.ones(2, 2, 6, 6, dtype=torch.float64)
+    want[0, :, 0:2, 2:5] = 0
+    want[1, :, 3:6, 5:6] = 0
+    assert torch.equal(y, want)
+    d["cut"] = False
+    assert torch.equal(O.apply_aug(x, ["cutout"], d), x)
+
+
+def test_color_formula():
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 3, 4, 4, generator=g, dtype=torch.float64) * 2 - 1
+    d = O.draw_aug(["color"], 2, 4, g)
+    y = O.apply_aug(x, ["color"], d).numpy()
+    for b in range(2):
+        v = x[b].numpy() + float(d["bright"][b])
+        mc = v.mean(0, keepdims=True)
+        v = mc + (v - mc) * float(d["sat"][b])
+        v = v.mean() + (v - v.mean()) * float(d["contr"][b])
+        np.testing.assert_allclose(y[b], v, rtol=1e-12, atol=1e-12)
+
+
+def test_draws_are_in_range():
+    g = torch.Generator().manual_seed(5)
+    cuts = 0
+    for _ in range(200):
+        d = O.draw_aug(O.AUG_OPS, 3, 8, g)
+        assert d["ty"].abs().max() <= 2 and d["tx"].abs().max() <= 2     # round(1.6) = 2
+        assert 0 <= int(d["cy"].min()) and int(d["cx"].max()) <= 8
+        assert float(d["bright"].abs().max()) <= 0.5
+        assert 0 <= float(d["sat"].min()) and float(d["sat"].max()) < 2
+        assert 0.5 <= float(d["contr"].min()) and float(d["contr"].max()) < 1.5
+        cuts += d["cut"]
+    assert 30 < cuts < 90                                   # probability 0.3
+
+
+@pytest.mark.parametrize("body, path", [
+    ({"generator": {"depthz": [1]}}, "generator.depthz"),
+    ({"image": {"channels": 2}}, "image.channels"),
+    ({"image": {"size": 30}}, "image.size"),
+    ({"generator": {"heads": 5}}, "generator.heads"),
+    ({"training": {"ema": {}}}, "training.ema"),
+    ({"training": {"diffaug": ["color", "color"]}}, "training.diffaug"),
+    ({"training": {"locality": {"stages": [3], "schedule": [[1, 1]]}}},
+     "training.locality.stages[0]"),
+    ({"generator": {"depths": [2], "bottom_width": 32}, "training": {"sr_aux_weight": 1}},
+     "training.sr_aux_weight"),
+    ({"format_version": 2}, "format_version"),
+])
+def test_descriptor_errors_name_the_key(body, path):
+    with pytest.raises(O.DescriptorError, match="^" + path.replace("[", r"\[").replace("]", r"\]")):
+        O.load_descriptor(dict(BASE, **body))
+
+
+def test_descriptor_defaults():
+    d = O.load_descriptor(dict(BASE, training={"ema": {"warmup": 0.2}}))
+    assert d["training"]["ema"] == {"half_life_kimg": 500, "warmup": 0.2}
+    assert d["generator"] == O.DEFAULTS["generator"]
+
+
+def test_penalty_gradient_is_second_order():
+    """The weight gradient of the penalty matches central differences of it (a
+    first-order-only gradient would not)."""
+    d = O.load_descriptor(dict(BASE, image={"size": 4, "channels": 1}, latent_dim=3,
+                               generator={"bottom_width": 4, "embed_dim": 4, "depths": [1],
+                                          "heads": 1, "mlp_ratio": 1},
+                               discriminator={"patch_size": 2, "embed_dim": 4, "depth": 1,
+                                              "heads": 1, "mlp_ratio": 1}))
+    st = O.State(d, torch.float64, O.init_params(d, 9))
+    xh = torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    w = st.params["discriminator.blocks.0.mlp.fc1.weight"]
+    (g,) = torch.autograd.grad(O.gradient_penalty(st.model.discriminate, xh), [w])
+    eps, num = 1e-6, torch.zeros_like(w)
+
+    def penalty_at(i, step):
+        with torch.no_grad():
+            w.view(-1)[i] += step
+        v = float(O.gradient_penalty(st.model.discriminate, xh))
+        with torch.no_grad():
+            w.view(-1)[i] -= step
+        return v
+
+    for i in range(w.numel()):
+        num.view(-1)[i] = (penalty_at(i, eps) - penalty_at(i, -eps)) / (2 * eps)
+    assert float(g.norm()) > 1e-3
+    np.testing.assert_allclose(g.numpy(), num.numpy(), rtol=1e-5, atol=1e-8)
+
