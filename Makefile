@@ -73,12 +73,20 @@ $(B)/tests/%: tests/%.c $(TEST_HELP) tests/testutil.h $(STLIB)
 
 # Unit tests (Check). Each binary prints its Check summary.
 unit-test: $(TEST_BINS)
-	@set -e; for t in $(TEST_BINS); do echo "== $$t"; OMP_NUM_THREADS=2 $$t; done
+	@set -e; for t in $(TEST_BINS); do echo "== $$t $(ISA_ENV)"; $(ISA_ENV) OMP_NUM_THREADS=2 $$t; done
 
 # The same tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan-test:
 	$(MAKE) B=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" unit-test \
 	    LDLIBS="-fsanitize=address,undefined $(LDLIBS)"
+
+# Every x86-64: the C suites again with oneDNN capped at AVX2 and at its
+# baseline (SSE4.1), and our own kernels built for that ISA only (normally
+# they pick AVX-512 on a CPU that has it). No oneDNN reference kernel may run.
+.PHONY: isa-test
+isa-test:
+	$(MAKE) B=build-avx2 OPT="-O2 -DTG_KERNEL_ISA_AVX2" unit-test ISA_ENV="ONEDNN_MAX_CPU_ISA=AVX2"
+	$(MAKE) B=build-sse41 OPT="-O2 -DTG_KERNEL_ISA_BASELINE" unit-test ISA_ENV="ONEDNN_MAX_CPU_ISA=SSE41"
 
 # The committed fixtures are still what the project's PyTorch oracle computes
 # (tests/reference/oracle.py; torch and numpy of /usr/bin/python3). A missing
@@ -132,9 +140,18 @@ py-install-test: all
 layers-test:
 	@sh tests/layers.sh
 
+# The suites compare results bit for bit between calls and between runs, and
+# the float rounding of some shapes depends on the thread count: they pin the
+# default count (TG_DYNAMIC_THREADS=0, docs/API.md "Threads"); the dynamic
+# default has its own test (tests/test_threads.c), which turns it back on.
+TEST_TARGETS := test unit-test asan-test isa-test abi-test cpp-test ref-test py-test docs-test fid-test \
+	py-install-test example-test
+$(TEST_TARGETS): export TG_DYNAMIC_THREADS = 0
+
 test: test-deps all
 	$(MAKE) layers-test
 	$(MAKE) unit-test
+	$(MAKE) isa-test
 	$(MAKE) abi-test
 	$(MAKE) cpp-test
 	$(MAKE) ref-test
@@ -270,4 +287,4 @@ uninstall:
 	$(call ldconfig_live,uninstall)
 
 clean:
-	rm -rf build build-asan transgan.pc
+	rm -rf build build-asan build-avx2 build-sse41 transgan.pc

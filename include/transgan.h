@@ -36,9 +36,13 @@
  * concurrently. Computation runs on OpenMP threads (shared with oneDNN) started
  * by the calling thread. Their number is the model's tg_model_set_threads()
  * count, or by default the calling thread's OpenMP maximum at the time of the
- * call (OMP_NUM_THREADS unless changed with omp_set_num_threads). The library
- * keeps oneDNN primitives per thread count, so changing it is safe; the first
- * call with a new count builds them again.
+ * call (OMP_NUM_THREADS unless changed with omp_set_num_threads) lowered to the
+ * CPUs not busy with other threads and processes at that moment, so that a
+ * call on a busy host runs on fewer threads instead of stalling at OpenMP
+ * barriers (TG_DYNAMIC_THREADS=0 in the environment turns this off). The
+ * library keeps oneDNN primitives per thread count, so changing it is safe;
+ * the first call with a new count builds them again. Float rounding may depend
+ * on the count: fix it (tg_model_set_threads) for bit-identical reruns.
  *
  * Numbers. Images are float32 NCHW with values in [-1, 1]; 8-bit pixels are
  * interleaved rows (HWC) with value = round((x + 1) * 127.5), clamped.
@@ -163,7 +167,8 @@ TG_API tg_status tg_model_info(const tg_model *model, tg_info key, int64_t *valu
 /* The number of threads the model computes on. n >= 1 fixes it: for the
  * duration of each computing call the calling thread's OpenMP maximum is set
  * to n, and restored afterwards. n = 0, the default, uses the calling
- * thread's OpenMP maximum. Results do not depend on it beyond float rounding.
+ * thread's OpenMP maximum lowered to the CPUs free at each call (see
+ * Threading above). Results do not depend on it beyond float rounding.
  * Statuses: INVALID_ARGUMENT (NULL model, n < 0 or n > 4096). Since 0.1.0. */
 TG_API tg_status tg_model_set_threads(tg_model *model, int n);
 

@@ -89,7 +89,7 @@ TINY = os.path.join(ROOT, "tests", "data", "tiny-train.json")  # a fast stand-in
 
 # tg_/TG_ names API.md may use that are not in the header: environment
 # variables (each must be read by lib/ through getenv).
-ENV_VARS = {"TG_ALLOW_REF"}
+ENV_VARS = {"TG_ALLOW_REF", "TG_DYNAMIC_THREADS"}
 
 passed = 0
 failed = 0

@@ -31,27 +31,43 @@ static tg_view head_view_t(int64_t cb, int64_t H, int64_t N, int64_t dh, int64_t
     return (tg_view){.nd = 4, .dims = {cb, H, dh, N}, .strides = {N * row, dh, 1, row}};
 }
 
-static tg_status softmax_prim(tg_dnn *c, int bwd, int64_t rows, int64_t N, tg_prim **out)
+static tg_status softmax_prim(tg_dnn *c, int64_t rows, int64_t N, tg_prim **out)
 {
-    int64_t key[] = {bwd ? TG_OPK_SOFTMAX_BWD : TG_OPK_SOFTMAX_FWD, rows, N};
+    int64_t key[] = {TG_OPK_SOFTMAX_FWD, rows, N};
     *out = tg_dnn_find(c, key, 3);
     if (*out)
         return TG_OK;
-    tg_prim *fp = NULL;
-    if (bwd)
-        TG_TRY(softmax_prim(c, 0, rows, N, &fp));
     dnnl_memory_desc_t md;
     TG_TRY(tg_md_plain(&md, 2, (int64_t[]){rows, N}));
     dnnl_softmax_v2_desc_t d;
-    if (!bwd) {
-        TG_DNN(dnnl_softmax_v2_forward_desc_init(&d, dnnl_forward_training, dnnl_softmax_accurate,
-                                                 &md, &md, 1));
-        static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_DST};
-        return tg_dnn_build(c, key, 3, &d, NULL, NULL, 2, args, out);
+    TG_DNN(dnnl_softmax_v2_forward_desc_init(&d, dnnl_forward_training, dnnl_softmax_accurate,
+                                             &md, &md, 1));
+    static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_DST};
+    return tg_dnn_build(c, key, 3, &d, NULL, NULL, 2, args, out);
+}
+
+/* out = P o (x - rowsum(P o x)), row by row: the softmax's Jacobian applied to
+ * x, which is both its backward (x = dP gives dS) and its tangent (x = Sd
+ * gives Pd). Our own loop rather than oneDNN's softmax backward: oneDNN 2.6
+ * has a jit kernel for it only on AVX-512 and falls back to its slow
+ * reference kernel on AVX2 and older CPUs (docs/PERFORMANCE.md "Every
+ * x86-64"). Two passes over each row, memory-bound; each row's sum is
+ * computed by one thread, so the result does not depend on the thread count. */
+static void softmax_jac(float *restrict out, const float *restrict P, const float *restrict x,
+                        int64_t rows, int64_t N)
+{
+#pragma omp parallel for schedule(static) if (rows * N > 32768)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *p = P + r * N, *g = x + r * N;
+        float *o = out + r * N;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < N; j++)
+            s += p[j] * g[j];
+#pragma omp simd
+        for (int64_t j = 0; j < N; j++)
+            o[j] = p[j] * (g[j] - s);
     }
-    TG_DNN(dnnl_softmax_v2_backward_desc_init(&d, dnnl_softmax_accurate, &md, &md, &md, 1));
-    static const int args[] = {DNNL_ARG_DST, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC};
-    return tg_dnn_build(c, key, 3, &d, NULL, fp->pd, 3, args, out);
 }
 
 /* P = softmax(q k^T * scale + bias, masked) for images [b0, b0 + cb) */
@@ -74,7 +90,7 @@ static tg_status scores(tg_dnn *c, float *P, const float *qkv, const float *bias
         }
     }
     tg_prim *sp;
-    TG_TRY(softmax_prim(c, 0, cb * H * N, N, &sp));
+    TG_TRY(softmax_prim(c, cb * H * N, N, &sp));
     void *bufs[] = {P, P};
     return tg_prim_exec(c, sp, bufs);
 }
@@ -128,10 +144,7 @@ tg_status tg_attention_bwd(tg_dnn *c, float *dqkv, float *dbias, const float *do
         TG_TRY(tg_matmul(c, &vdo, dO, &vht, q + 2 * C, &vs, dP, NULL, 1.0f, 0));
         TG_TRY(tg_matmul(c, &vst, P, &vdo, dO, &vh, dq + 2 * C, NULL, 1.0f, 0));
         /* dS = softmax backward (the gradient of the logits) */
-        tg_prim *sp;
-        TG_TRY(softmax_prim(c, 1, n * H * N, N, &sp));
-        void *bufs[] = {P, dP, dS};
-        TG_TRY(tg_prim_exec(c, sp, bufs));
+        softmax_jac(dS, P, dP, n * H * N, N);
         if (dbias) {
             int64_t hn = H * N * N;
 #pragma omp parallel for schedule(static)
@@ -154,16 +167,6 @@ tg_status tg_attention_bwd(tg_dnn *c, float *dqkv, float *dbias, const float *do
  * Per head: S = sc Q K^T, P = softmax(S), O = P V. Tangents:
  *   Sd = sc (Qd K^T + Q Kd^T), Pd = P o (Sd - rowsum(P o Sd)), Od = Pd V + P Vd. */
 
-/* out = P o (x - rowsum(P o x)): the softmax Jacobian (oneDNN's backward) */
-static tg_status softmax_jac(tg_dnn *c, float *out, const float *P, const float *x, int64_t rows,
-                             int64_t N)
-{
-    tg_prim *sp;
-    TG_TRY(softmax_prim(c, 1, rows, N, &sp));
-    void *bufs[] = {(void *)P, (void *)x, out};
-    return tg_prim_exec(c, sp, bufs);
-}
-
 /* P, Sd, Pd of images [b0, b0 + n) */
 static tg_status tangent_scores(tg_dnn *c, float *P, float *Sd, float *Pd, const float *qkv,
                                 const float *qkvd, int64_t b0, int64_t n, int64_t N, int64_t C,
@@ -177,7 +180,8 @@ static tg_status tangent_scores(tg_dnn *c, float *P, float *Sd, float *Pd, const
     tg_view vs = tg_view_plain(4, (int64_t[]){n, H, N, N});
     TG_TRY(tg_matmul(c, &vq, qd, &vkt, q + C, &vs, Sd, NULL, sc, 0));
     TG_TRY(tg_matmul(c, &vq, q, &vkt, qd + C, &vs, Sd, NULL, sc, TG_MM_SUM));
-    return softmax_jac(c, Pd, P, Sd, n * H * N, N);
+    softmax_jac(Pd, P, Sd, n * H * N, N);
+    return TG_OK;
 }
 
 tg_status tg_attention_jvp(tg_dnn *c, float *outd, const float *qkv, const float *qkvd,
@@ -244,8 +248,8 @@ tg_status tg_attention_bwd2(tg_dnn *c, float *dqkv, float *dqkvd, const float *d
                 pb[j] += (float)(pdb[j] * (sd[j] - r) - sd[j] * r2);
         }
         float *Sdb = Sd, *Sb = Pd; /* Sd and Pd are no longer needed */
-        TG_TRY(softmax_jac(c, Sdb, P, Pdb, n * H * N, N));
-        TG_TRY(softmax_jac(c, Sb, P, Pb, n * H * N, N));
+        softmax_jac(Sdb, P, Pdb, n * H * N, N);
+        softmax_jac(Sb, P, Pb, n * H * N, N);
         /* S = sc Q K^T, Sd = sc (Qd K^T + Q Kd^T) */
         TG_TRY(tg_matmul(c, &vs, Sb, &vh, q + C, &vh, g, NULL, sc, 0));           /* Q_bar */
         TG_TRY(tg_matmul(c, &vs, Sdb, &vh, qd + C, &vh, g, NULL, sc, TG_MM_SUM));

@@ -22,7 +22,8 @@ struct tg_dnn {
     size_t ones_n;
     int allow_ref;
     int nthr; /* threads of the current call: part of every primitive's key */
-    tg_cpushare share; /* the default thread count's view of the host */
+    int dynamic;       /* default thread count follows the free CPUs (cpushare.c) */
+    tg_cpushare share; /* its view of the host */
 };
 
 /* One engine for the whole process: the primitive cache keys include it. */
@@ -67,6 +68,12 @@ tg_status tg_dnn_create(tg_dnn **out)
     const char *env = getenv("TG_ALLOW_REF");
     c->allow_ref = env && *env && strcmp(env, "0") != 0;
     c->nthr = omp_get_max_threads();
+    /* TG_DYNAMIC_THREADS=0 keeps the default count at the caller's OpenMP
+     * maximum whatever the host does (as MKL_DYNAMIC=FALSE does for MKL): for
+     * runs that must repeat bit for bit, since the float rounding of some
+     * shapes depends on the thread count */
+    env = getenv("TG_DYNAMIC_THREADS");
+    c->dynamic = !(env && strcmp(env, "0") == 0);
     dnnl_status_t s = dnnl_stream_create(&c->stream, g_engine, dnnl_stream_default_flags);
     if (s != dnnl_success) {
         free(c->slots);
@@ -313,11 +320,17 @@ tg_status tg_md_strided(dnnl_memory_desc_t *md, int ndims, const int64_t *dims,
 
 /* oneDNN sizes a primitive's work split by the OpenMP maximum when it is
  * created and must run with the same count (oneDNN #1201): the count is part
- * of the cache key, and the calling thread's maximum is set for the call. */
+ * of the cache key, and the calling thread's maximum is set for the call.
+ * The count is the model's fixed one, or by default the caller's maximum
+ * lowered to the CPUs free right now (cpushare.c says why), so a call on a
+ * busy host runs on fewer threads instead of stalling at barriers; a count
+ * met for the first time builds its primitives once. */
 int tg_dnn_threads_enter(tg_dnn *c, int fixed)
 {
     int caller = omp_get_max_threads();
-    int n = fixed > 0 ? fixed : tg_cpushare_threads(&c->share, caller);
+    int n = fixed > 0    ? fixed
+            : c->dynamic ? tg_cpushare_threads(&c->share, caller)
+                         : caller;
     if (n != caller)
         omp_set_num_threads(n);
     c->nthr = n;
@@ -331,3 +344,5 @@ void tg_dnn_threads_leave(int caller)
 }
 
 size_t tg_dnn_prim_count(const tg_dnn *c) { return c->used; }
+
+int tg_dnn_last_threads(const tg_dnn *c) { return c->nthr; }

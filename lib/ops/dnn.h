@@ -17,8 +17,7 @@ enum tg_op_id {
     TG_OPK_LN_BWD,
     TG_OPK_ELTWISE_FWD,
     TG_OPK_ELTWISE_BWD,
-    TG_OPK_SOFTMAX_FWD,
-    TG_OPK_SOFTMAX_BWD
+    TG_OPK_SOFTMAX_FWD
 };
 
 /* A built primitive with one memory object per execution argument; the
@@ -79,6 +78,8 @@ const float *tg_dnn_ones(tg_dnn *ctx, size_t n);
 
 /* Primitives in the context's cache (for tests: steady state builds none). */
 size_t tg_dnn_prim_count(const tg_dnn *ctx);
+/* The thread count of the last computing call (for the tests). */
+int tg_dnn_last_threads(const tg_dnn *ctx);
 
 /* How many primitives were created on a reference kernel, and the name of
  * the last one (for tests: any is a failure). Process-wide. */

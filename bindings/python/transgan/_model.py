@@ -323,9 +323,11 @@ class Model:
 
     @property
     def threads(self):
-        """Threads the model computes on; 0 (the default) means OpenMP's
-        default (OMP_NUM_THREADS or the number of cores). Settable: an int
-        from 0 to 4096 (tg_model_set_threads)."""
+        """Threads the model computes on; 0 (the default) means the calling
+        thread's OpenMP maximum (OMP_NUM_THREADS or the number of cores),
+        lowered at each call to the CPUs other processes leave free. Settable:
+        an int from 0 to 4096 (tg_model_set_threads); a fixed count repeats
+        training bit for bit."""
         return self._info(Info.THREADS)
 
     @threads.setter
