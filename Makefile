@@ -238,6 +238,16 @@ $(B)/bench/bench: bench/bench.c bench/peak.c bench/bench.h $(HDR) $(SHLIB)
 bench: $(B)/bench/bench
 	/usr/bin/python3 bench/run.py --bench $(B)/bench/bench $(BENCH_ARGS) $(BENCH_DESCS)
 
+# make bench-latency: sprite latency and training speed beside 0-4 busy
+# processes, default thread count against a fixed 2 (bench/latency.sh).
+LATENCY_ARGS ?= 10 1
+$(B)/bench/latency: bench/latency.c $(HDR) $(SHLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O2 $(WARN) -Iinclude -o $@ $< -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..' -lm
+.PHONY: bench-latency
+bench-latency: $(B)/bench/latency
+	sh bench/latency.sh $(B) $(LATENCY_ARGS)
+
 # ---------------------------------------------------------------- demo
 demo:
 	@scripts/install-deps.sh demo
