@@ -221,6 +221,20 @@ $(B)/bench/bench: bench/bench.c bench/peak.c bench/bench.h $(HDR) $(SHLIB)
 bench: $(B)/bench/bench
 	/usr/bin/python3 bench/run.py --bench $(B)/bench/bench $(BENCH_ARGS) $(BENCH_DESCS)
 
+# make bench-load: peak memory of loading TransGAN-S (a fresh checkpoint of
+# models/transgan-s.json: G, D and EMA) and sampling one image, with a full
+# load, a sampling-only load and a sampling-only load from memory; each in
+# its own process (docs/PERFORMANCE.md, "Memory of loading").
+.PHONY: bench-load
+$(B)/bench/load_peak: bench/load_peak.c $(HDR) $(SHLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -Iinclude -o $@ $< -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..'
+$(B)/bench/transgan-s.safetensors: models/transgan-s.json $(B)/bench/load_peak
+	$(B)/bench/load_peak --make $< $@
+bench-load: $(B)/bench/load_peak $(B)/bench/transgan-s.safetensors
+	@for opt in "" "--sampling-only" "--sampling-only --memory"; do \
+	  OMP_NUM_THREADS=1 $(B)/bench/load_peak $(B)/bench/transgan-s.safetensors $$opt || exit 1; done
+
 # ---------------------------------------------------------------- demo
 demo:
 	@scripts/install-deps.sh demo
