@@ -316,6 +316,11 @@ START_TEST(memory_hostile_buffers)
     char *desc = text_of("tests/fixtures/tiny-ln.json");
     FAILS_WITH(tg_model_load_memory(desc, strlen(desc), 0, &m), TG_ERR_FORMAT,
                "looks like a JSON descriptor");
+    /* ... also after many blank lines */
+    char padded[4000];
+    snprintf(padded, sizeof padded, "%*s%s", 1000, "\n", desc);
+    FAILS_WITH(tg_model_load_memory(padded, strlen(padded), 0, &m), TG_ERR_FORMAT,
+               "looks like a JSON descriptor");
     free(desc);
     /* garbage of every kind of byte */
     unsigned char junk[4096];

@@ -408,7 +408,9 @@ static tg_status parse(tg_st_file *out)
     tg_status s;
     cJSON *root = NULL;
     char *hcopy = NULL;
-    uint8_t head[16] = {0}; /* the header length, and what follows (to spot JSON text) */
+    /* the header length, and what follows: enough to spot JSON text after
+     * blank lines (a descriptor given by mistake) */
+    uint8_t head[4096] = {0};
     size_t got = TG_MIN(out->len, sizeof head);
     if ((s = src_read(out, 0, got, head)) != TG_OK)
         goto fail;
