@@ -247,6 +247,19 @@ $(B)/bench/latency: bench/latency.c $(HDR) $(SHLIB)
 .PHONY: bench-latency
 bench-latency: $(B)/bench/latency
 	sh bench/latency.sh $(B) $(LATENCY_ARGS)
+# make bench-load: peak memory of loading TransGAN-S (a fresh checkpoint of
+# models/transgan-s.json: G, D and EMA) and sampling one image, with a full
+# load, a sampling-only load and a sampling-only load from memory; each in
+# its own process (docs/PERFORMANCE.md, "Memory of loading").
+.PHONY: bench-load
+$(B)/bench/load_peak: bench/load_peak.c $(HDR) $(SHLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -Iinclude -o $@ $< -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..'
+$(B)/bench/transgan-s.safetensors: models/transgan-s.json $(B)/bench/load_peak
+	$(B)/bench/load_peak --make $< $@
+bench-load: $(B)/bench/load_peak $(B)/bench/transgan-s.safetensors
+	@for opt in "" "--sampling-only" "--sampling-only --memory"; do \
+	  OMP_NUM_THREADS=1 $(B)/bench/load_peak $(B)/bench/transgan-s.safetensors $$opt || exit 1; done
 
 # ---------------------------------------------------------------- demo
 demo:

@@ -23,7 +23,7 @@
  * on failure they hold NULL or 0. Output buffers may be partly written when a
  * call fails; tg_train_step writes *stats only on success.
  *
- * Ownership. Handles are created by tg_*_create / tg_model_load and released by
+ * Ownership. Handles are created by tg_*_create / tg_model_load* and released by
  * tg_model_destroy, which accepts NULL. Buffers passed in stay the caller's; the
  * library never keeps a pointer to them after the call returns. Strings
  * returned as const char * are owned by the library: status strings are static;
@@ -157,8 +157,10 @@ typedef enum tg_info {
     TG_INFO_HAS_EMA = 8,           /* 1 if the model keeps an EMA generator */
     TG_INFO_D_BATCH = 9,           /* training.d_batch                      */
     TG_INFO_G_BATCH = 10,          /* training.g_batch                      */
-    TG_INFO_THREADS = 11           /* tg_model_set_threads's count (0: the
+    TG_INFO_THREADS = 11,          /* tg_model_set_threads's count (0: the
                                       caller's OpenMP maximum), since 0.1.0 */
+    TG_INFO_SAMPLING_ONLY = 12     /* 1 if loaded with TG_LOAD_SAMPLING_ONLY,
+                                      since 0.1.0 */
 } tg_info;
 
 /* Read one fact into *value. Statuses: INVALID_ARGUMENT. Since 0.1.0. */
@@ -181,13 +183,36 @@ TG_API tg_status tg_model_set_threads(tg_model *model, int n);
  * Since 0.1.0. */
 TG_API tg_status tg_model_load(const char *path, tg_model **out);
 
+/* Flags of tg_model_load_ex and tg_model_load_memory. Since 0.1.0. */
+#define TG_LOAD_SAMPLING_ONLY 1u /* keep only what sampling needs: the EMA
+                                    generator where the file has it, else the
+                                    raw generator; no discriminator, no
+                                    optimiser state, no training buffers */
+
+/* tg_model_load with flags: 0 or TG_LOAD_* bits; other bits are rejected.
+ * Everything the load needs is checked (tensor names, shapes, dtypes and
+ * offsets against the metadata descriptor) before the model is allocated.
+ * On a TG_LOAD_SAMPLING_ONLY model, tg_discriminate, tg_train_step,
+ * tg_model_save, tg_model_load_weights and TG_GEN_RAW without the raw
+ * generator fail with TG_ERR_STATE. Statuses: INVALID_ARGUMENT, IO, FORMAT,
+ * DTYPE, SHAPE, MISSING, NONFINITE, DESCRIPTOR, OUT_OF_MEMORY, BACKEND.
+ * Since 0.1.0. */
+TG_API tg_status tg_model_load_ex(const char *path, uint32_t flags, tg_model **out);
+
+/* tg_model_load_ex from the checkpoint's bytes data[0 .. size), e.g. an
+ * asset of a packed file; the library reads them only during the call.
+ * Statuses: INVALID_ARGUMENT, FORMAT, DTYPE, SHAPE, MISSING, NONFINITE,
+ * DESCRIPTOR, OUT_OF_MEMORY, BACKEND. Since 0.1.0. */
+TG_API tg_status tg_model_load_memory(const void *data, size_t size, uint32_t flags,
+                                      tg_model **out);
+
 /* Replace the weights and the training state of an existing model from a
  * checkpoint; the file's tensors must fit this model's shapes (its descriptor
  * metadata is not used). State the file lacks is reset, not kept: EMA = the
  * loaded generator, Adam moments = 0, step counters = 0; only the RNG keeps
  * its state when the file has no rng_state. On failure the model is
  * unchanged. Statuses: INVALID_ARGUMENT, IO, FORMAT, DTYPE, SHAPE, MISSING,
- * NONFINITE, OUT_OF_MEMORY. Since 0.1.0. */
+ * NONFINITE, OUT_OF_MEMORY, STATE (a sampling-only model). Since 0.1.0. */
 TG_API tg_status tg_model_load_weights(tg_model *model, const char *path);
 
 /* Flags of tg_model_save; 0 saves everything (weights, EMA, Adam moments,
@@ -201,7 +226,8 @@ TG_API tg_status tg_model_load_weights(tg_model *model, const char *path);
 /* Write the model to `path` as safetensors, atomically: a temporary file in the
  * same folder is written, flushed to disk and renamed over `path`, so a crash
  * never leaves a half-written checkpoint. `flags`: 0 or TG_SAVE_* bits; other
- * bits are rejected. Statuses: INVALID_ARGUMENT, IO, OUT_OF_MEMORY.
+ * bits are rejected. Statuses: INVALID_ARGUMENT, IO, OUT_OF_MEMORY, STATE (a
+ * sampling-only model: it lacks the discriminator a checkpoint holds).
  * Since 0.1.0. */
 TG_API tg_status tg_model_save(tg_model *model, const char *path, uint32_t flags);
 
@@ -221,7 +247,8 @@ TG_API tg_status tg_latent_sample(const tg_model *model, uint64_t seed, size_t n
  * in [-1, 1] when output is "tanh"; roughly so otherwise). out_len counts
  * floats and must be at least n*C*S*S. Any n works in bounded memory (large n
  * are computed in slices). Statuses: INVALID_ARGUMENT, NONFINITE (z holds NaN
- * or Inf, or the generator produced them), OUT_OF_MEMORY, BACKEND. Since 0.1.0. */
+ * or Inf, or the generator produced them), OUT_OF_MEMORY, BACKEND, STATE
+ * (TG_GEN_RAW on a sampling-only model that kept the EMA). Since 0.1.0. */
 TG_API tg_status tg_generate(tg_model *model, const float *z, size_t n, uint32_t flags,
                              float *out, size_t out_len);
 
@@ -242,13 +269,14 @@ TG_API tg_status tg_images_to_pixels(const float *images, size_t n, int channels
                                      tg_pixel_format format, uint8_t *out, size_t out_len);
 
 /* tg_generate followed by tg_images_to_pixels; out_len counts bytes.
- * Statuses: INVALID_ARGUMENT, NONFINITE, OUT_OF_MEMORY, BACKEND. Since 0.1.0. */
+ * Statuses: INVALID_ARGUMENT, NONFINITE, OUT_OF_MEMORY, BACKEND, STATE.
+ * Since 0.1.0. */
 TG_API tg_status tg_generate_pixels(tg_model *model, const float *z, size_t n, uint32_t flags,
                                     tg_pixel_format format, uint8_t *out, size_t out_len);
 
 /* Score n images [n, C, S, S] with the discriminator: scores[i] is D's raw
  * output (higher = more real). Statuses: INVALID_ARGUMENT, NONFINITE,
- * OUT_OF_MEMORY, BACKEND. Since 0.1.0. */
+ * OUT_OF_MEMORY, BACKEND, STATE (a sampling-only model). Since 0.1.0. */
 TG_API tg_status tg_discriminate(tg_model *model, const float *images, size_t n, float *scores,
                                  size_t scores_len);
 
@@ -285,7 +313,8 @@ typedef struct tg_train_stats {
  * `stats` may be NULL. If anything becomes NaN or infinite the call returns
  * TG_ERR_NONFINITE; on this or any other failure the model is exactly as
  * before the call and *stats is not written.
- * Statuses: INVALID_ARGUMENT, NONFINITE, OUT_OF_MEMORY, BACKEND. Since 0.1.0. */
+ * Statuses: INVALID_ARGUMENT, NONFINITE, OUT_OF_MEMORY, BACKEND, STATE (a
+ * sampling-only model). Since 0.1.0. */
 TG_API tg_status tg_train_step(tg_model *model, const float *real, size_t n, const float *z_d,
                                const float *z_g, const float *alpha, tg_train_stats *stats);
 

@@ -119,12 +119,25 @@ public:
         check(tg_model_create_from_file(descriptor_path.c_str(), seed, &m));
         return model(m);
     }
-    /* tg_model_load: a safetensors checkpoint */
-    static model load(const std::string &path)
+    /* tg_model_load_ex: a safetensors checkpoint; flags 0 or
+     * TG_LOAD_SAMPLING_ONLY (only the generator sampling uses is kept) */
+    static model load(const std::string &path, std::uint32_t flags = 0)
     {
         tg_model *m = nullptr;
-        check(tg_model_load(path.c_str(), &m));
+        check(tg_model_load_ex(path.c_str(), flags, &m));
         return model(m);
+    }
+    /* tg_model_load_memory: a checkpoint's bytes (e.g. a packed asset), read
+     * only during the call */
+    static model load_memory(const void *data, std::size_t size, std::uint32_t flags = 0)
+    {
+        tg_model *m = nullptr;
+        check(tg_model_load_memory(data, size, flags, &m));
+        return model(m);
+    }
+    static model load_memory(view<const std::uint8_t> bytes, std::uint32_t flags = 0)
+    {
+        return load_memory(bytes.data(), bytes.size(), flags);
     }
 
     /* tg_model_load_weights (the model is unchanged when it throws) */

@@ -124,12 +124,35 @@ int main()
     EXPECT(c.generate(z, TG_GEN_RAW) == a.generate(z, TG_GEN_RAW));
     b.load_weights(ck);
     EXPECT(b.generate(z, TG_GEN_RAW) == a.generate(z, TG_GEN_RAW));
+
+    // load from memory and for sampling only: the same images
+    std::string msg;
+    std::ifstream in(ck, std::ios::binary);
+    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                                    std::istreambuf_iterator<char>());
+    EXPECT(bytes.size() > 8);
+    transgan::model mem = transgan::model::load_memory(bytes);
+    EXPECT(mem.generate(z, TG_GEN_RAW) == a.generate(z, TG_GEN_RAW));
+    EXPECT(mem.info(TG_INFO_SAMPLING_ONLY) == 0);
+    transgan::model so = transgan::model::load(ck, TG_LOAD_SAMPLING_ONLY);
+    EXPECT(so.info(TG_INFO_SAMPLING_ONLY) == 1);
+    EXPECT(so.generate(z) == a.generate(z));
+    transgan::model so2 =
+        transgan::model::load_memory(bytes.data(), bytes.size(), TG_LOAD_SAMPLING_ONLY);
+    EXPECT(so2.generate(z) == a.generate(z));
+    msg = expect_error([&] { so.discriminate(img); }, TG_ERR_STATE);
+    EXPECT(msg.find("sampling only") != std::string::npos);
+    expect_error([&] { so.generate(z, TG_GEN_RAW); }, TG_ERR_STATE);
+    expect_error([&] { so.save(ck + ".so"); }, TG_ERR_STATE);
+    expect_error([&] { transgan::model::load_memory(bytes.data(), bytes.size() / 2); },
+                 TG_ERR_FORMAT);
+    expect_error([&] { transgan::model::load(ck, 0x100); }, TG_ERR_INVALID_ARGUMENT);
     a.set_threads(1);
     EXPECT(a.info(TG_INFO_THREADS) == 1);
 
     // errors carry the status and the library's message
     expect_error([] { transgan::model::load("/nonexistent/x.safetensors"); }, TG_ERR_IO);
-    std::string msg = expect_error([] { transgan::model::create("{", 1); }, TG_ERR_DESCRIPTOR);
+    msg = expect_error([] { transgan::model::create("{", 1); }, TG_ERR_DESCRIPTOR);
     EXPECT(msg.find("1:") != std::string::npos || msg.size() > 5);
     expect_error([&] { a.set_threads(-1); }, TG_ERR_INVALID_ARGUMENT);
     // sizes are checked before the C call: 15 floats is not a whole latent

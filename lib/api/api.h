@@ -26,4 +26,8 @@
 /* A model for a parsed descriptor (ownership taken, as tg_model_build). */
 tg_status tg_api_model_new(tg_desc *desc, tg_model **out);
 
+/* Fail with TG_ERR_STATE: `fn` needs `what`, which a model loaded with
+ * TG_LOAD_SAMPLING_ONLY does not have. */
+tg_status tg_api_sampling_only(const char *fn, const char *what);
+
 #endif

@@ -75,6 +75,10 @@ static tg_status generate(tg_model *m, const float *z, size_t n, uint32_t flags,
                        !m ? "model" : !z ? "z" : "out");
     if (flags & ~TG_GEN_RAW)
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_generate: unknown flags 0x%x", flags);
+    const float *W = (m->gnet.ema && !(flags & TG_GEN_RAW)) ? m->gnet.ema : m->gnet.w;
+    if (!W) /* sampling only, the EMA kept */
+        return tg_api_sampling_only("tg_generate", "raw generator (TG_GEN_RAW): it kept the EMA "
+                                    "generator only");
     size_t L = (size_t)m->desc.latent_dim, per = (size_t)m->desc.channels * m->desc.image_size *
                                                  m->desc.image_size;
     TG_TRY(check_len("tg_generate", "out", n, per, out_len));
@@ -82,7 +86,7 @@ static tg_status generate(tg_model *m, const float *z, size_t n, uint32_t flags,
         return TG_OK;
     if (!all_finite(z, n * L))
         return tg_fail(TG_ERR_NONFINITE, "tg_generate: z contains NaN or infinity");
-    const float *W = (m->gnet.ema && !(flags & TG_GEN_RAW)) ? m->gnet.ema : m->gnet.w;
+
     int64_t slice = gen_slice(m, n);
     TG_TRY(grow(&m->g_ws, &m->g_ws_floats, tg_gen_infer_floats(&m->gen, slice)));
     uint8_t *const *masks = tg_model_masks(m, m->gnet.steps);
@@ -189,6 +193,8 @@ static tg_status discriminate(tg_model *m, const float *images, size_t n, float 
     if (!m || (n && (!images || !scores)))
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_discriminate: %s is NULL",
                        !m ? "model" : !images ? "images" : "scores");
+    if (m->sampling_only)
+        return tg_api_sampling_only("tg_discriminate", "discriminator");
     TG_TRY(check_len("tg_discriminate", "scores", n, 1, scores_len));
     size_t per = (size_t)m->desc.channels * m->desc.image_size * m->desc.image_size;
     size_t total;

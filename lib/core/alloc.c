@@ -9,14 +9,16 @@
 #include "common.h"
 
 static atomic_long g_alloc_calls;
+static atomic_ullong g_alloc_bytes;
 
 long tg_alloc_count(void) { return atomic_load(&g_alloc_calls); }
+unsigned long long tg_alloc_bytes(void) { return atomic_load(&g_alloc_bytes); }
 
 /* Counts the request; 0 = go ahead. */
 static int gate(size_t bytes)
 {
-    (void)bytes;
     atomic_fetch_add(&g_alloc_calls, 1);
+    atomic_fetch_add(&g_alloc_bytes, (unsigned long long)bytes);
     return 0;
 }
 

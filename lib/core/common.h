@@ -45,6 +45,10 @@ char *tg_strndup(const char *s, size_t n);
 /* How many allocations the library asked for in this process (for the
  * tests' check that steady-state sampling and training allocate nothing). */
 long tg_alloc_count(void);
+/* The bytes those allocations asked for, summed (freed ones included): the
+ * tests' check that a hostile checkpoint is refused before the model's
+ * state is allocated. */
+unsigned long long tg_alloc_bytes(void);
 
 /* n * m with overflow detection: returns 0 and sets *out on success. */
 static inline int tg_mul_overflow(size_t n, size_t m, size_t *out)

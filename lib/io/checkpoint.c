@@ -18,13 +18,14 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
         snprintf(buf + k, n - k, "]");
 }
 
-/* Copy tensor `name` into dst after checking shape and values. */
-static tg_status take(const tg_st_file *f, const char *path, const char *name, const tg_param *p,
-                      float *dst)
+/* The tensor `name` of the file if its shape is p's; else why not. */
+static tg_status find(const tg_st_file *f, const char *name, const tg_param *p,
+                      const tg_st_tensor **out)
 {
     const tg_st_tensor *t = tg_st_find(f, name);
+    *out = t;
     if (!t)
-        return tg_fail(TG_ERR_MISSING, "checkpoint '%s' lacks tensor '%s'", path, name);
+        return tg_fail(TG_ERR_MISSING, "checkpoint '%s' lacks tensor '%s'", f->name, name);
     int same = t->ndim == p->ndim;
     for (int i = 0; same && i < p->ndim; i++)
         same = t->shape[i] == p->shape[i];
@@ -33,29 +34,34 @@ static tg_status take(const tg_st_file *f, const char *path, const char *name, c
         shape_str(a, sizeof a, t->ndim, t->shape);
         shape_str(b, sizeof b, p->ndim, p->shape);
         return tg_fail(TG_ERR_SHAPE, "checkpoint '%s': tensor '%s' has shape %s, the model needs %s",
-                       path, name, a, b);
+                       f->name, name, a, b);
     }
-    tg_st_to_f32(t, dst);
-    for (size_t i = 0; i < p->n; i++)
-        if (!isfinite(dst[i]))
-            return tg_fail(TG_ERR_NONFINITE, "checkpoint '%s': tensor '%s' holds NaN or infinity "
-                           "(element %zu)", path, name, i);
     return TG_OK;
 }
 
-/* tg_net_visit callback: every tensor of the staging arrays from the file */
-typedef struct {
-    const tg_st_file *f;
-    const char *path;
-} take_ctx;
+/* tg_net_visit callbacks: check a tensor's presence and shape (nothing is
+ * read), or read it into dst and check its values */
+static tg_status check_cb(void *ctx, const char *name, const tg_param *p, float *dst)
+{
+    (void)dst;
+    const tg_st_tensor *t;
+    return find(ctx, name, p, &t);
+}
 
 static tg_status take_cb(void *ctx, const char *name, const tg_param *p, float *dst)
 {
-    const take_ctx *c = ctx;
-    return take(c->f, c->path, name, p, dst);
+    const tg_st_file *f = ctx;
+    const tg_st_tensor *t;
+    TG_TRY(find(f, name, p, &t));
+    TG_TRY(tg_st_load_f32(f, t, dst));
+    for (size_t i = 0; i < p->n; i++)
+        if (!isfinite(dst[i]))
+            return tg_fail(TG_ERR_NONFINITE, "checkpoint '%s': tensor '%s' holds NaN or infinity "
+                           "(element %zu)", f->name, name, i);
+    return TG_OK;
 }
 
-static tg_status meta_u64(const tg_st_file *f, const char *path, const char *key, uint64_t *out)
+static tg_status meta_u64(const tg_st_file *f, const char *key, uint64_t *out)
 {
     *out = 0;
     const char *v = tg_st_meta(f, key);
@@ -66,21 +72,33 @@ static tg_status meta_u64(const tg_st_file *f, const char *path, const char *key
     unsigned long long x = strtoull(v, &end, 10);
     if (errno || end == v || *end || v[0] == '-')
         return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata %s = '%.40s' is not a step count",
-                       path, key, v);
+                       f->name, key, v);
     *out = x;
     return TG_OK;
 }
 
-/* Load f into m; m is changed only when everything is valid. */
-tg_status tg_checkpoint_load(tg_model *m, const tg_st_file *f, const char *path)
+/* What a checkpoint gives a model, decided from the file's index and
+ * metadata alone. */
+typedef struct {
+    unsigned read[2];   /* the groups of gnet and dnet to read */
+    uint64_t d_steps, g_steps;
+    tg_rng rng;         /* m's RNG, or the file's rng_state */
+} plan_t;
+
+/* Check the metadata and every tensor the load will read (names, shapes;
+ * dtypes and offsets were checked by the reader) against m's parameter
+ * tables, allocating nothing: a file that cannot load is refused before any
+ * state exists. The first problem reported is the first in the order
+ * weights, EMA, moments. */
+static tg_status make_plan(const tg_model *m, const tg_st_file *f, plan_t *plan)
 {
     const char *fmt = tg_st_meta(f, "format");
     if (fmt && strcmp(fmt, "transgan-checkpoint") != 0)
-        return tg_fail(TG_ERR_FORMAT, "'%s' is a '%.60s' file, not a transgan-checkpoint", path, fmt);
-    uint64_t d_steps, g_steps;
-    TG_TRY(meta_u64(f, path, "d_steps", &d_steps));
-    TG_TRY(meta_u64(f, path, "g_steps", &g_steps));
-    tg_rng rng = m->rng;
+        return tg_fail(TG_ERR_FORMAT, "'%s' is a '%.60s' file, not a transgan-checkpoint", f->name,
+                       fmt);
+    TG_TRY(meta_u64(f, "d_steps", &plan->d_steps));
+    TG_TRY(meta_u64(f, "g_steps", &plan->g_steps));
+    plan->rng = m->rng;
     const char *rs = tg_st_meta(f, "rng_state");
     if (rs) { /* 4 x 16 hex digits: the training RNG, so a resumed run continues it */
         char word[17] = {0};
@@ -88,36 +106,61 @@ tg_status tg_checkpoint_load(tg_model *m, const tg_st_file *f, const char *path)
         for (int i = 0; ok && i < 4; i++) {
             memcpy(word, rs + 16 * i, 16);
             char *end;
-            rng.s[i] = strtoull(word, &end, 16);
+            plan->rng.s[i] = strtoull(word, &end, 16);
             ok = *end == '\0' && strspn(word, "0123456789abcdef") == 16;
         }
         if (!ok)
-            return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata rng_state is malformed", path);
+            return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata rng_state is malformed",
+                           f->name);
     }
-    /* Stage each network's arrays: the weights always; each other group
-     * the model has (EMA, Adam moments) when the file holds it, probed by its
-     * first tensor (a group is all there or absent). */
-    tg_net_state *live[2] = {&m->gnet, &m->dnet};
-    tg_net_state stage[2] = {{.P = m->gnet.P}, {.P = m->dnet.P}};
-    take_ctx ctx = {f, path};
-    unsigned read[2];
-    tg_status st = TG_OK;
-    for (int k = 0; k < 2 && st == TG_OK; k++) {
-        unsigned has = tg_model_state_groups(m, live[k]) & TG_GROUPS_KEPT;
-        read[k] = TG_GROUP_WEIGHTS;
+    /* each network's groups: the weights always; each other group the model
+     * has (EMA, Adam moments) when the file holds it, probed by its first
+     * tensor (a group is all there or absent) */
+    const tg_net_state *nets[2] = {&m->gnet, &m->dnet};
+    for (int k = 0; k < 2; k++) {
+        unsigned has = tg_model_state_groups(m, nets[k]) & TG_GROUPS_KEPT;
+        if (m->sampling_only) /* the generator's EMA, if any: probed below */
+            has = k == 0 && m->desc.t.ema != TG_EMA_NONE ? TG_GROUP_EMA : 0;
+        plan->read[k] = m->sampling_only ? 0 : TG_GROUP_WEIGHTS;
         for (unsigned g = TG_GROUP_EMA; g & TG_GROUPS_KEPT; g <<= 1) {
             char probe[160];
-            tg_net_probe_name(&stage[k], g, probe, sizeof probe);
+            tg_net_probe_name(nets[k], g, probe, sizeof probe);
             if ((has & g) && tg_st_find(f, probe))
-                read[k] |= g;
+                plan->read[k] |= g;
         }
-        st = tg_net_alloc(&stage[k], read[k]);
     }
-    /* group by group, so the first problem reported is the first in the
-     * order weights, EMA, moments */
-    for (unsigned g = TG_GROUP_WEIGHTS; st == TG_OK && (g & TG_GROUPS_KEPT); g <<= 1)
-        for (int k = 0; k < 2 && st == TG_OK; k++)
-            st = tg_net_visit(&stage[k], read[k] & g, take_cb, &ctx);
+    /* sampling only: the EMA generator where the file has it, else the raw one */
+    if (m->sampling_only && !plan->read[0])
+        plan->read[0] = TG_GROUP_WEIGHTS;
+    for (unsigned g = TG_GROUP_WEIGHTS; g & TG_GROUPS_KEPT; g <<= 1)
+        for (int k = 0; k < 2; k++)
+            TG_TRY(tg_net_visit_names(nets[k]->P, plan->read[k] & g, check_cb, (void *)f));
+    return TG_OK;
+}
+
+/* Read the planned groups into nets[k] (their arrays allocated), group by
+ * group in the order of make_plan; values are checked as they come. */
+static tg_status read_plan(const tg_st_file *f, const plan_t *plan, tg_net_state *nets)
+{
+    for (unsigned g = TG_GROUP_WEIGHTS; g & TG_GROUPS_KEPT; g <<= 1)
+        for (int k = 0; k < 2; k++)
+            TG_TRY(tg_net_visit(&nets[k], plan->read[k] & g, take_cb, (void *)f));
+    return TG_OK;
+}
+
+/* Load f into an existing model; m changes only when everything is valid:
+ * the file is read into staging arrays, which then replace the live ones. */
+tg_status tg_checkpoint_load(tg_model *m, const tg_st_file *f)
+{
+    plan_t plan;
+    TG_TRY(make_plan(m, f, &plan));
+    tg_net_state *live[2] = {&m->gnet, &m->dnet};
+    tg_net_state stage[2] = {{.P = m->gnet.P}, {.P = m->dnet.P}};
+    tg_status st = TG_OK;
+    for (int k = 0; k < 2 && st == TG_OK; k++)
+        st = tg_net_alloc(&stage[k], plan.read[k]);
+    if (st == TG_OK)
+        st = read_plan(f, &plan, stage);
     if (st != TG_OK) {
         tg_net_free(&stage[0]);
         tg_net_free(&stage[1]);
@@ -136,8 +179,28 @@ tg_status tg_checkpoint_load(tg_model *m, const tg_st_file *f, const char *path)
                 tg_net_reset(live[k], i);
             }
         }
-    m->dnet.steps = d_steps, m->gnet.steps = g_steps;
-    m->rng = rng;
+    m->dnet.steps = plan.d_steps, m->gnet.steps = plan.g_steps;
+    m->rng = plan.rng;
+    return TG_OK;
+}
+
+tg_status tg_checkpoint_load_new(tg_model *m, const tg_st_file *f)
+{
+    plan_t plan;
+    TG_TRY(make_plan(m, f, &plan));
+    /* a new model reads straight into its own arrays (on failure it is
+     * destroyed, so nothing needs staging): the largest allocation of a
+     * load is the model itself */
+    unsigned alloc[2] = {plan.read[0], plan.read[1]};
+    if (!m->sampling_only) /* the weights and the EMA exist even when the file lacks the EMA */
+        alloc[0] |= tg_model_state_groups(m, &m->gnet) & (TG_GROUP_WEIGHTS | TG_GROUP_EMA);
+    TG_TRY(tg_model_alloc(m, alloc[0], alloc[1]));
+    tg_net_state nets[2] = {m->gnet, m->dnet};
+    TG_TRY(read_plan(f, &plan, nets));
+    if (!(plan.read[0] & TG_GROUP_EMA))
+        tg_net_reset(&m->gnet, TG_ARR_ema); /* only when the model keeps one */
+    m->dnet.steps = plan.d_steps, m->gnet.steps = plan.g_steps;
+    m->rng = plan.rng;
     return TG_OK;
 }
 

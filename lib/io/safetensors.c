@@ -24,13 +24,15 @@ static const size_t dtype_sizes[] = {4, 8, 2, 2};
 
 /* ------------------------------------------------------------------ reading */
 
-/* Read until EOF rather than trusting st_size, so pipes and files that
- * change under us are handled too. */
-static tg_status read_all(const char *path, uint8_t **buf, size_t *len)
+/* Open `path` for reading, refusing anything but a regular file: a device
+ * such as /dev/zero or a pipe has no size to bound the read by (reading
+ * /dev/zero "whole" would end only when memory runs out). A program holding
+ * such a stream reads it itself and passes the bytes to tg_st_parse. */
+static tg_status open_regular(const char *path, int *fd_out, size_t *size)
 {
-    *buf = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    *fd_out = -1;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* NONBLOCK: a FIFO must not hang open() */
     if (fd < 0)
         return tg_fail(TG_ERR_IO, "safetensors %s: cannot open: %s", path, strerror(errno));
     struct stat st;
@@ -43,45 +45,50 @@ static tg_status read_all(const char *path, uint8_t **buf, size_t *len)
         close(fd);
         return tg_fail(TG_ERR_IO, "safetensors %s: cannot read: %s", path, strerror(EISDIR));
     }
-    size_t cap = 4096;
-    if (S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX - 1)
-        cap = (size_t)st.st_size + 1; /* +1: the final read sees EOF without a regrow */
-    uint8_t *b = tg_malloc(cap);
-    if (!b) {
+    if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory for %zu bytes", path,
-                       cap);
+        return tg_fail(TG_ERR_IO, "safetensors %s: not a regular file (a %s); a checkpoint must be "
+                       "a file of known size (read a stream yourself and use "
+                       "tg_model_load_memory)", path,
+                       S_ISCHR(st.st_mode) ? "character device" : S_ISBLK(st.st_mode) ? "block device"
+                       : S_ISFIFO(st.st_mode) ? "pipe" : S_ISSOCK(st.st_mode) ? "socket" : "special file");
     }
-    size_t n = 0;
-    for (;;) {
-        if (n == cap) {
-            size_t ncap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
-            uint8_t *nb = ncap > cap ? tg_realloc(b, ncap) : NULL;
-            if (!nb) {
-                free(b);
-                close(fd);
-                return tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory reading",
-                               path);
-            }
-            b = nb;
-            cap = ncap;
-        }
-        ssize_t r = read(fd, b + n, cap - n);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            free(b);
-            close(fd);
-            return tg_fail(TG_ERR_IO, "safetensors %s: cannot read: %s", path, strerror(e));
-        }
+    if (st.st_size < 0 || (uintmax_t)st.st_size > SIZE_MAX / 2) {
+        close(fd);
+        return tg_fail(TG_ERR_IO, "safetensors %s: size %jd is out of range", path,
+                       (intmax_t)st.st_size);
+    }
+    /* blocking again: reads of a regular file never block anyway */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    *fd_out = fd;
+    *size = (size_t)st.st_size;
+    return TG_OK;
+}
+
+/* Read n bytes at `off` of the source (the bytes in memory, or the open
+ * file); the caller has checked off + n <= f->len. A file that is now
+ * shorter than when it was opened is an I/O error, not a crash. */
+static tg_status src_read(const tg_st_file *f, size_t off, size_t n, void *dst)
+{
+    if (f->bytes) {
+        memcpy(dst, f->bytes + off, n);
+        return TG_OK;
+    }
+    uint8_t *d = dst;
+    while (n > 0) {
+        ssize_t r = pread(f->fd, d, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return tg_fail(TG_ERR_IO, "safetensors %s: cannot read: %s", f->name, strerror(errno));
         if (r == 0)
-            break;
-        n += (size_t)r;
+            return tg_fail(TG_ERR_IO, "safetensors %s: the file ended at byte %zu while reading "
+                           "it (%zu bytes when opened): was it changed meanwhile?", f->name, off,
+                           f->len);
+        d += r, off += (size_t)r, n -= (size_t)r;
     }
-    close(fd);
-    *buf = b;
-    *len = n;
     return TG_OK;
 }
 
@@ -321,7 +328,7 @@ static tg_status parse_tensor(const char *path, const cJSON *e, size_t data_len,
     return TG_OK;
 }
 
-static tg_status parse_header(const char *path, const cJSON *root, const uint8_t *data,
+static tg_status parse_header(const char *path, const cJSON *root, size_t data_off,
                               size_t data_len, tg_st_file *out)
 {
     size_t n = 0;
@@ -355,7 +362,8 @@ static tg_status parse_header(const char *path, const cJSON *root, const uint8_t
             out->ntensors++;
         if (s != TG_OK)
             goto done;
-        out->tensors[i].data = data + spans[i].begin;
+        out->tensors[i].offset = data_off + spans[i].begin;
+        out->tensors[i].data = out->bytes ? out->bytes + out->tensors[i].offset : NULL;
         spans[i].idx = i;
     }
     /* overlap: sort by begin and compare each non-empty tensor with the
@@ -391,20 +399,24 @@ done:
     return s;
 }
 
-tg_status tg_st_read(const char *path, tg_st_file *out)
+/* Validate the source set up in `out` (bytes or fd, len, name): the header
+ * length, the JSON header and every tensor entry. Only the header is read;
+ * on failure `out` is freed. */
+static tg_status parse(tg_st_file *out)
 {
-    if (!out)
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_st_read: out is NULL");
-    memset(out, 0, sizeof *out);
-    if (!path)
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_st_read: path is NULL");
-    TG_TRY(read_all(path, &out->buf, &out->len));
+    const char *path = out->name;
     tg_status s;
     cJSON *root = NULL;
     char *hcopy = NULL;
-    uint64_t hn = out->len >= 8 ? le64(out->buf) : 0;
+    /* the header length, and what follows: enough to spot JSON text after
+     * blank lines (a descriptor given by mistake) */
+    uint8_t head[4096] = {0};
+    size_t got = TG_MIN(out->len, sizeof head);
+    if ((s = src_read(out, 0, got, head)) != TG_OK)
+        goto fail;
+    uint64_t hn = out->len >= 8 ? le64(head) : 0;
     if ((out->len < 8 || hn == 0 || hn > ST_MAX_HEADER || hn > out->len - 8) &&
-        looks_like_json(out->buf, out->len)) {
+        looks_like_json(head, got)) {
         s = tg_fail(TG_ERR_FORMAT, "%s: this looks like a JSON descriptor, not a safetensors "
                     "checkpoint; use tg_model_create_from_file", path);
         goto fail;
@@ -429,13 +441,15 @@ tg_status tg_st_read(const char *path, tg_st_file *out)
         goto fail;
     }
     /* cJSON gets its own NUL-terminated copy: whatever it does at the end of
-     * the header can then never touch the data block or run off the buffer */
+     * the header can then never touch the data block or run off the buffer.
+     * Its size is bounded by the source's real size (checked above). */
     hcopy = tg_malloc((size_t)hn + 1);
     if (!hcopy) {
         s = tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory for the header", path);
         goto fail;
     }
-    memcpy(hcopy, out->buf + 8, (size_t)hn);
+    if ((s = src_read(out, 8, (size_t)hn, hcopy)) != TG_OK)
+        goto fail;
     hcopy[hn] = '\0';
     const char *hdr = hcopy, *end = NULL;
     root = cJSON_ParseWithLengthOpts(hdr, (size_t)hn, &end, 0);
@@ -456,8 +470,7 @@ tg_status tg_st_read(const char *path, tg_st_file *out)
         s = tg_fail(TG_ERR_FORMAT, "safetensors %s: header is not a JSON object", path);
         goto fail;
     }
-    const uint8_t *data = out->buf + 8 + hn;
-    s = parse_header(path, root, data, out->len - 8 - (size_t)hn, out);
+    s = parse_header(path, root, 8 + (size_t)hn, out->len - 8 - (size_t)hn, out);
     if (s != TG_OK)
         goto fail;
     cJSON_Delete(root);
@@ -468,6 +481,80 @@ fail:
     free(hcopy);
     tg_st_free(out);
     return s;
+}
+
+/* Clear *out and give it its name (for messages). */
+static tg_status start(tg_st_file *out, const char *name)
+{
+    memset(out, 0, sizeof *out);
+    out->fd = -1;
+    out->name = tg_strdup(name);
+    if (!out->name)
+        return tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory", name);
+    return TG_OK;
+}
+
+tg_status tg_st_read(const char *path, tg_st_file *out)
+{
+    if (!out)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_st_read: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!path)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_st_read: path is NULL");
+    int fd;
+    size_t size;
+    TG_TRY(open_regular(path, &fd, &size));
+    tg_status s = start(out, path);
+    if (s == TG_OK && !(out->buf = tg_malloc(size ? size : 1)))
+        s = tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory for %zu bytes", path,
+                    size);
+    /* exactly the size fstat gave, read through the one pread loop */
+    out->fd = fd;
+    out->len = size;
+    if (s == TG_OK)
+        s = src_read(out, 0, size, out->buf);
+    close(fd);
+    out->fd = -1;
+    if (s != TG_OK) {
+        tg_st_free(out);
+        return s;
+    }
+    out->bytes = out->buf;
+    return parse(out);
+}
+
+tg_status tg_st_open(const char *path, tg_st_file *out)
+{
+    if (!out)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_st_open: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!path)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_st_open: path is NULL");
+    int fd;
+    size_t size;
+    TG_TRY(open_regular(path, &fd, &size));
+    tg_status s = start(out, path);
+    if (s != TG_OK) {
+        close(fd);
+        return s;
+    }
+    out->fd = fd;
+    out->own_fd = 1;
+    out->len = size;
+    return parse(out);
+}
+
+tg_status tg_st_parse(const void *data, size_t len, const char *name, tg_st_file *out)
+{
+    if (!out)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_st_parse: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!data || !name)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_st_parse: %s is NULL", !data ? "data" : "name");
+    TG_TRY(start(out, name));
+    out->bytes = data;
+    out->len = len;
+    return parse(out);
 }
 
 void tg_st_free(tg_st_file *f)
@@ -484,7 +571,11 @@ void tg_st_free(tg_st_file *f)
     free(f->meta_keys);
     free(f->meta_vals);
     free(f->buf);
+    free(f->name);
+    if (f->own_fd)
+        close(f->fd);
     memset(f, 0, sizeof *f);
+    f->fd = -1;
 }
 
 const tg_st_tensor *tg_st_find(const tg_st_file *f, const char *name)
@@ -537,14 +628,13 @@ static float half_to_float(uint16_t h)
     return f;
 }
 
-void tg_st_to_f32(const tg_st_tensor *t, float *dst)
+/* n elements of `dtype` at p to float32. Bytes are assembled little-endian
+ * by hand: the data may be unaligned and the host need not be little-endian. */
+static void convert(int dtype, const uint8_t *p, size_t n, float *dst)
 {
-    const uint8_t *p = t->data;
-    /* bytes are assembled little-endian by hand: the data may be unaligned
-     * and the host need not be little-endian */
-    switch (t->dtype) {
+    switch (dtype) {
     case TG_ST_F32:
-        for (size_t i = 0; i < t->nelem; i++, p += 4) {
+        for (size_t i = 0; i < n; i++, p += 4) {
             uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
                          (uint32_t)p[3] << 24;
             memcpy(&dst[i], &u, 4);
@@ -553,7 +643,7 @@ void tg_st_to_f32(const tg_st_tensor *t, float *dst)
     case TG_ST_F64: {
         /* out-of-range doubles become inf explicitly: the C cast would be UB */
         const double lim = (double)FLT_MAX + 0x1p103; /* FLT_MAX + half an ulp rounds to inf */
-        for (size_t i = 0; i < t->nelem; i++, p += 8) {
+        for (size_t i = 0; i < n; i++, p += 8) {
             uint64_t u = le64(p);
             double d;
             memcpy(&d, &u, 8);
@@ -567,11 +657,11 @@ void tg_st_to_f32(const tg_st_tensor *t, float *dst)
         break;
     }
     case TG_ST_F16:
-        for (size_t i = 0; i < t->nelem; i++, p += 2)
+        for (size_t i = 0; i < n; i++, p += 2)
             dst[i] = half_to_float((uint16_t)(p[0] | p[1] << 8));
         break;
     case TG_ST_BF16:
-        for (size_t i = 0; i < t->nelem; i++, p += 2) {
+        for (size_t i = 0; i < n; i++, p += 2) {
             uint32_t u = ((uint32_t)p[0] | (uint32_t)p[1] << 8) << 16;
             memcpy(&dst[i], &u, 4);
         }
@@ -579,6 +669,26 @@ void tg_st_to_f32(const tg_st_tensor *t, float *dst)
     default:
         break;
     }
+}
+
+void tg_st_to_f32(const tg_st_tensor *t, float *dst) { convert(t->dtype, t->data, t->nelem, dst); }
+
+tg_status tg_st_load_f32(const tg_st_file *f, const tg_st_tensor *t, float *dst)
+{
+    if (f->bytes) {
+        convert(t->dtype, f->bytes + t->offset, t->nelem, dst);
+        return TG_OK;
+    }
+    /* from the file through a small bounce buffer: the tensor's bytes never
+     * need a second full-size copy (a whole element per chunk: 8 divides it) */
+    uint8_t chunk[32768];
+    size_t es = dtype_sizes[t->dtype], per = sizeof chunk / es;
+    for (size_t i = 0; i < t->nelem; i += per) {
+        size_t k = TG_MIN(per, t->nelem - i);
+        TG_TRY(src_read(f, t->offset + i * es, k * es, chunk));
+        convert(t->dtype, chunk, k, dst + i);
+    }
+    return TG_OK;
 }
 
 /* ------------------------------------------------------------------ writing */

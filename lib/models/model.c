@@ -24,7 +24,7 @@ void tg_model_free(tg_model *m)
     free(m);
 }
 
-tg_status tg_model_build(tg_desc *desc, char *desc_json, tg_model **out)
+tg_status tg_model_define(tg_desc *desc, char *desc_json, int sampling_only, tg_model **out)
 {
     *out = NULL;
     tg_model *m = tg_alloc(sizeof *m);
@@ -36,22 +36,32 @@ tg_status tg_model_build(tg_desc *desc, char *desc_json, tg_model **out)
     m->desc = *desc;
     memset(desc, 0, sizeof *desc);
     m->desc_json = desc_json;
+    m->sampling_only = sampling_only;
     tg_status st = TG_OK;
     if (!m->desc_json)
         st = tg_fail(TG_ERR_OUT_OF_MEMORY, "out of memory writing the descriptor");
-    if (st == TG_OK)
-        st = tg_dnn_create(&m->dnn);
     if (st == TG_OK)
         st = tg_gen_define(&m->gen, &m->desc);
     if (st == TG_OK)
         st = tg_disc_define(&m->disc, &m->desc);
     m->gnet.P = &m->gen.P;
     m->dnet.P = &m->disc.P;
-    /* weights and EMA now; moments and gradients with the first step */
-    for (int k = 0; k < 2 && st == TG_OK; k++) {
-        tg_net_state *net = k ? &m->dnet : &m->gnet;
-        st = tg_net_alloc(net, tg_model_state_groups(m, net) & (TG_GROUP_WEIGHTS | TG_GROUP_EMA));
+    if (st != TG_OK) {
+        tg_model_free(m);
+        return st;
     }
+    tg_rng_seed(&m->rng, m->desc.t.seed);
+    *out = m;
+    return TG_OK;
+}
+
+tg_status tg_model_alloc(tg_model *m, unsigned g_groups, unsigned d_groups)
+{
+    tg_status st = tg_dnn_create(&m->dnn);
+    if (st == TG_OK)
+        st = tg_net_alloc(&m->gnet, g_groups);
+    if (st == TG_OK)
+        st = tg_net_alloc(&m->dnet, d_groups);
     if (st == TG_OK && m->desc.t.loc_on) {
         for (int i = 0; i < m->desc.t.loc_nstages && st == TG_OK; i++) {
             int s = m->desc.t.loc_stages[i];
@@ -62,17 +72,29 @@ tg_status tg_model_build(tg_desc *desc, char *desc_json, tg_model **out)
                 st = TG_ERR_OUT_OF_MEMORY;
         }
     }
+    return st;
+}
+
+tg_status tg_model_build(tg_desc *desc, char *desc_json, tg_model **out)
+{
+    tg_model *m;
+    TG_TRY(tg_model_define(desc, desc_json, 0, &m));
+    /* weights and EMA now; moments and gradients with the first step */
+    const unsigned now = TG_GROUP_WEIGHTS | TG_GROUP_EMA;
+    tg_status st = tg_model_alloc(m, tg_model_state_groups(m, &m->gnet) & now,
+                                  tg_model_state_groups(m, &m->dnet) & now);
     if (st != TG_OK) {
         tg_model_free(m);
         return st;
     }
-    tg_rng_seed(&m->rng, m->desc.t.seed);
     *out = m;
     return TG_OK;
 }
 
 unsigned tg_model_state_groups(const tg_model *m, const tg_net_state *net)
 {
+    if (m->sampling_only) /* what the checkpoint gave it, and never more */
+        return tg_net_groups(net);
     unsigned g = TG_GROUP_WEIGHTS | TG_GROUP_GRAD;
     if (net == &m->gnet && m->desc.t.ema != TG_EMA_NONE)
         g |= TG_GROUP_EMA;

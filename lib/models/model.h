@@ -118,6 +118,9 @@ struct tg_model {
      * with rng, everything a checkpoint holds and a failed step restores */
     tg_net_state gnet, dnet;
     tg_rng rng;
+    /* loaded with TG_LOAD_SAMPLING_ONLY: gnet holds one array, the EMA (when
+     * the file had it) or the weights; dnet holds none; no trainer, ever */
+    int sampling_only;
     struct tg_trainer *trainer; /* training buffers, made by the first step */
     int threads;      /* tg_model_set_threads: 0 = the caller's OpenMP maximum */
     /* locality masks for the stages that use them, at mask_radius[s] */
@@ -134,8 +137,16 @@ struct tg_model {
 
 /* Build an empty model (weights zero) for a parsed descriptor and its JSON
  * text (io/'s tg_desc_to_json; NULL counts as out of memory); takes
- * ownership of both (*desc cleared) on success and on failure. */
+ * ownership of both (*desc cleared) on success and on failure. It is
+ * tg_model_define then tg_model_alloc of the weights and the EMA. */
 tg_status tg_model_build(tg_desc *desc, char *desc_json, tg_model **out);
+/* The first half: the handle and the two networks' parameter tables (a few
+ * KiB), so a checkpoint can be checked against the model before its state
+ * is allocated; no oneDNN context, no state arrays. Ownership as above. */
+tg_status tg_model_define(tg_desc *desc, char *desc_json, int sampling_only, tg_model **out);
+/* The second half: the oneDNN context, the locality masks and the state
+ * arrays of the given groups (zeroed). On failure free the model. */
+tg_status tg_model_alloc(tg_model *m, unsigned g_groups, unsigned d_groups);
 /* Free everything the model owns but its trainer (train/ frees that first). */
 void tg_model_free(tg_model *m);
 /* The state groups (enum tg_state_group) network `net` (&m->gnet or

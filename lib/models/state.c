@@ -37,6 +37,15 @@ tg_status tg_net_alloc_like(tg_net_state *dst, const tg_net_state *src, unsigned
     return TG_OK;
 }
 
+unsigned tg_net_groups(const tg_net_state *s)
+{
+    unsigned g = 0;
+    for (int i = 0; i < TG_NET_NARRAYS; i++)
+        if (s->arr[i])
+            g |= tg_net_arrays[i].group;
+    return g;
+}
+
 void tg_net_free(tg_net_state *s)
 {
     for (int i = 0; i < TG_NET_NARRAYS; i++) {
@@ -63,19 +72,32 @@ void tg_net_reset(tg_net_state *s, int i)
         memset(s->arr[i], 0, bytes_of(s));
 }
 
-tg_status tg_net_visit(const tg_net_state *s, unsigned groups, tg_net_visit_fn fn, void *ctx)
+/* Every tensor of the arrays of `groups` that are present (s set), or of
+ * all of them (s NULL: data is then NULL). */
+static tg_status visit(const tg_params *P, const tg_net_state *s, unsigned groups,
+                       tg_net_visit_fn fn, void *ctx)
 {
     char name[160];
     for (int i = 0; i < TG_NET_NARRAYS; i++) {
-        if (!(tg_net_arrays[i].group & groups) || !s->arr[i])
+        if (!(tg_net_arrays[i].group & groups) || (s && !s->arr[i]))
             continue;
-        for (size_t k = 0; k < s->P->count; k++) {
-            const tg_param *p = &s->P->p[k];
+        for (size_t k = 0; k < P->count; k++) {
+            const tg_param *p = &P->p[k];
             snprintf(name, sizeof name, "%s%s", tg_net_arrays[i].prefix, p->name);
-            TG_TRY(fn(ctx, name, p, s->arr[i] + p->off));
+            TG_TRY(fn(ctx, name, p, s ? s->arr[i] + p->off : NULL));
         }
     }
     return TG_OK;
+}
+
+tg_status tg_net_visit(const tg_net_state *s, unsigned groups, tg_net_visit_fn fn, void *ctx)
+{
+    return visit(s->P, s, groups, fn, ctx);
+}
+
+tg_status tg_net_visit_names(const tg_params *P, unsigned groups, tg_net_visit_fn fn, void *ctx)
+{
+    return visit(P, NULL, groups, fn, ctx);
 }
 
 void tg_net_probe_name(const tg_net_state *s, unsigned group, char *buf, size_t n)

@@ -61,6 +61,8 @@ extern const tg_net_array_info tg_net_arrays[TG_NET_NARRAYS];
 tg_status tg_net_alloc(tg_net_state *s, unsigned groups);
 /* Make dst (laid out by src->P) have every array of `groups` that src has. */
 tg_status tg_net_alloc_like(tg_net_state *dst, const tg_net_state *src, unsigned groups);
+/* The groups of which s has at least one array. */
+unsigned tg_net_groups(const tg_net_state *s);
 /* Free every array; the table pointer stays. */
 void tg_net_free(tg_net_state *s);
 /* Copy the arrays of `groups` present in both, and the counter. */
@@ -75,6 +77,9 @@ void tg_net_reset(tg_net_state *s, int i);
 typedef tg_status (*tg_net_visit_fn)(void *ctx, const char *name, const tg_param *p,
                                      float *data);
 tg_status tg_net_visit(const tg_net_state *s, unsigned groups, tg_net_visit_fn fn, void *ctx);
+/* The same over the arrays of `groups` a network with table P would have,
+ * none allocated (data = NULL): what a checkpoint must hold, by name. */
+tg_status tg_net_visit_names(const tg_params *P, unsigned groups, tg_net_visit_fn fn, void *ctx);
 /* The first tensor name of the first array of `group` (what a checkpoint is
  * probed for), into buf[n]. */
 void tg_net_probe_name(const tg_net_state *s, unsigned group, char *buf, size_t n);

@@ -689,6 +689,82 @@ def test_save_errors(tmp_path, tiny):
         transgan.Model.load(None)
 
 
+# ------------------------------------------------- memory and sampling only
+
+def test_load_bytes_equals_load(tiny):
+    data = TINY.read_bytes()
+    for buf in (data, bytearray(data), memoryview(data), np.frombuffer(data, np.uint8)):
+        with transgan.Model.load_bytes(buf) as m:
+            assert m.descriptor == tiny.descriptor and not m.sampling_only
+            for ema in (True, False):
+                np.testing.assert_array_equal(m.generate(3, seed=5, ema=ema),
+                                              tiny.generate(3, seed=5, ema=ema))
+            x = tiny.generate(2, seed=1)
+            np.testing.assert_array_equal(m.discriminate(x), tiny.discriminate(x))
+    # the model keeps nothing of the caller's buffer
+    buf = bytearray(data)
+    m = transgan.Model.load_bytes(buf)
+    buf[:] = b"\xff" * len(buf)
+    np.testing.assert_array_equal(m.generate(2, seed=5), tiny.generate(2, seed=5))
+    m.close()
+
+
+def test_load_bytes_refuses_bad_buffers(tiny):
+    data = TINY.read_bytes()
+    for cut in (0, 4, 8, 100, len(data) // 2, len(data) - 1):
+        with pytest.raises(transgan.TransGANError) as ei:
+            transgan.Model.load_bytes(data[:cut])
+        assert ei.value.status == transgan.Status.FORMAT, (cut, ei.value)
+        assert "<memory>" in ei.value.message
+    with pytest.raises(transgan.TransGANError) as ei:
+        transgan.Model.load_bytes(TINY_JSON.read_bytes())
+    assert "looks like a JSON descriptor" in ei.value.message
+    with pytest.raises(TypeError):
+        transgan.Model.load_bytes(str(TINY))
+    with pytest.raises(TypeError):
+        transgan.Model.load_bytes(None)
+    with pytest.raises(ValueError):
+        transgan.Model.load_bytes(memoryview(data)[::2])
+    with pytest.raises(TypeError):
+        transgan.Model.load_bytes(data, sampling_only="yes")
+
+
+def test_sampling_only(tmp_path, tiny):
+    for m in (transgan.Model.load(TINY, sampling_only=True),
+              transgan.Model.load_bytes(TINY.read_bytes(), sampling_only=True)):
+        assert m.sampling_only and m.has_ema and not tiny.sampling_only
+        assert (m.g_params, m.d_params, m.descriptor) == (tiny.g_params, tiny.d_params,
+                                                            tiny.descriptor)
+        np.testing.assert_array_equal(m.generate(3, seed=5), tiny.generate(3, seed=5))
+        np.testing.assert_array_equal(m.generate_uint8(2, seed=5), tiny.generate_uint8(2, seed=5))
+        x = tiny.generate(1, seed=1)
+        for call in (lambda: m.generate(1, ema=False), lambda: m.discriminate(x),
+                     lambda: m.save(tmp_path / "so.safetensors"),
+                     lambda: m.load_weights(TINY),
+                     lambda: m.train_step(np.zeros((m.d_batch, 3, 8, 8), np.float32))):
+            with pytest.raises(transgan.TransGANError) as ei:
+                call()
+            assert ei.value.status == transgan.Status.STATE
+            assert "sampling only" in ei.value.message
+        assert not (tmp_path / "so.safetensors").exists()
+        m.close()
+    # without an EMA in the file the raw generator is kept, and ema=False works
+    tiny.save(tmp_path / "w.safetensors", weights_only=True)
+    with transgan.Model.load(tmp_path / "w.safetensors", sampling_only=True) as m:
+        assert m.sampling_only and not m.has_ema
+        np.testing.assert_array_equal(m.generate(2, seed=5, ema=False),
+                                      tiny.generate(2, seed=5, ema=False))
+    with pytest.raises(TypeError):
+        transgan.Model.load(TINY, sampling_only=1)
+
+
+def test_devices_are_not_checkpoints():
+    with pytest.raises(transgan.TransGANError) as ei:
+        transgan.Model.load("/dev/zero")
+    assert ei.value.status == transgan.Status.IO
+    assert "not a regular file" in ei.value.message
+
+
 # ------------------------------------------------------------------- close
 
 def test_close_is_idempotent_and_closed_models_refuse(tiny):

@@ -31,6 +31,7 @@ SONAME = "libtransgan.so.%d" % EXPECTED_MAJOR
 TG_SEED_FROM_DESCRIPTOR = 2**64 - 1
 TG_SAVE_WEIGHTS_ONLY = 1
 TG_SAVE_NO_OPTIMIZER = 2
+TG_LOAD_SAMPLING_ONLY = 1
 TG_GEN_EMA = 0
 TG_GEN_RAW = 1
 
@@ -73,6 +74,7 @@ class Info(enum.IntEnum):
     D_BATCH = 9
     G_BATCH = 10
     THREADS = 11
+    SAMPLING_ONLY = 12
 
 
 class TransGANError(Exception):
@@ -151,6 +153,9 @@ _SIGNATURES = {
     "tg_model_info": (_status, [model_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]),
     "tg_model_set_threads": (_status, [model_p, ctypes.c_int]),
     "tg_model_load": (_status, [ctypes.c_char_p, ctypes.POINTER(model_p)]),
+    "tg_model_load_ex": (_status, [ctypes.c_char_p, ctypes.c_uint32, ctypes.POINTER(model_p)]),
+    "tg_model_load_memory": (_status, [ctypes.c_void_p, _size, ctypes.c_uint32,
+                                       ctypes.POINTER(model_p)]),
     "tg_model_load_weights": (_status, [model_p, ctypes.c_char_p]),
     "tg_model_save": (_status, [model_p, ctypes.c_char_p, ctypes.c_uint32]),
     "tg_latent_sample": (_status, [model_p, ctypes.c_uint64, _size, float_p, _size]),

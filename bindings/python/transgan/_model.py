@@ -10,7 +10,7 @@ import numpy as np
 from ._lib import (PixelFormat, Info, TrainStats, check, check_file, lib, model_p, float_p,
                    uint8_p,
                    TG_SEED_FROM_DESCRIPTOR, TG_SAVE_WEIGHTS_ONLY, TG_SAVE_NO_OPTIMIZER,
-                   TG_GEN_EMA, TG_GEN_RAW)
+                   TG_LOAD_SAMPLING_ONLY, TG_GEN_EMA, TG_GEN_RAW)
 
 _FORMAT_NAMES = {
     "gray": PixelFormat.GRAY8, "gray8": PixelFormat.GRAY8,
@@ -145,6 +145,13 @@ def _pixel_format(fmt, channels):
         raise ValueError("unknown pixel format %r (use 'gray', 'rgb' or 'rgba')" % fmt) from None
 
 
+def _load_flags(sampling_only):
+    if not isinstance(sampling_only, (bool, np.bool_)):
+        raise TypeError("sampling_only must be True or False, not %s"
+                        % type(sampling_only).__name__)
+    return TG_LOAD_SAMPLING_ONLY if sampling_only else 0
+
+
 def images_to_pixels(images, format=None):
     """Float images [n, C, S, S] (values in [-1, 1], C in 1, 3, 4) to uint8
     pixels (tg_images_to_pixels): [n, S, S, 3] for "rgb", [n, S, S, 4] for
@@ -210,16 +217,49 @@ class Model:
         self._ptr = out
 
     @classmethod
-    def load(cls, path):
-        """A model loaded from a safetensors checkpoint (tg_model_load)."""
-        p = _path(path)
+    def _adopt(cls, call):
+        """A Model around the handle that call(out) makes."""
         self = cls.__new__(cls)
         self._ptr = None
         self._lock = threading.RLock()
         out = model_p()
-        check_file(lib.tg_model_load(p, ctypes.byref(out)), p)
+        call(ctypes.byref(out))
         self._ptr = out
         return self
+
+    @classmethod
+    def load(cls, path, sampling_only=False):
+        """A model loaded from a safetensors checkpoint (tg_model_load_ex).
+        sampling_only=True keeps only what sampling needs (the EMA generator
+        where the file has one, else the raw generator): far less memory, but
+        discriminate, train_step, save, load_weights and generate(ema=False)
+        without the raw generator raise TransGANError (status STATE)."""
+        p = _path(path)
+        flags = _load_flags(sampling_only)
+        return cls._adopt(lambda out: check_file(lib.tg_model_load_ex(p, flags, out), p))
+
+    @classmethod
+    def load_bytes(cls, data, sampling_only=False):
+        """A model from a checkpoint's bytes in memory (tg_model_load_memory):
+        bytes, bytearray, memoryview or any contiguous buffer, e.g. an asset
+        read from a packed file. The same checks as load(); the model keeps
+        no reference to data."""
+        if isinstance(data, str):
+            raise TypeError("data must be bytes-like (the checkpoint's bytes), not str; "
+                            "use Model.load(path) for a file")
+        try:
+            view = memoryview(data)
+        except TypeError:
+            raise TypeError("data must be bytes-like, not %s" % type(data).__name__) from None
+        if not view.c_contiguous:
+            raise ValueError("data must be a C-contiguous buffer")
+        buf = np.frombuffer(view.cast("B"), dtype=np.uint8)
+        flags = _load_flags(sampling_only)
+        # an empty buffer still passes a valid pointer: the library then says
+        # the checkpoint is too short, as for an empty file
+        keep = buf if buf.size else np.zeros(1, dtype=np.uint8)
+        ptr = keep.ctypes.data_as(ctypes.c_void_p)
+        return cls._adopt(lambda out: check(lib.tg_model_load_memory(ptr, buf.size, flags, out)))
 
     # ------------------------------------------------------------ lifetime
     def close(self):
@@ -320,6 +360,8 @@ class Model:
     g_batch = property(lambda self: self._info(Info.G_BATCH), doc="training.g_batch")
     has_ema = property(lambda self: bool(self._info(Info.HAS_EMA)),
                        doc="True if the model keeps an EMA generator")
+    sampling_only = property(lambda self: bool(self._info(Info.SAMPLING_ONLY)),
+                             doc="True if loaded with sampling_only=True")
 
     @property
     def threads(self):
