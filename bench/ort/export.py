@@ -29,6 +29,8 @@
    file (bench/ort/ort_bench.js --check, onnxruntime-node from --ort-dir)
    against the library: the largest absolute difference must be <= --tol.
    Any failure exits 1 with the numbers. --no-ort-check leaves out the ORT half.
+   With python3-onnx, each graph's ops are counted and checked: the plain graph
+   has its Softmax, a fused one the contrib op and no Softmax.
 4. Writes DIR/manifest.json: the files, input/output names and the differences.
 Needs torch 1.13 and numpy (/usr/bin/python3); ORT checks need node.
 """
@@ -170,6 +172,19 @@ def graph_ops(path):
 
 # ---------------------------------------------------------------- checks
 
+def graph_problem(variant, ops, required):
+    """What is wrong with an export's ops, or None: the plain graph has its
+    Softmax; a fused one has the contrib op in place of every Softmax."""
+    if not ops:
+        return "python3-onnx is missing: the graph was not inspected" if required else None
+    fused = {"mha": "com.microsoft.MultiHeadAttention", "attention": "com.microsoft.Attention"}
+    if variant == "plain":
+        return None if ops.get("Softmax") else "no Softmax in the plain graph"
+    if ops.get("Softmax") or not ops.get(fused[variant]):
+        return f"expected {fused[variant]} and no Softmax, got {ops}"
+    return None
+
+
 def max_diff(a, b):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape:
@@ -214,6 +229,8 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--ort-dir", default=os.path.join(ROOT, "build", "ort"))
     ap.add_argument("--no-ort-check", action="store_true")
+    ap.add_argument("--require-onnx", action="store_true",
+                    help="fail when python3-onnx is missing (the graphs' ops are checked)")
     a = ap.parse_args()
     variants = [v for v in a.variants.split(",") if v]
     nets = [n for n in a.nets.split(",") if n]
@@ -262,6 +279,9 @@ def main():
             path = os.path.join(a.out, f"{net}-{v}.onnx")
             info = export(d, params, net, v, path)
             info["ops"] = graph_ops(path)
+            bad = graph_problem(v, info["ops"], a.require_onnx)
+            if bad:
+                failures.append(f"{net}-{v}: {bad}")
             if not a.no_ort_check:
                 got = ort_outputs(a.ort_dir, path, inputs[net]).reshape(lib[net].shape)
                 info["ort_vs_library"] = max_diff(got, lib[net])
