@@ -19,7 +19,7 @@ For every descriptor:
      intra-op threads, 1 inter-op thread, sequential execution, graph
      optimisation level "all") and keeps the fastest: ORT's best configuration.
      The plain graph is not a candidate: it materialises every attention matrix
-     and runs 6-8x slower than the fused ones (and needs GiBs at batch 64); it is
+     and ran 2-8x slower than the fused ones (over 1.2 GiB at batch 16); it is
      timed once, with ORT's default options, at batches <= --default-max-batch,
      to show what the rewrite buys. The library is tuned the same way over
      OMP_WAIT_POLICY (unset: OpenMP's spinning default / passive);
