@@ -4,6 +4,7 @@
 #   make demo       sample and train a small model, writing PNGs
 #   make install    PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=
 #   make bench      performance against PyTorch (the project's oracle)
+#   make bench-ort  performance against ONNX Runtime (npm's onnxruntime-node)
 
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
@@ -260,6 +261,35 @@ $(B)/bench/transgan-s.safetensors: models/transgan-s.json $(B)/bench/load_peak
 bench-load: $(B)/bench/load_peak $(B)/bench/transgan-s.safetensors
 	@for opt in "" "--sampling-only" "--sampling-only --memory"; do \
 	  OMP_NUM_THREADS=1 $(B)/bench/load_peak $(B)/bench/transgan-s.safetensors $$opt || exit 1; done
+
+# make bench-ort: the library against ONNX Runtime 1.30 (bench/ort/compare.py):
+# each descriptor's networks exported to ONNX from tests/reference/oracle.py
+# (bench/ort/export.py, which checks ORT's output against the library's), ORT's
+# best session configuration found, then both engines timed in interleaved runs
+# at 2 threads; writes bench/results/ort-NAME.{json,md}. onnxruntime-node comes
+# from npm into build/ort (its install script only fetches GPU files, hence
+# --ignore-scripts); python3-onnx (the exports' op counts) from Debian.
+# make ort-test: the same chain on a tiny descriptor (no timing), < 20 s.
+ORT_VERSION := 1.30.0
+ORT_DIR := $(B)/ort
+ORT_ARGS ?=
+ORT_NODE := $(ORT_DIR)/node_modules/onnxruntime-node/package.json
+$(ORT_NODE):
+	@scripts/install-deps.sh bench
+	@mkdir -p $(ORT_DIR)
+	npm install --ignore-scripts --no-audit --no-fund --prefix $(ORT_DIR) onnxruntime-node@$(ORT_VERSION)
+	@test -f $@
+$(B)/bench/lib_bench: bench/ort/lib_bench.c $(HDR) $(SHLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O2 $(WARN) -Iinclude -o $@ $< -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..' -lm
+.PHONY: bench-ort ort-test
+bench-ort: $(ORT_NODE) $(B)/bench/lib_bench
+	/usr/bin/python3 bench/ort/compare.py --lib-bench $(B)/bench/lib_bench --lib $(SHLIB) \
+	    --ort-dir $(ORT_DIR) $(ORT_ARGS) $(BENCH_DESCS)
+ort-test: $(ORT_NODE) $(SHLIB)
+	@T=$$(mktemp -d); trap 'rm -rf "$$T"' EXIT; \
+	/usr/bin/python3 bench/ort/export.py tests/data/tiny-train.json --out $$T --lib $(SHLIB) \
+	    --ort-dir $(ORT_DIR) --check-batch 5 --require-onnx
 
 # ---------------------------------------------------------------- demo
 demo:

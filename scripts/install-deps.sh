@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages libtransgan needs, when they are missing.
-# Usage: scripts/install-deps.sh [build|test|demo|blender]   (build is the default)
+# Usage: scripts/install-deps.sh [build|test|demo|blender|bench]   (build is the default)
 set -eu
 # libc6-dev: gcc only recommends it, and recommends are not installed below
 need="libdnnl-dev libcjson-dev pkg-config gcc libc6-dev make"
@@ -14,7 +14,12 @@ case "${1:-build}" in
         need="$need python3-venv python3-torch valgrind" ;;
   blender) need="$need blender python3-numpy" ;;
   demo) need="$need $examples" ;;
-  *) echo "usage: scripts/install-deps.sh [build|test|demo|blender]" >&2; exit 2 ;;
+  # make bench-ort: the ONNX export (torch, onnx), the library check (numpy), node
+  # and npm for onnxruntime-node
+  # (npm only when missing: NodeSource's nodejs carries its own and conflicts with Debian's)
+  bench) need="$need python3 python3-numpy python3-torch python3-onnx nodejs"
+         command -v npm >/dev/null 2>&1 || need="$need npm" ;;
+  *) echo "usage: scripts/install-deps.sh [build|test|demo|blender|bench]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $need; do

@@ -1,0 +1,161 @@
+/* bench/ort/lib_bench.c - time libtransgan's tg_generate or tg_discriminate at one
+ * batch size, the same way bench/ort/ort_bench.js times ONNX Runtime; prints one
+ * JSON line.
+ *
+ *   lib_bench CKPT.safetensors [--net generator|discriminator] [--batch 16]
+ *             [--seconds 2] [--runs 1] [--threads 2]
+ *
+ * One warm-up call, then --runs runs, each repeating the call for at least
+ * --seconds seconds (and at least twice); images/s of every run and their
+ * median/min/max. Threads: tg_model_set_threads(--threads). Peak RSS is the
+ * process's VmHWM (/proc/self/status) at the end, like ort_bench.js's, so the
+ * two engines' memory is measured alike; vmhwm_before_model_mib is the program
+ * before the model exists. The generator runs with its raw weights (TG_GEN_RAW):
+ * the ONNX export holds those. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <transgan.h>
+
+static void die(const char *msg, const char *arg)
+{
+    fprintf(stderr, "lib_bench: %s%s\n", msg, arg);
+    exit(1);
+}
+
+static void check(tg_status st, const char *what)
+{
+    if (st != TG_OK) {
+        fprintf(stderr, "lib_bench: %s: %s (%s)\n", what, tg_last_error(), tg_status_string(st));
+        exit(1);
+    }
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double vmhwm_mib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kib = -1;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6))
+            kib = strtod(line + 6, NULL);
+    fclose(f);
+    return kib / 1024.0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double num(const char *s, double lo)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end != '\0' || !(v >= lo))
+        die("bad value ", s);
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    const char *ckpt = NULL, *net = "generator";
+    int batch = 16, runs = 1, threads = 2;
+    double seconds = 2.0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-') {
+            ckpt = a;
+            continue;
+        }
+        if (i + 1 >= argc)
+            die(a, " needs a value");
+        const char *v = argv[++i];
+        if (!strcmp(a, "--net"))
+            net = v;
+        else if (!strcmp(a, "--batch"))
+            batch = (int)num(v, 1);
+        else if (!strcmp(a, "--seconds"))
+            seconds = num(v, 0);
+        else if (!strcmp(a, "--runs"))
+            runs = (int)num(v, 1);
+        else if (!strcmp(a, "--threads"))
+            threads = (int)num(v, 1);
+        else
+            die("unknown option ", a);
+    }
+    int gen = !strcmp(net, "generator");
+    if (!ckpt || (!gen && strcmp(net, "discriminator")))
+        die("usage: lib_bench CKPT [--net generator|discriminator] [--batch B] [--seconds S] "
+            "[--runs R] [--threads T]", "");
+    if (runs > 1000)
+        die("too many --runs", "");
+
+    double before = vmhwm_mib();
+    tg_model *m = NULL;
+    check(tg_model_load(ckpt, &m), "tg_model_load");
+    check(tg_model_set_threads(m, threads), "tg_model_set_threads");
+    int64_t S, C, L;
+    check(tg_model_info(m, TG_INFO_IMAGE_SIZE, &S), "tg_model_info");
+    check(tg_model_info(m, TG_INFO_CHANNELS, &C), "tg_model_info");
+    check(tg_model_info(m, TG_INFO_LATENT_DIM, &L), "tg_model_info");
+    size_t B = (size_t)batch, img = (size_t)(C * S * S);
+    size_t in_len = gen ? B * (size_t)L : B * img, out_len = gen ? B * img : B;
+    float *in = malloc(in_len * sizeof *in), *out = malloc(out_len * sizeof *out);
+    if (!in || !out)
+        die("out of memory", "");
+    if (gen) {
+        check(tg_latent_sample(m, 12345, B, in, in_len), "tg_latent_sample");
+    } else {
+        uint32_t s = 12345; /* uniform in [-1, 1): the values do not matter for speed */
+        for (size_t i = 0; i < in_len; i++) {
+            s = s * 1664525u + 1013904223u;
+            in[i] = (float)(s / 2147483648.0 - 1.0);
+        }
+    }
+#define CALL()                                                                                     \
+    check(gen ? tg_generate(m, in, B, TG_GEN_RAW, out, out_len)                                    \
+              : tg_discriminate(m, in, B, out, out_len),                                           \
+          gen ? "tg_generate" : "tg_discriminate")
+    CALL(); /* warm-up: the first call creates the primitives */
+    double rates[1000];
+    for (int r = 0; r < runs; r++) {
+        long calls = 0;
+        double t0 = now(), el = 0;
+        while (calls < 2 || el < seconds) {
+            CALL();
+            calls++;
+            el = now() - t0;
+        }
+        rates[r] = (double)calls * (double)B / el;
+    }
+    double sorted[1000];
+    memcpy(sorted, rates, (size_t)runs * sizeof *rates);
+    qsort(sorted, (size_t)runs, sizeof *sorted, cmp_double);
+    double med = runs % 2 ? sorted[runs / 2] : 0.5 * (sorted[runs / 2 - 1] + sorted[runs / 2]);
+    printf("{\"engine\":\"libtransgan\",\"version\":\"%s\",\"model\":\"%s\",\"net\":\"%s\","
+           "\"batch\":%d,\"options\":{\"threads\":%d},"
+           "\"img_per_s\":{\"median\":%.2f,\"min\":%.2f,\"max\":%.2f},\"runs\":[",
+           tg_version_string(), ckpt, net, batch, threads, med, sorted[0], sorted[runs - 1]);
+    for (int r = 0; r < runs; r++)
+        printf("%s%.2f", r ? "," : "", rates[r]);
+    printf("],\"vmhwm_before_model_mib\":%.1f,\"peak_rss_mib\":%.1f}\n", before, vmhwm_mib());
+    tg_model_destroy(m);
+    free(in);
+    free(out);
+    return 0;
+}
