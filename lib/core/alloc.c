@@ -9,15 +9,19 @@
 #include "common.h"
 
 static atomic_long g_alloc_calls;
+/* the count at which the gate refuses (tg_alloc_fail_at); -1: never */
+static atomic_long g_fail_at = -1;
 
 long tg_alloc_count(void) { return atomic_load(&g_alloc_calls); }
+
+void tg_alloc_fail_at(long k) { atomic_store(&g_fail_at, k); }
 
 /* Counts the request; 0 = go ahead. */
 static int gate(size_t bytes)
 {
     (void)bytes;
-    atomic_fetch_add(&g_alloc_calls, 1);
-    return 0;
+    long n = atomic_fetch_add(&g_alloc_calls, 1);
+    return n == atomic_load(&g_fail_at);
 }
 
 static void *oom(size_t bytes)

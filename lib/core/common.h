@@ -45,6 +45,9 @@ char *tg_strndup(const char *s, size_t n);
 /* How many allocations the library asked for in this process (for the
  * tests' check that steady-state sampling and training allocate nothing). */
 long tg_alloc_count(void);
+/* Tests only (not exported): make the allocation that finds tg_alloc_count()
+ * == k fail as if memory were exhausted; -1 turns this off. */
+void tg_alloc_fail_at(long k);
 
 /* n * m with overflow detection: returns 0 and sets *out on success. */
 static inline int tg_mul_overflow(size_t n, size_t m, size_t *out)

@@ -61,12 +61,15 @@ static tg_status meta_u64(const tg_st_file *f, const char *path, const char *key
     const char *v = tg_st_meta(f, key);
     if (!v)
         return TG_OK;
+    /* digits only: strtoull alone takes blanks and a sign (" -1" wraps to
+     * 2^64 - 1); and at most 2^63 - 1, so a counter never wraps (a wrapped
+     * counter made every later step fail) */
     char *end;
     errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno || end == v || *end || v[0] == '-')
-        return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata %s = '%.40s' is not a step count",
-                       path, key, v);
+    unsigned long long x = v[0] >= '0' && v[0] <= '9' ? strtoull(v, &end, 10) : 0;
+    if (!(v[0] >= '0' && v[0] <= '9') || errno || *end || x > (unsigned long long)INT64_MAX)
+        return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata %s = '%.40s' is not a step count "
+                       "(decimal digits, at most %lld)", path, key, v, (long long)INT64_MAX);
     *out = x;
     return TG_OK;
 }
@@ -93,6 +96,10 @@ tg_status tg_checkpoint_load(tg_model *m, const tg_st_file *f, const char *path)
         }
         if (!ok)
             return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata rng_state is malformed", path);
+        /* xoshiro's one fixed point: from all zeros it returns 0 forever */
+        if ((rng.s[0] | rng.s[1] | rng.s[2] | rng.s[3]) == 0)
+            return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata rng_state is all zeros, "
+                           "which no generator state can be", path);
     }
     /* Stage each network's arrays: the weights always; each other group
      * the model has (EMA, Adam moments) when the file holds it, probed by its

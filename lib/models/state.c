@@ -37,6 +37,15 @@ tg_status tg_net_alloc_like(tg_net_state *dst, const tg_net_state *src, unsigned
     return TG_OK;
 }
 
+void tg_net_undo_alloc(tg_net_state *s, const tg_net_state *before)
+{
+    for (int i = 0; i < TG_NET_NARRAYS; i++)
+        if (s->arr[i] && !before->arr[i]) {
+            free(s->arr[i]);
+            s->arr[i] = NULL;
+        }
+}
+
 void tg_net_free(tg_net_state *s)
 {
     for (int i = 0; i < TG_NET_NARRAYS; i++) {

@@ -61,6 +61,10 @@ extern const tg_net_array_info tg_net_arrays[TG_NET_NARRAYS];
 tg_status tg_net_alloc(tg_net_state *s, unsigned groups);
 /* Make dst (laid out by src->P) have every array of `groups` that src has. */
 tg_status tg_net_alloc_like(tg_net_state *dst, const tg_net_state *src, unsigned groups);
+/* Undo allocations after a failure: free every array s has that `before`
+ * (a copy of s taken earlier) did not, so s is as it was (a failed first
+ * step must not leave half of Adam's pair of moments behind). */
+void tg_net_undo_alloc(tg_net_state *s, const tg_net_state *before);
 /* Free every array; the table pointer stays. */
 void tg_net_free(tg_net_state *s);
 /* Copy the arrays of `groups` present in both, and the counter. */
