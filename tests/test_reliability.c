@@ -44,6 +44,17 @@ static const char *SWEEP_JSON =
         ck_assert_msg(tg_last_error()[0], "%s: no message", #expr);                           \
     } while (0)
 
+static char g_dir[256];
+/* a file in the scratch folder (four buffers in turn) */
+static const char *rpath(const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
+    return buf[k];
+}
+
 /* ------------------------------------------------ the allocation gate */
 
 /* The armed allocation, as an absolute tg_alloc_count() (-1: none). The
@@ -119,7 +130,7 @@ static unsigned char *snapshot(tg_model *m, size_t *n)
 static unsigned char *checkpoint_bytes(tg_model *m, size_t *n)
 {
     pause_gate();
-    const char *p = tu_path("snap.safetensors");
+    const char *p = rpath("snap.safetensors");
     ck_assert_msg(tg_model_save(m, p, 0) == TG_OK, "checkpoint_bytes: %s", tg_last_error());
     unsigned char *b = tu_read_file(p, n);
     unlink(p);
@@ -148,7 +159,7 @@ static unsigned arrays_present(const tg_model *m)
 /* No temporary of a save is left in the scratch folder. */
 static void assert_no_tmp(void)
 {
-    DIR *d = opendir(tu_scratch_dir());
+    DIR *d = opendir(g_dir);
     ck_assert_ptr_nonnull(d);
     for (struct dirent *e; (e = readdir(d));)
         ck_assert_msg(!strstr(e->d_name, ".tmp."), "temporary %s left behind", e->d_name);
@@ -171,8 +182,8 @@ static void sequence(long k, seq_out *o)
     tu_seed(7);
     tu_fill(z, SW_B * SW_L, -1, 1);
     tu_fill(real, SW_B * SW_PX, -1, 1);
-    char path[512]; /* tu_path's buffers are reused by snapshot() */
-    snprintf(path, sizeof path, "%s", tu_path("seq.safetensors"));
+    char path[512]; /* rpath's buffers are reused by checkpoint_bytes() */
+    snprintf(path, sizeof path, "%s", rpath("seq.safetensors"));
     unlink(path);
     tg_model *m = NULL, *m2 = NULL;
     size_t nb;
@@ -330,7 +341,7 @@ static void cj_free(void *p) { free(p); }
 
 START_TEST(cjson_out_of_memory_is_reported)
 {
-    const char *path = tu_path("cj.safetensors");
+    const char *path = rpath("cj.safetensors");
     tg_model *m = NULL;
     OK(tg_model_create(SWEEP_JSON, 1, &m));
     OK(tg_model_save(m, path, 0));
@@ -407,7 +418,7 @@ static tg_model *sweep_model(void)
 /* Issue 15, defect 3: " -1" and 2^64 - 1 wrapped the step counters. */
 START_TEST(step_counters_are_digits_below_2_63)
 {
-    const char *path = tu_path("steps.safetensors");
+    const char *path = rpath("steps.safetensors");
     const char *bad[] = {"18446744073709551615", " -1", "-1", "+5", " 5", "5 ", "9223372036854775808",
                          "0x10", ""};
     tg_model *m = sweep_model(), *m2;
@@ -440,7 +451,7 @@ END_TEST
 /* Issue 15, defect 7: an all-zero rng_state made the generator return 0 forever. */
 START_TEST(rng_state_all_zero_is_refused)
 {
-    const char *path = tu_path("rng.safetensors");
+    const char *path = rpath("rng.safetensors");
     tg_model *m = sweep_model(), *m2;
     OK(tg_model_save(m, path, 0));
     rewrite_meta(path, "rng_state", "0000000000000000000000000000000000000000000000000000000000000000");
@@ -479,9 +490,9 @@ START_TEST(descriptor_strings_must_be_utf8)
     memcpy(name, utf8, strlen(utf8));
     tg_model *m;
     OK(tg_model_create(json, 1, &m));
-    OK(tg_model_save(m, tu_path("utf8.safetensors"), 0));
+    OK(tg_model_save(m, rpath("utf8.safetensors"), 0));
     tg_model *m2;
-    OK(tg_model_load(tu_path("utf8.safetensors"), &m2));
+    OK(tg_model_load(rpath("utf8.safetensors"), &m2));
     ck_assert(strstr(tg_model_descriptor(m2), "\"name\":\"sw\xc3\xa9\xc3\xa9p\xf0\x9f\x98\x80\"") ||
               strstr(tg_model_descriptor(m2), "sw\\u00e9\\u00e9p"));
     tg_model_destroy(m2);
@@ -524,7 +535,7 @@ END_TEST
 /* Issue 15, defect 8: the temporaries of a save killed mid-way stayed forever. */
 START_TEST(save_removes_stale_temporaries)
 {
-    const char *path = tu_path("t.safetensors");
+    const char *path = rpath("t.safetensors");
     pid_t child = fork();
     if (child == 0)
         _exit(0);
@@ -533,7 +544,7 @@ START_TEST(save_removes_stale_temporaries)
     char stale[512], live[512], other[512], odd[512];
     snprintf(stale, sizeof stale, "%s.tmp.%ld.0", path, (long)child);
     snprintf(live, sizeof live, "%s.tmp.%ld.3", path, (long)getppid()); /* a live writer */
-    snprintf(other, sizeof other, "%s.tmp.%ld.0", tu_path("u.safetensors"), (long)child);
+    snprintf(other, sizeof other, "%s.tmp.%ld.0", rpath("u.safetensors"), (long)child);
     snprintf(odd, sizeof odd, "%s.tmp.%ld.0x", path, (long)child); /* not a name we make */
     const char *files[] = {stale, live, other, odd};
     for (int i = 0; i < 4; i++)
@@ -550,25 +561,72 @@ START_TEST(save_removes_stale_temporaries)
 }
 END_TEST
 
-/* Issue 15, defects 1 and 2 (the scratchpad and the Adam pair) are caught by
- * allocation_failure_sweep: each failure of them is followed by the same
- * call, which crashed (scratchpad) or left the model changed (moments). */
+/* Issue 15, defect 1: the shared oneDNN scratchpad was freed before its
+ * bigger replacement was allocated; when that failed, the cached primitives
+ * ran on NULL and the next call crashed. Sampling on one thread caches
+ * primitives with small scratchpads; a training step on two threads needs
+ * bigger ones (oneDNN's scratchpads grow with the thread count): fail each
+ * of its allocations in turn, then sample on one thread again. */
+START_TEST(scratchpad_survives_failed_growth)
+{
+    float z[SW_L] = {0.5f, -0.5f, 0.25f, 1}, ref[SW_PX], out[SW_PX], real[SW_B * SW_PX];
+    tu_seed(3);
+    tu_fill(real, SW_B * SW_PX, -1, 1);
+    long failed = 0;
+    for (long k = 0;; k++) {
+        tg_model *m = sweep_model();
+        OK(tg_model_set_threads(m, 1));
+        OK(tg_generate(m, z, 1, 0, ref, SW_PX));
+        OK(tg_model_set_threads(m, 2));
+        arm(k);
+        tg_status st = tg_train_step(m, real, SW_B, NULL, NULL, NULL, NULL);
+        int hit = fired();
+        tg_alloc_fail_at(-1);
+        if (st != TG_OK)
+            FAILS_OOM(st);
+        OK(tg_model_set_threads(m, 1));
+        OK(tg_generate(m, z, 1, 0, out, SW_PX));
+        if (st != TG_OK)
+            ck_assert_msg(memcmp(out, ref, sizeof out) == 0, "k=%ld: sampling changed", k);
+        tg_model_destroy(m);
+        if (!hit)
+            break;
+        failed++;
+    }
+    ck_assert_int_gt(failed, 100);
+}
+END_TEST
 
-static void setup(void) { tu_scratch_make("tg_rel"); }
+/* Issue 15, defect 2 (half of Adam's pair of moments left after a failed
+ * first step) is caught by allocation_failure_sweep, which checks the arrays
+ * after every failed tg_train_step. */
+
+/* The scratch folder on tmpfs when there is one: the sweep saves ~2000
+ * times, and each save fsyncs. */
+static void setup(void)
+{
+    snprintf(g_dir, sizeof g_dir, "%s/tg_rel_XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(g_dir));
+}
 static void teardown(void)
 {
     tg_alloc_fail_at(-1);
-    tu_scratch_remove();
+    tu_rm_rf(g_dir);
 }
 
 int main(void)
 {
     Suite *s = suite_create("reliability");
+    TCase *sw = tcase_create("sweep");
+    tcase_add_checked_fixture(sw, setup, teardown);
+    tcase_set_timeout(sw, 900);
+    tcase_add_test(sw, allocation_failure_sweep);
+    suite_add_tcase(s, sw);
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, allocation_failure_sweep);
+    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, cjson_out_of_memory_is_reported);
+    tcase_add_test(tc, scratchpad_survives_failed_growth);
     tcase_add_test(tc, step_counters_are_digits_below_2_63);
     tcase_add_test(tc, rng_state_all_zero_is_refused);
     tcase_add_test(tc, descriptor_strings_must_be_utf8);
