@@ -7,6 +7,7 @@
  * sweep over cJSON's allocations, and one regression test per defect of
  * issue 15, each built from its reproducer. */
 #include <dirent.h>
+#include <pthread.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -603,6 +604,74 @@ END_TEST
 
 /* The scratch folder on tmpfs when there is one: the sweep saves ~2000
  * times, and each save fsyncs. */
+/* Thread safety (docs/API.md "Threading"): four models on four threads at
+ * once - create, sample, train, save, load - give what each gives alone. */
+typedef struct {
+    int id;
+    float gen[SW_B * SW_PX];
+    double loss;
+    char path[512];
+    tg_status st;
+} par_job;
+
+static void *par_run(void *arg)
+{
+    par_job *j = arg;
+    float z[SW_B * SW_L], real[SW_B * SW_PX];
+    for (int i = 0; i < SW_B * SW_L; i++)
+        z[i] = (float)((i * 7 + j->id) % 11) / 11.0f - 0.5f;
+    for (int i = 0; i < SW_B * SW_PX; i++)
+        real[i] = (float)((i * 5 + j->id) % 13) / 13.0f - 0.5f;
+    tg_model *m = NULL, *m2 = NULL;
+    tg_train_stats st = {.struct_size = sizeof st};
+    j->st = tg_model_create(SWEEP_JSON, (uint64_t)j->id + 1, &m);
+    if (j->st == TG_OK)
+        j->st = tg_model_set_threads(m, 1);
+    for (int s = 0; s < 2 && j->st == TG_OK; s++)
+        j->st = tg_train_step(m, real, SW_B, NULL, NULL, NULL, &st);
+    if (j->st == TG_OK)
+        j->st = tg_model_save(m, j->path, 0);
+    if (j->st == TG_OK)
+        j->st = tg_model_load(j->path, &m2);
+    if (j->st == TG_OK)
+        j->st = tg_model_set_threads(m2, 1);
+    if (j->st == TG_OK)
+        j->st = tg_generate(m2, z, SW_B, 0, j->gen, SW_B * SW_PX);
+    j->loss = st.d_loss;
+    tg_model_destroy(m);
+    tg_model_destroy(m2);
+    return NULL;
+}
+
+START_TEST(models_on_concurrent_threads)
+{
+    enum { N = 4 };
+    par_job alone[N], par[N];
+    for (int i = 0; i < N; i++) {
+        alone[i] = (par_job){.id = i};
+        snprintf(alone[i].path, sizeof alone[i].path, "%s", rpath("alone.safetensors"));
+        par_run(&alone[i]);
+        ck_assert_msg(alone[i].st == TG_OK, "%s", tg_last_error());
+    }
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        par[i] = (par_job){.id = i};
+        char name[32];
+        snprintf(name, sizeof name, "par%d.safetensors", i);
+        snprintf(par[i].path, sizeof par[i].path, "%s", rpath(name));
+        ck_assert_int_eq(pthread_create(&t[i], NULL, par_run, &par[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(par[i].st == TG_OK, "thread %d: %s", i, tg_status_string(par[i].st));
+        ck_assert_msg(par[i].loss == alone[i].loss, "thread %d: loss differs", i);
+        ck_assert_msg(memcmp(par[i].gen, alone[i].gen, sizeof par[i].gen) == 0,
+                      "thread %d: images differ", i);
+    }
+}
+END_TEST
+
 static void setup(void)
 {
     snprintf(g_dir, sizeof g_dir, "%s/tg_rel_XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
@@ -633,6 +702,7 @@ int main(void)
     tcase_add_test(tc, descriptor_numbers_are_strict_json);
     tcase_add_test(tc, save_empty_path_message);
     tcase_add_test(tc, save_removes_stale_temporaries);
+    tcase_add_test(tc, models_on_concurrent_threads);
     suite_add_tcase(s, tc);
     return tu_run(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }
