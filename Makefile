@@ -146,8 +146,58 @@ layers-test:
 # default count (TG_DYNAMIC_THREADS=0, docs/API.md "Threads"); the dynamic
 # default has its own test (tests/test_threads.c), which turns it back on.
 TEST_TARGETS := test unit-test asan-test isa-test abi-test cpp-test ref-test py-test docs-test fid-test \
-	py-install-test example-test
+	py-install-test example-test fuzz-test
 $(TEST_TARGETS): export TG_DYNAMIC_THREADS = 0
+# ---------------------------------------------------------------- fuzzing
+# libFuzzer targets (tests/fuzz/fuzz_*.c) with ASan and UBSan, built by clang
+# against the library compiled with the same instrumentation in build-fuzz/.
+# Each starts from its committed seed corpus (tests/fuzz/corpus/NAME) and
+# dictionary (tests/fuzz/NAME.dict); new inputs go to a scratch folder, so a
+# run never changes the repository. `make fuzz` runs each FUZZ_TIME seconds,
+# `make fuzz-test` (in make test) FUZZ_SHORT seconds; a crash, a leak or a
+# broken property fails the target and leaves the input in build-fuzz/.
+FB := build-fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_TARGETS := descriptor checkpoint
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FB)/fuzz/fuzz_%)
+FUZZ_TIME ?= 300
+FUZZ_SHORT ?= 25
+FUZZ_OPTS := -rss_limit_mb=4096 -malloc_limit_mb=1024 -timeout=20 -print_final_stats=1
+.PHONY: fuzz fuzz-test fuzz-build fuzz-seeds
+# The fused attention kernels use gcc's function multiversioning: gcc builds
+# them, uninstrumented (they parse nothing); clang cannot vectorise every
+# `omp simd` loop of the others and says so (-Wno-pass-failed).
+$(FB)/obj/ops/attention_fused.o: override CC = gcc
+$(FB)/obj/ops/attention_fused.o: override OPT = -O3 -ffp-contract=fast
+ifneq ($(B),$(FB))
+$(FB)/libtransgan.a: $(SRCS) $(HDRS)
+	$(MAKE) B=$(FB) CC=clang OPT="-O1 -g -Wno-pass-failed -fsanitize=fuzzer-no-link $(FUZZ_SAN)" $(FB)/libtransgan.a
+endif
+$(FB)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/seed_model.h $(FB)/libtransgan.a
+	@mkdir -p $(dir $@)
+	clang -O1 -g $(WARN) -D_GNU_SOURCE -fsanitize=fuzzer $(FUZZ_SAN) -fopenmp -Iinclude -Ilib \
+	    -Itests/fuzz -o $@ $< $(FB)/libtransgan.a $(LDLIBS)
+fuzz-build: test-deps
+	$(MAKE) $(FUZZ_BINS)
+# FUZZ_RUN(seconds): each target in turn; its statistics end the output
+define FUZZ_RUN
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  W=$$(mktemp -d); trap 'rm -rf "$$W"' EXIT; echo "== fuzz_$$t, $(1) s"; \
+	  (cd $(FB) && ASAN_OPTIONS=detect_leaks=1 OMP_NUM_THREADS=1 ./fuzz/fuzz_$$t $(FUZZ_OPTS) \
+	    -max_total_time=$(1) -dict=$(CURDIR)/tests/fuzz/$$t.dict "$$W" $(CURDIR)/tests/fuzz/corpus/$$t \
+	    > "$$W.log" 2>&1) || { tail -60 "$$W.log"; rm -f "$$W.log"; exit 1; }; \
+	  grep -E "^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss_mb)" "$$W.log" || true; \
+	  rm -rf "$$W" "$$W.log"; done
+endef
+fuzz-test: fuzz-build
+	$(call FUZZ_RUN,$(FUZZ_SHORT))
+fuzz: fuzz-build
+	$(call FUZZ_RUN,$(FUZZ_TIME))
+# Rewrite the checkpoint seeds (after a change of the format or the seed model).
+fuzz-seeds: $(STLIB)
+	@mkdir -p $(B)/fuzz
+	$(CC) $(CFLAGS) $(WARN) -fopenmp -Iinclude -Itests/fuzz -o $(B)/fuzz/make_seeds tests/fuzz/make_seeds.c $(STLIB) $(LDLIBS)
+	$(B)/fuzz/make_seeds tests/fuzz/corpus/checkpoint
 
 test: test-deps all
 	$(MAKE) layers-test
@@ -162,6 +212,7 @@ test: test-deps all
 	$(MAKE) py-install-test
 	$(MAKE) example-test
 	CK_FORK=no ASAN_OPTIONS=detect_leaks=1 $(MAKE) asan-test
+	$(MAKE) fuzz-test
 
 # ---------------------------------------------------------------- examples
 # Each examples/*.c is a program; all link examples/common/*.c (image I/O with
@@ -340,4 +391,4 @@ uninstall:
 	$(call ldconfig_live,uninstall)
 
 clean:
-	rm -rf build build-asan build-avx2 build-sse41 transgan.pc
+	rm -rf build build-asan build-avx2 build-sse41 $(FB) transgan.pc

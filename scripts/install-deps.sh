@@ -11,7 +11,9 @@ case "${1:-build}" in
   build) ;;
   # python3-venv: make test installs the Python bindings into a fresh venv
   test) need="$need $examples g++ check python3 python3-numpy python3-pil python3-pytest python3-pip"
-        need="$need python3-venv python3-torch valgrind" ;;
+        need="$need python3-venv python3-torch valgrind"
+        # make fuzz-test: clang's libFuzzer runtime and the OpenMP of clang
+        need="$need clang libclang-rt-14-dev libomp-14-dev" ;;
   blender) need="$need blender python3-numpy" ;;
   demo) need="$need $examples" ;;
   # make bench-ort: the ONNX export (torch, onnx), the library check (numpy), node

@@ -99,6 +99,8 @@ TG_API tg_status tg_model_save(tg_model *m, const char *path, uint32_t flags)
     tg_error_clear();
     if (!m || !path)
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_save: %s is NULL", !m ? "model" : "path");
+    if (!path[0])
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_save: path is empty");
     if (flags & ~(TG_SAVE_WEIGHTS_ONLY | TG_SAVE_NO_OPTIMIZER))
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_save: unknown flags 0x%x", flags);
     /* a checkpoint holds both networks; this model has one generator array */

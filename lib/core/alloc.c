@@ -10,16 +10,20 @@
 
 static atomic_long g_alloc_calls;
 static atomic_ullong g_alloc_bytes;
+/* the count at which the gate refuses (tg_alloc_fail_at); -1: never */
+static atomic_long g_fail_at = -1;
 
 long tg_alloc_count(void) { return atomic_load(&g_alloc_calls); }
 unsigned long long tg_alloc_bytes(void) { return atomic_load(&g_alloc_bytes); }
 
+void tg_alloc_fail_at(long k) { atomic_store(&g_fail_at, k); }
+
 /* Counts the request; 0 = go ahead. */
 static int gate(size_t bytes)
 {
-    atomic_fetch_add(&g_alloc_calls, 1);
+    long n = atomic_fetch_add(&g_alloc_calls, 1);
     atomic_fetch_add(&g_alloc_bytes, (unsigned long long)bytes);
-    return 0;
+    return n == atomic_load(&g_fail_at);
 }
 
 static void *oom(size_t bytes)

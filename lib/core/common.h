@@ -49,6 +49,9 @@ long tg_alloc_count(void);
  * tests' check that a hostile checkpoint is refused before the model's
  * state is allocated. */
 unsigned long long tg_alloc_bytes(void);
+/* Tests only (not exported): make the allocation that finds tg_alloc_count()
+ * == k fail as if memory were exhausted; -1 turns this off. */
+void tg_alloc_fail_at(long k);
 
 /* n * m with overflow detection: returns 0 and sets *out on success. */
 static inline int tg_mul_overflow(size_t n, size_t m, size_t *out)

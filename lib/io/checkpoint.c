@@ -67,12 +67,15 @@ static tg_status meta_u64(const tg_st_file *f, const char *key, uint64_t *out)
     const char *v = tg_st_meta(f, key);
     if (!v)
         return TG_OK;
+    /* digits only: strtoull alone takes blanks and a sign (" -1" wraps to
+     * 2^64 - 1); and at most 2^63 - 1, so a counter never wraps (a wrapped
+     * counter made every later step fail) */
     char *end;
     errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno || end == v || *end || v[0] == '-')
-        return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata %s = '%.40s' is not a step count",
-                       f->name, key, v);
+    unsigned long long x = v[0] >= '0' && v[0] <= '9' ? strtoull(v, &end, 10) : 0;
+    if (!(v[0] >= '0' && v[0] <= '9') || errno || *end || x > (unsigned long long)INT64_MAX)
+        return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata %s = '%.40s' is not a step count "
+                       "(decimal digits, at most %lld)", f->name, key, v, (long long)INT64_MAX);
     *out = x;
     return TG_OK;
 }
@@ -110,8 +113,11 @@ static tg_status make_plan(const tg_model *m, const tg_st_file *f, plan_t *plan)
             ok = *end == '\0' && strspn(word, "0123456789abcdef") == 16;
         }
         if (!ok)
-            return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata rng_state is malformed",
-                           f->name);
+            return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata rng_state is malformed", f->name);
+        /* xoshiro's one fixed point: from all zeros it returns 0 forever */
+        if ((plan->rng.s[0] | plan->rng.s[1] | plan->rng.s[2] | plan->rng.s[3]) == 0)
+            return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata rng_state is all zeros, "
+                           "which no generator state can be", f->name);
     }
     /* each network's groups: the weights always; each other group the model
      * has (EMA, Adam moments) when the file holds it, probed by its first

@@ -10,12 +10,15 @@
 
 #include <cjson/cJSON.h>
 
+#include "json.h"
+
 #define PATH_MAX_LEN 160
 #define MAX_DIM 65536
 #define MAX_DEPTH 1024
 #define MAX_IMAGE 1024
 #define MAX_MLP 64
 #define MAX_BIG (1 << 20)           /* latent_dim, batches, n_critic, radius */
+#define DESC_MAX_NESTING 16         /* a descriptor is 4 levels deep */
 #define MAX_EXACT 9007199254740992.0 /* 2^53: the largest exactly representable integer range */
 
 static const char *const norm_names[] = {"layernorm", "pixelnorm"};
@@ -584,21 +587,27 @@ tg_status tg_desc_parse(const char *json, tg_desc *out)
     if (json[strspn(json, " \t\r\n")] == '\0')
         return tg_fail(TG_ERR_DESCRIPTOR, "descriptor: empty (expected a JSON object)");
 
-    /* The end pointer is ours; cJSON_GetErrorPtr would be a process global. */
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
+    /* The syntax is checked first (io/json.h), so cJSON failing on a text
+     * that passed can only be out of memory. */
+    size_t at;
+    const char *why;
+    cJSON *root = NULL;
+    if (tg_json_check(json, strlen(json), DESC_MAX_NESTING, &at, &why)) {
+        root = cJSON_ParseWithOpts(json, NULL, 1);
+        if (!root)
+            return tg_fail(TG_ERR_OUT_OF_MEMORY, "out of memory parsing the descriptor");
+    }
     if (!root) {
         int line, col;
-        if (!end)
-            end = json;
+        const char *end = json + at;
         line_col(json, end, &line, &col);
         char near[24];
         size_t i = 0;
         for (; end[i] && i < 16; i++)
             near[i] = (unsigned char)end[i] < 0x20 || end[i] == 0x7f ? ' ' : end[i];
         near[i] = '\0';
-        return tg_fail(TG_ERR_DESCRIPTOR, "descriptor: malformed JSON at line %d, column %d%s%s%s", line,
-                       col, i ? " near '" : " (unexpected end)", near, i ? "'" : "");
+        return tg_fail(TG_ERR_DESCRIPTOR, "descriptor: malformed JSON at line %d, column %d%s%s%s: %s",
+                       line, col, i ? " near '" : " (unexpected end)", near, i ? "'" : "", why);
     }
     set_defaults(out);
     tg_status s = TG_OK;

@@ -3,6 +3,8 @@
  * the folder) with a header byte-identical to the reference's st_save. */
 #include "safetensors.h"
 
+#include "json.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,12 +12,15 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define ST_MAX_HEADER ((uint64_t)100 * 1024 * 1024) /* a larger header is hostile */
 #define ST_MAX_NAME 1024
+#define ST_MAX_NESTING 16 /* a header is 3 levels deep */
 #define ST_MAX_JSON_INT 9007199254740992.0 /* 2^53: doubles are exact up to here */
 #define ST_MSG_NAME 200 /* names are cut in messages so the file name survives */
 
@@ -451,21 +456,20 @@ static tg_status parse(tg_st_file *out)
     if ((s = src_read(out, 8, (size_t)hn, hcopy)) != TG_OK)
         goto fail;
     hcopy[hn] = '\0';
-    const char *hdr = hcopy, *end = NULL;
-    root = cJSON_ParseWithLengthOpts(hdr, (size_t)hn, &end, 0);
-    if (!root) {
-        size_t at = end && end >= hdr ? (size_t)(end - hdr) : 0;
-        s = tg_fail(TG_ERR_FORMAT, "safetensors %s: header is not valid JSON (near byte %zu of %"
-                    PRIu64 ")", path, at, hn);
+    /* the syntax first (io/json.h): cJSON failing after it is out of memory.
+     * Only blank padding may follow the JSON value. */
+    size_t at;
+    const char *why;
+    if (!tg_json_check(hcopy, (size_t)hn, ST_MAX_NESTING, &at, &why)) {
+        s = tg_fail(TG_ERR_FORMAT, "safetensors %s: header is not valid JSON (%s at byte %zu of %"
+                    PRIu64 ")", path, why, at, hn);
         goto fail;
     }
-    /* only the whitespace padding may follow the JSON value */
-    for (const char *p = end; p < hdr + hn; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-            s = tg_fail(TG_ERR_FORMAT, "safetensors %s: header is not valid JSON (trailing bytes "
-                        "at byte %zu of %" PRIu64 ")", path, (size_t)(p - hdr), hn);
-            goto fail;
-        }
+    root = cJSON_ParseWithLengthOpts(hcopy, (size_t)hn, NULL, 0);
+    if (!root) {
+        s = tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors %s: out of memory parsing the header", path);
+        goto fail;
+    }
     if (!cJSON_IsObject(root)) {
         s = tg_fail(TG_ERR_FORMAT, "safetensors %s: header is not a JSON object", path);
         goto fail;
@@ -949,10 +953,17 @@ static tg_status write_body(FILE *f, const char *tmp, const sbuf *h, const tg_st
  * are tolerated: there is nothing more we could do there. */
 static tg_status sync_dir(const char *path)
 {
+    /* no allocation: this runs after the rename, when the save has happened
+     * and running out of memory must not be reported as its failure (a path
+     * longer than this buffer could not have been created) */
+    char dir[4096];
     const char *slash = strrchr(path, '/');
-    char *dir = slash ? tg_strndup(path, slash == path ? 1 : (size_t)(slash - path)) : tg_strdup(".");
-    if (!dir)
-        return tg_fail(TG_ERR_OUT_OF_MEMORY, "safetensors write %s: out of memory", path);
+    size_t dl = slash ? (slash == path ? 1 : (size_t)(slash - path)) : 1;
+    if (dl >= sizeof dir)
+        return tg_fail(TG_ERR_IO, "safetensors write %s: written, but its folder's name is too "
+                       "long to sync", path);
+    memcpy(dir, slash ? path : ".", dl);
+    dir[dl] = '\0';
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     tg_status s = TG_OK;
     if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
@@ -960,8 +971,42 @@ static tg_status sync_dir(const char *path)
                     path, dir, strerror(errno));
     if (fd >= 0)
         close(fd);
-    free(dir);
     return s;
+}
+
+/* Remove the temporaries `<path>.tmp.<pid>.<n>` that writers killed before
+ * their rename left behind: those whose process no longer exists. A live
+ * writer's (any pid that exists, ours included) is never touched. Best
+ * effort, after our own rename: nothing here can fail a save. */
+static void remove_stale_tmps(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dl = slash ? (slash == path ? 1 : (size_t)(slash - path)) : 1;
+    if (dl >= sizeof dir)
+        return;
+    memcpy(dir, slash ? path : ".", dl);
+    dir[dl] = '\0';
+    size_t bl = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *q = e->d_name;
+        if (strncmp(q, base, bl) != 0 || strncmp(q + bl, ".tmp.", 5) != 0)
+            continue;
+        q += bl + 5;
+        size_t np = strspn(q, "0123456789");
+        if (np == 0 || np > 9 || q[np] != '.' || strspn(q + np + 1, "0123456789") == 0 ||
+            q[np + 1 + strspn(q + np + 1, "0123456789")] != '\0')
+            continue;
+        long pid = strtol(q, NULL, 10);
+        if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
 }
 
 tg_status tg_st_write(const char *path, const tg_st_entry *entries, size_t n,
@@ -1011,6 +1056,7 @@ tg_status tg_st_write(const char *path, const tg_st_entry *entries, size_t n,
         unlink(tmp);
         goto out;
     }
+    remove_stale_tmps(path);
     s = sync_dir(path);
 out:
     free(tmp);

@@ -46,6 +46,15 @@ unsigned tg_net_groups(const tg_net_state *s)
     return g;
 }
 
+void tg_net_undo_alloc(tg_net_state *s, const tg_net_state *before)
+{
+    for (int i = 0; i < TG_NET_NARRAYS; i++)
+        if (s->arr[i] && !before->arr[i]) {
+            free(s->arr[i]);
+            s->arr[i] = NULL;
+        }
+}
+
 void tg_net_free(tg_net_state *s)
 {
     for (int i = 0; i < TG_NET_NARRAYS; i++) {

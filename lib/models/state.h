@@ -63,6 +63,10 @@ tg_status tg_net_alloc(tg_net_state *s, unsigned groups);
 tg_status tg_net_alloc_like(tg_net_state *dst, const tg_net_state *src, unsigned groups);
 /* The groups of which s has at least one array. */
 unsigned tg_net_groups(const tg_net_state *s);
+/* Undo allocations after a failure: free every array s has that `before`
+ * (a copy of s taken earlier) did not, so s is as it was (a failed first
+ * step must not leave half of Adam's pair of moments behind). */
+void tg_net_undo_alloc(tg_net_state *s, const tg_net_state *before);
 /* Free every array; the table pointer stays. */
 void tg_net_free(tg_net_state *s);
 /* Copy the arrays of `groups` present in both, and the counter. */

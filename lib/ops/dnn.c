@@ -229,12 +229,18 @@ tg_status tg_dnn_build(tg_dnn *c, const int64_t *key, int nkey, const_dnnl_op_de
         if (p->scratch_bytes) {
             st = tg_dnn_check(dnnl_memory_create(&p->scratch_mem, smd, g_engine, DNNL_MEMORY_NONE),
                               "scratchpad memory");
+            /* the bigger scratchpad first: the cached primitives run on the
+             * old one until it is replaced, so a failure here leaves them a
+             * valid (big enough for them) buffer */
             if (st == TG_OK && p->scratch_bytes > c->scratch_bytes) {
-                free(c->scratch);
-                c->scratch = tg_alloc(p->scratch_bytes);
-                c->scratch_bytes = c->scratch ? p->scratch_bytes : 0;
-                if (!c->scratch)
+                void *bigger = tg_alloc(p->scratch_bytes);
+                if (bigger) {
+                    free(c->scratch);
+                    c->scratch = bigger;
+                    c->scratch_bytes = p->scratch_bytes;
+                } else {
                     st = TG_ERR_OUT_OF_MEMORY;
+                }
             }
         }
     }

@@ -55,16 +55,15 @@ tg_status tg_trainer_make(tg_model *m)
     /* the networks' moments (unless a checkpoint brought them) and gradients,
      * then backups of everything a failed step restores */
     tg_net_state *live[2] = {&m->gnet, &m->dnet}, *bk[2] = {&t->bk_g, &t->bk_d};
+    const tg_net_state before[2] = {m->gnet, m->dnet};
     for (int k = 0; k < 2 && st == TG_OK; k++) {
         st = tg_net_alloc(live[k], tg_model_state_groups(m, live[k]) &
                                        (TG_GROUP_OPTIMIZER | TG_GROUP_GRAD));
         if (st == TG_OK)
             st = tg_net_alloc_like(bk[k], live[k], TG_GROUPS_KEPT);
     }
-    if (st != TG_OK) {
-        tg_trainer_free(t);
-        return st;
-    }
+    if (st != TG_OK)
+        goto fail;
     t->fake = falloc((size_t)B * px, &oom), t->xh = falloc((size_t)B * px, &oom);
     t->u = falloc((size_t)bmax * px, &oom), t->du = falloc((size_t)bmax * px, &oom);
     t->gx = falloc((size_t)bmax * px, &oom), t->w = falloc((size_t)bmax * px, &oom);
@@ -73,9 +72,14 @@ tg_status tg_trainer_make(tg_model *m)
     t->z = falloc((size_t)bmax * d->latent_dim, &oom), t->alpha = falloc((size_t)B, &oom);
     t->s = falloc((size_t)bmax, &oom), t->ds = falloc((size_t)bmax, &oom);
     t->gws = falloc(tg_gen_infer_floats(&m->gen, B), &oom);
-    if (oom) {
+    if (oom)
+        st = TG_ERR_OUT_OF_MEMORY;
+fail:
+    if (st != TG_OK) { /* the model as before the call: no half pair of moments */
+        for (int k = 0; k < 2; k++)
+            tg_net_undo_alloc(live[k], &before[k]);
         tg_trainer_free(t);
-        return TG_ERR_OUT_OF_MEMORY;
+        return st;
     }
     m->trainer = t;
     return TG_OK;
