@@ -1,6 +1,7 @@
 /* libFuzzer target: checkpoint bytes, through the public calls
  * tg_model_load_weights (into a fixed tiny model, the seeds' own) and
- * tg_model_load (lib/io/safetensors.c, lib/io/checkpoint.c, the descriptor
+ * tg_model_load_ex and tg_model_load_memory, full and sampling-only
+ * (lib/io/safetensors.c, lib/io/checkpoint.c, the descriptor
  * in the metadata). Every input must give TG_OK or one of the statuses a
  * bad file has, with a message - never OUT_OF_MEMORY, INTERNAL or a crash -
  * and a failed tg_model_load_weights must leave the model as it was.
@@ -54,31 +55,6 @@ static void check(const char *call, tg_status st)
     abort();
 }
 
-/* A descriptor in the metadata may ask for a model far bigger than the
- * file (the allocation-before-validation of issue 15's defect 4, handled
- * separately): such inputs go to load_weights only. */
-static int small_model(const char *path)
-{
-    tg_st_file f;
-    if (tg_st_read(path, &f) != TG_OK)
-        return 1; /* rejected before any model is built */
-    const char *dj = tg_st_meta(&f, "descriptor");
-    int ok = 1;
-    tg_desc d;
-    if (dj && tg_desc_parse(dj, &d) == TG_OK) {
-        double n = (double)d.latent_dim * d.g.embed_dim * d.g.bottom_width * d.g.bottom_width;
-        for (int s = 0; s < d.g.nstages; s++) {
-            double c = (double)d.g.embed_dim / (double)(1 << (2 * s));
-            n += 12.0 * d.g.depths[s] * c * c * (d.g.mlp_ratio + 1);
-        }
-        n += 12.0 * d.d.depth * (double)d.d.embed_dim * d.d.embed_dim * (d.d.mlp_ratio + 1);
-        ok = n < 4e6 && d.image_size <= 64;
-        tg_desc_free(&d);
-    }
-    tg_st_free(&f);
-    return ok;
-}
-
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     int fd = memfd_create("ckpt", 0);
@@ -96,13 +72,23 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         fprintf(stderr, "a failed tg_model_load_weights changed the model\n");
         abort();
     }
-    if (small_model(path)) {
-        tg_model *m = NULL;
-        st = tg_model_load(path, &m);
-        check("tg_model_load", st);
-        if ((st == TG_OK) != (m != NULL))
+    /* the file and the memory loaders share one validating parser, which
+     * checks names and shapes before it allocates a model (so a tiny input
+     * naming a huge model fails fast): both must agree on every input, for a
+     * full and a sampling-only load */
+    for (uint32_t flags = 0; flags <= TG_LOAD_SAMPLING_ONLY; flags += TG_LOAD_SAMPLING_ONLY) {
+        tg_model *m = NULL, *mm = NULL;
+        st = tg_model_load_ex(path, flags, &m);
+        check("tg_model_load_ex", st);
+        tg_status sm = tg_model_load_memory(size ? (const void *)data : (const void *)"", size,
+                                            flags, &mm);
+        check("tg_model_load_memory", sm);
+        if ((st == TG_OK) != (m != NULL) || (sm == TG_OK) != (mm != NULL) || st != sm) {
+            fprintf(stderr, "file and memory loads disagree: %d / %d\n", (int)st, (int)sm);
             abort();
+        }
         tg_model_destroy(m);
+        tg_model_destroy(mm);
     }
     close(fd);
     return 0;
