@@ -64,6 +64,40 @@ static void write_ckpt(const char *path, const char *desc, const tg_st_entry *e,
 }
 
 /* Generate n images from seed-7 latents with `flags`. */
+/* Rewrite FIX_CKPT to `out` keeping the tensors keep(name) accepts, with a
+ * NaN in the first element of tensor `nan_in` (NULL: none). Returns how many
+ * tensors were written. */
+static size_t rewrite_fix(const char *out, int (*keep)(const char *name), const char *nan_in)
+{
+    tg_st_file f;
+    OK(tg_st_read(FIX_CKPT, &f));
+    tg_st_entry *e = calloc(f.ntensors, sizeof *e);
+    float **d = calloc(f.ntensors, sizeof *d);
+    ck_assert(e && d);
+    size_t k = 0;
+    for (size_t i = 0; i < f.ntensors; i++) {
+        const tg_st_tensor *t = &f.tensors[i];
+        if (!keep(t->name))
+            continue;
+        d[k] = malloc((t->nelem ? t->nelem : 1) * sizeof(float));
+        tg_st_to_f32(t, d[k]);
+        if (nan_in && !strcmp(t->name, nan_in))
+            d[k][0] = NAN;
+        e[k] = (tg_st_entry){.name = t->name, .ndim = t->ndim, .data = d[k]};
+        memcpy(e[k].shape, t->shape, sizeof t->shape);
+        k++;
+    }
+    write_ckpt(out, tg_st_meta(&f, "descriptor"), e, k);
+    for (size_t i = 0; i < k; i++)
+        free(d[i]);
+    free(d), free(e);
+    tg_st_free(&f);
+    return k;
+}
+
+static int not_d_head_bias(const char *name) { return strcmp(name, "discriminator.head.bias") != 0; }
+static int ema_generator_only(const char *name) { return strncmp(name, "ema.generator.", 14) == 0; }
+
 static void sample(tg_model *m, uint32_t flags, float *img, size_t n)
 {
     float z[4 * L_];
@@ -128,34 +162,13 @@ END_TEST
  * discriminator tensor report the missing tensor (nothing was read). */
 START_TEST(structure_is_checked_before_values)
 {
-    tg_st_file f;
-    OK(tg_st_read(FIX_CKPT, &f));
-    tg_st_entry *e = calloc(f.ntensors, sizeof *e);
-    float **d = calloc(f.ntensors, sizeof *d);
-    size_t k = 0;
-    for (size_t i = 0; i < f.ntensors; i++) {
-        const tg_st_tensor *t = &f.tensors[i];
-        if (!strcmp(t->name, "discriminator.head.bias"))
-            continue;
-        d[k] = malloc((t->nelem ? t->nelem : 1) * sizeof(float));
-        tg_st_to_f32(t, d[k]);
-        if (!strcmp(t->name, "ema.generator.input.weight"))
-            d[k][0] = NAN;
-        e[k] = (tg_st_entry){.name = t->name, .ndim = t->ndim, .data = d[k]};
-        memcpy(e[k].shape, t->shape, sizeof t->shape);
-        k++;
-    }
     const char *p = tu_path("x.safetensors");
-    write_ckpt(p, tg_st_meta(&f, "descriptor"), e, k);
+    rewrite_fix(p, not_d_head_bias, "ema.generator.input.weight");
     tg_model *m;
     FAILS_WITH(tg_model_load(p, &m), TG_ERR_MISSING, "discriminator.head.bias");
     /* sampling only needs no discriminator: then the NaN is what fails */
     FAILS_WITH(tg_model_load_ex(p, TG_LOAD_SAMPLING_ONLY, &m), TG_ERR_NONFINITE,
                "ema.generator.input.weight");
-    for (size_t i = 0; i < k; i++)
-        free(d[i]);
-    free(d), free(e);
-    tg_st_free(&f);
 }
 END_TEST
 
@@ -412,24 +425,8 @@ END_TEST
  * generator) loads for sampling, and only for sampling. */
 START_TEST(sampling_only_needs_only_the_generator)
 {
-    tg_st_file f;
-    OK(tg_st_read(FIX_CKPT, &f));
-    tg_st_entry *e = calloc(f.ntensors, sizeof *e);
-    float **d = calloc(f.ntensors, sizeof *d);
-    size_t k = 0;
-    for (size_t i = 0; i < f.ntensors; i++) {
-        const tg_st_tensor *t = &f.tensors[i];
-        if (strncmp(t->name, "ema.generator.", 14) != 0)
-            continue;
-        d[k] = malloc((t->nelem ? t->nelem : 1) * sizeof(float));
-        tg_st_to_f32(t, d[k]);
-        e[k] = (tg_st_entry){.name = t->name, .ndim = t->ndim, .data = d[k]};
-        memcpy(e[k].shape, t->shape, sizeof t->shape);
-        k++;
-    }
-    ck_assert_uint_gt(k, 4);
     const char *p = tu_path("ema.safetensors");
-    write_ckpt(p, tg_st_meta(&f, "descriptor"), e, k);
+    ck_assert_uint_gt(rewrite_fix(p, ema_generator_only, NULL), 4);
     tg_model *full, *so;
     FAILS_WITH(tg_model_load(p, &full), TG_ERR_MISSING, "'generator.");
     OK(tg_model_load(FIX_CKPT, &full));
@@ -440,10 +437,6 @@ START_TEST(sampling_only_needs_only_the_generator)
     ck_assert_int_eq(memcmp(x, y, sizeof x), 0);
     tg_model_destroy(full);
     tg_model_destroy(so);
-    for (size_t i = 0; i < k; i++)
-        free(d[i]);
-    free(d), free(e);
-    tg_st_free(&f);
 }
 END_TEST
 
