@@ -44,12 +44,6 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void fail(const char *what, tg_status st)
-{
-    fprintf(stderr, "latency: %s: %s: %s\n", what, tg_status_string(st), tg_last_error());
-    exit(1);
-}
-
 static pid_t busy[MAX_BUSY];
 static int nbusy;
 
@@ -60,6 +54,14 @@ static void stop_busy(void)
         waitpid(busy[i], NULL, 0);
     }
     nbusy = 0;
+}
+
+/* A failed call: the spinners go with us, then the message. */
+static void fail(const char *what, tg_status st)
+{
+    stop_busy();
+    fprintf(stderr, "latency: %s: %s: %s\n", what, tg_status_string(st), tg_last_error());
+    exit(1);
 }
 
 /* Fork before any library call: the children never touch OpenMP. */
@@ -118,14 +120,10 @@ int main(int argc, char **argv)
     tg_model *m = NULL;
     tg_status st = train ? tg_model_create_from_file(train, TG_SEED_FROM_DESCRIPTOR, &m)
                          : tg_model_load(model, &m);
-    if (st != TG_OK) {
-        stop_busy();
+    if (st != TG_OK)
         fail("load", st);
-    }
-    if (threads >= 0 && (st = tg_model_set_threads(m, threads)) != TG_OK) {
-        stop_busy();
+    if (threads >= 0 && (st = tg_model_set_threads(m, threads)) != TG_OK)
         fail("threads", st);
-    }
     int64_t S, C, L, DB;
     tg_model_info(m, TG_INFO_IMAGE_SIZE, &S);
     tg_model_info(m, TG_INFO_CHANNELS, &C);
@@ -142,18 +140,14 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < n; i++)
             real[i] = sinf(0.01f * (float)i);
         double t0 = now();
-        if ((st = tg_train_step(m, real, (size_t)DB, NULL, NULL, NULL, NULL)) != TG_OK) {
-            stop_busy();
+        if ((st = tg_train_step(m, real, (size_t)DB, NULL, NULL, NULL, NULL)) != TG_OK)
             fail("train_step", st);
-        }
         double first = now() - t0;
         long steps = 0;
         t0 = now();
         while (now() - t0 < seconds) {
-            if ((st = tg_train_step(m, real, (size_t)DB, NULL, NULL, NULL, NULL)) != TG_OK) {
-                stop_busy();
+            if ((st = tg_train_step(m, real, (size_t)DB, NULL, NULL, NULL, NULL)) != TG_OK)
                 fail("train_step", st);
-            }
             steps++;
         }
         double el = now() - t0;
@@ -177,25 +171,19 @@ int main(int argc, char **argv)
         stop_busy();
         return 1;
     }
-    if ((st = tg_latent_sample(m, 1, (size_t)batch, z, zl)) != TG_OK) {
-        stop_busy();
+    if ((st = tg_latent_sample(m, 1, (size_t)batch, z, zl)) != TG_OK)
         fail("latent", st);
-    }
     double t0 = now();
-    if ((st = tg_generate_pixels(m, z, (size_t)batch, TG_GEN_EMA, TG_PIXEL_RGBA8, px, pl)) != TG_OK) {
-        stop_busy();
+    if ((st = tg_generate_pixels(m, z, (size_t)batch, TG_GEN_EMA, TG_PIXEL_RGBA8, px, pl)) != TG_OK)
         fail("generate", st);
-    }
     double first = now() - t0;
     size_t n = 0;
     double start = now();
     while (now() - start < seconds && n < cap) {
         double a = now();
         if ((st = tg_generate_pixels(m, z, (size_t)batch, TG_GEN_EMA, TG_PIXEL_RGBA8, px, pl)) !=
-            TG_OK) {
-            stop_busy();
+            TG_OK)
             fail("generate", st);
-        }
         lat[n++] = now() - a;
     }
     stop_busy();
