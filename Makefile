@@ -106,6 +106,21 @@ py-test: all
 fid-test:
 	$(PYTEST) tests/test_fid.py
 
+# FID against wall-clock training time (bench/quality/quality.py; docs/QUALITY.md):
+# trains QUALITY_DESC for QUALITY_MINUTES, a checkpoint every QUALITY_EVERY
+# minutes, scores each with bench/fid, writes bench/results/quality-NAME/.
+QUALITY_DESC ?= models/fmnist-mid.json
+QUALITY_MINUTES ?= 15
+QUALITY_EVERY ?= 3
+QUALITY_ARGS ?=
+.PHONY: quality quality-test
+quality: all examples
+	/usr/bin/python3 bench/quality/quality.py run $(QUALITY_DESC) --minutes $(QUALITY_MINUTES) \
+	    --every $(QUALITY_EVERY) $(QUALITY_ARGS)
+# its smoke test: a 20-second run of a tiny model, outputs present, FID finite
+quality-test: all examples
+	$(PYTEST) tests/test_quality.py
+
 abi-test: all
 	@sh tests/abi.sh $(B) $(VERSION) $(SONAME)
 
@@ -209,6 +224,7 @@ test: test-deps all
 	$(MAKE) py-test
 	$(MAKE) docs-test
 	$(MAKE) fid-test
+	$(MAKE) quality-test
 	$(MAKE) py-install-test
 	$(MAKE) example-test
 	CK_FORK=no ASAN_OPTIONS=detect_leaks=1 $(MAKE) asan-test

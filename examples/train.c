@@ -2,7 +2,7 @@
  *
  *   train --model DESC.json|CKPT.safetensors [--data fmnist|IDX_FILE|DIR_OF_PNGS]
  *         [--steps N] [--out DIR] [--every K] [--resume CKPT] [--seed S] [--limit N]
- *         [--keep 1] [--threads N]
+ *         [--keep 1] [--threads N] [--minutes M] [--every-minutes X]
  *
  * --model     a descriptor (fresh weights from its training.seed) or a checkpoint
  *             (its weights, optimiser state, step counters and RNG)
@@ -24,6 +24,10 @@
  * --limit     use only the first N images of the data set
  * --threads   threads to compute on (tg_model_set_threads; default: OpenMP's,
  *             i.e. OMP_NUM_THREADS or every core)
+ * --minutes   stop (and save) after M minutes of this run's training loop
+ *             (wall clock; fractions allowed); with --steps, whichever comes first
+ * --every-minutes  also save every X minutes of wall clock (as --every does
+ *             by steps; bench/quality uses it with --keep 1 for FID-vs-time)
  *
  * Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves and exits 0.
  * log.tsv columns: d_steps, g_steps, seconds (wall time of the training loop,
@@ -48,6 +52,14 @@
 #define SAMPLE_SEED 1u  /* z of the sample grids: fixed, so grids compare over time */
 #define SAMPLE_N 64
 #define PROGRESS_SECONDS 5.0
+/* The time estimate printed after the first progress line (docs/TRAINING.md,
+ * "How long"): images the discriminator had to see, from the measured
+ * Fashion-MNIST curves of bench/quality, before EMA samples were recognisable
+ * (FID below RECOGNISABLE_FID on bench/fid's scale), divided by this run's
+ * measured images per second. A rule of thumb for 32x32 data of about that
+ * difficulty; the run's real speed makes it follow the machine's load. */
+#define RECOGNISABLE_KIMG 300.0
+#define RECOGNISABLE_FID 100
 
 static volatile sig_atomic_t g_stop;
 
@@ -62,7 +74,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: train --model DESC.json|CKPT.safetensors [--data fmnist|IDX_FILE|DIR_OF_PNGS]\n"
                "             [--steps N] [--out DIR] [--every K] [--resume CKPT] [--seed S]\n"
                "             [--keep 1]  (keep checkpoint_<d_steps>.safetensors at every save)\n"
-               "             [--limit N_IMAGES] [--threads N]\n");
+               "             [--limit N_IMAGES] [--threads N] [--minutes M] [--every-minutes X]\n");
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -82,6 +94,17 @@ static void hms(double s, char *buf, size_t len)
 {
     long t = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
     snprintf(buf, len, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+}
+
+/* a non-negative decimal number of minutes (fractions allowed) */
+static double parse_minutes(const char *opt, const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !(v >= 0) || v > 1e7)
+        die("%s: '%s' is not a number of minutes (0 to 1e7)", opt, s);
+    return v;
 }
 
 static char *join(const char *dir, const char *name)
@@ -298,6 +321,7 @@ int main(int argc, char **argv)
     cli_prog = "train";
     const char *model_path = NULL, *data = "fmnist", *out = NULL, *resume = NULL;
     uint64_t total = UINT64_MAX, every = 500, seed = 1, limit = 0, keep = 0, threads = 0;
+    double minutes = 0, every_minutes = 0; /* 0: no limit / no timed saves */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -329,6 +353,10 @@ int main(int argc, char **argv)
             keep = parse_u64(a, v);
         else if (!strcmp(a, "--threads"))
             threads = parse_u64(a, v);
+        else if (!strcmp(a, "--minutes"))
+            minutes = parse_minutes(a, v);
+        else if (!strcmp(a, "--every-minutes"))
+            every_minutes = parse_minutes(a, v);
         else {
             usage(stderr);
             die("unknown option %s", a);
@@ -433,10 +461,16 @@ int main(int argc, char **argv)
 
     /* the loop */
     r.t0 = now();
-    double last_print = r.t0;
+    double last_print = r.t0, next_timed_save = r.t0 + every_minutes * 60;
     uint64_t calls = 0, printed_at = 0, calls_at_print = 0;
+    int estimated = 0;
     means pm = {0};
     while (calls < total && !g_stop) {
+        if (minutes > 0 && now() - r.t0 >= minutes * 60) {
+            printf("train: the %.4g-minute budget is spent after %llu calls\n", minutes,
+                   (unsigned long long)calls);
+            break;
+        }
         uint64_t d = steps_of(r.m, TG_INFO_D_STEPS);
         for (int64_t j = 0; j < dB; j++)
             memcpy(real + j * per, images + order_at(&ord, d * (uint64_t)dB + (uint64_t)j) * per,
@@ -454,12 +488,24 @@ int main(int argc, char **argv)
             break; /* the last call's line and save come below */
         double t = now();
         if (t - last_print >= PROGRESS_SECONDS) {
-            progress(&r, calls, total, (calls - calls_at_print) / (t - last_print), &pm);
+            double rate = (calls - calls_at_print) / (t - last_print);
+            progress(&r, calls, total, rate, &pm);
+            if (!estimated++ && rate > 0) {
+                double img_s = rate * (double)dB; /* D's real images per second */
+                printf("train: estimate: at %.0f real images/s, about %.0f min from scratch until "
+                       "samples are recognisable (~%.0fk images seen by D; FID < %d on "
+                       "Fashion-MNIST; docs/TRAINING.md)\n",
+                       img_s, RECOGNISABLE_KIMG * 1000 / img_s / 60, RECOGNISABLE_KIMG,
+                       RECOGNISABLE_FID);
+            }
             memset(&pm, 0, sizeof pm);
             last_print = t, calls_at_print = calls, printed_at = calls;
         }
-        if (every && st.d_steps % every == 0)
+        if ((every && st.d_steps % every == 0) || (every_minutes > 0 && t >= next_timed_save)) {
             save_all(&r);
+            while (every_minutes > 0 && next_timed_save <= t)
+                next_timed_save += every_minutes * 60;
+        }
     }
     if (printed_at != calls) {
         double t = now();

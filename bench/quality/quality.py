@@ -1,0 +1,300 @@
+#!/usr/bin/python3
+"""FID against wall-clock training time on Fashion-MNIST (`make quality`).
+
+  bench/quality/quality.py run DESC.json [--minutes M] [--every X] [--out DIR] ...
+  bench/quality/quality.py score DIR            (score a run's checkpoints again)
+  bench/quality/quality.py plot OUT.png DIR...  (several runs' curves in one plot)
+
+`run` trains DESC with build/examples/train for a fixed wall-clock budget
+(--minutes, the training loop only), saving a checkpoint every --every
+minutes (`train --minutes M --every-minutes X --keep 1`). Then, with the
+training finished (so scoring takes no CPU from it), each checkpoint's EMA
+generator samples --samples images (build/examples/generate, seed 1) that the
+repository's evaluator bench/fid/fmnist_fid.py scores against the 10,000 test
+images. DIR (default bench/results/quality-NAME, NAME the descriptor file's
+stem) receives:
+
+  curve.png      FID (log scale) against training minutes, the evaluator's
+                 baselines drawn as horizontal lines
+  quality.md     the table (minutes, D steps, G steps, images seen by D, FID,
+                 classifier score) with the command, the machine's load and
+                 the baselines
+  quality.json   the same as data
+  samples_<d_steps>.png   64 EMA samples per checkpoint (train's grids, fixed z)
+  run/           train's output: log.tsv, checkpoints, train.out
+
+The baselines (real, noisy, blurred training images: `fmnist_fid.py
+--baselines`) are computed once and cached in bench/results/quality-baselines.json.
+Needs `make all examples` and the packages of bench/fid/README.md. The machine
+is shared: the load average (uptime) before and after training is recorded,
+since minutes under load are worth fewer steps than quiet ones.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bench", "fid"))
+import fmnist_fid  # noqa: E402
+
+BASELINE_CACHE = os.path.join(ROOT, "bench", "results", "quality-baselines.json")
+# the evaluator's reference sets drawn beside the curves (fmnist_fid.baselines names)
+BASELINE_ROWS = [("train 10k (real)", "real images"),
+                 ("train, noise (sigma 0.2)", "noisy (sigma 0.2)"),
+                 ("train, blurred (sigma 1 px)", "blurred (1 px)")]
+
+
+def loadavg():
+    try:
+        return open("/proc/loadavg").read().split()[:3]
+    except OSError:
+        return ["?"] * 3
+
+
+def read_log(path):
+    """train's log.tsv: {d_steps: (g_steps, seconds)}"""
+    rows = {}
+    with open(path) as f:
+        next(f)
+        for line in f:
+            p = line.split("\t")
+            rows[int(p[0])] = (int(p[1]), float(p[2]))
+    return rows
+
+
+def baselines(ev, n):
+    if os.path.exists(BASELINE_CACHE):
+        with open(BASELINE_CACHE) as f:
+            cached = json.load(f)
+        if cached.get("n") == n:
+            return cached["baselines"]
+    b = ev.baselines(n=n)
+    os.makedirs(os.path.dirname(BASELINE_CACHE), exist_ok=True)
+    with open(BASELINE_CACHE, "w") as f:
+        json.dump({"n": n, "baselines": {k: v["fid"] for k, v in b.items()}}, f, indent=1)
+    return {k: v["fid"] for k, v in b.items()}
+
+
+def descriptor_of(ckpt):
+    """the full descriptor stored in a checkpoint's metadata"""
+    with open(ckpt, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        head = json.loads(f.read(n))
+    return json.loads(head["__metadata__"]["descriptor"])
+
+
+def score(out, samples, bins, log=print):
+    """score every run/checkpoint_<d>.safetensors; returns and writes the rows"""
+    run = os.path.join(out, "run")
+    steps = read_log(os.path.join(run, "log.tsv"))
+    cks = sorted((int(m.group(1)), name) for name in os.listdir(run)
+                 if (m := re.fullmatch(r"checkpoint_(\d+)\.safetensors", name)))
+    if not cks:
+        raise SystemExit("quality: no checkpoint_<d>.safetensors in %s" % run)
+    desc = descriptor_of(os.path.join(run, cks[0][1]))
+    d_batch = desc["training"]["d_batch"]
+    ev = fmnist_fid.Evaluator()
+    rows = []
+    npy = os.path.join(out, "samples.npy")
+    for d, name in cks:
+        subprocess.run([bins["generate"], os.path.join(run, name), "--n", str(samples),
+                        "--seed", "1", "--npy", npy], check=True, stdout=subprocess.DEVNULL)
+        r = ev.score(fmnist_fid.load_samples(npy))
+        g, secs = steps.get(d, (None, None))
+        row = {"minutes": None if secs is None else round(secs / 60, 2), "d_steps": d,
+               "g_steps": g, "images_seen": d * d_batch, "fid": r["fid"],
+               "classifier_score": r["classifier_score"], "n": r["n"]}
+        rows.append(row)
+        log("quality: d_steps %d  %s min  FID %.2f  score %.2f" % (d, row["minutes"], r["fid"],
+                                                                 r["classifier_score"]))
+        grid = os.path.join(run, "samples_%d.png" % d)
+        if os.path.exists(grid):
+            shutil.copy(grid, os.path.join(out, "samples_%d.png" % d))
+    os.remove(npy)
+    return desc, rows, baselines(ev, 10000)
+
+
+# ------------------------------------------------------------------ plotting (PIL only)
+
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+           (140, 86, 75)]
+
+
+def plot(path, curves, base, title):
+    """curves: [(label, [(minutes, fid)])]; FID on a log axis, baselines dashed"""
+    W, H, L, R, T, B = 760, 440, 70, 200, 34, 50
+    img = Image.new("RGB", (W, H), "white")
+    dr = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    pts = [p for _, c in curves for p in c if p[0] is not None and p[1] > 0]
+    xmax = max([p[0] for p in pts] + [1.0]) * 1.05
+    ys = [p[1] for p in pts] + [v for v in base.values() if v > 0]
+    lo, hi = np.log10(max(min(ys), 0.1)) - 0.1, np.log10(max(ys)) + 0.1
+
+    def X(m):
+        return L + (W - L - R) * m / xmax
+
+    def Y(f):
+        return T + (H - T - B) * (hi - np.log10(max(f, 1e-3))) / (hi - lo)
+
+    dr.rectangle([L, T, W - R, H - B], outline="black")
+    for e in range(int(np.floor(lo)), int(np.ceil(hi)) + 1):
+        for k in (1, 2, 5):
+            v = k * 10.0 ** e
+            if lo <= np.log10(v) <= hi:
+                y = Y(v)
+                dr.line([L, y, W - R, y], fill=(225, 225, 225))
+                dr.text((L - 8, y - 6), "%g" % v, fill="black", font=font, anchor="ra")
+    step = next(s for s in (1, 2, 5, 10, 15, 20, 30, 60, 120) if xmax / s <= 10)
+    for m in np.arange(0, xmax, step):
+        dr.line([X(m), H - B, X(m), H - B + 4], fill="black")
+        dr.text((X(m), H - B + 6), "%g" % m, fill="black", font=font, anchor="ma")
+    dr.text(((L + W - R) / 2, H - 18), "training wall time (minutes)", fill="black", font=font,
+            anchor="ma")
+    dr.text((8, T - 22), "FID (bench/fid, log scale)", fill="black", font=font)
+    dr.text((L, 4), title, fill="black", font=font)
+    for name, v in base.items():
+        y = Y(v)
+        for x0 in range(L, W - R, 10):
+            dr.line([x0, y, min(x0 + 5, W - R), y], fill=(120, 120, 120))
+        dr.text((W - R + 6, y - 6), "%s %.1f" % (name, v), fill=(90, 90, 90), font=font)
+    for i, (label, c) in enumerate(curves):
+        col = COLOURS[i % len(COLOURS)]
+        xy = [(X(m), Y(f)) for m, f in c if m is not None and f > 0]
+        if len(xy) > 1:
+            dr.line(xy, fill=col, width=2)
+        for x, y in xy:
+            dr.ellipse([x - 3, y - 3, x + 3, y + 3], fill=col)
+        ly = T + 8 + 14 * i
+        dr.line([L + 10, ly + 5, L + 30, ly + 5], fill=col, width=2)
+        dr.text((L + 34, ly), label, fill="black", font=font)
+    img.save(path)
+
+
+def base_lines(base):
+    return {label: base[key] for key, label in BASELINE_ROWS if key in base}
+
+
+def write(out, desc, rows, base, meta):
+    name = meta["name"]
+    with open(os.path.join(out, "quality.json"), "w") as f:
+        json.dump({**meta, "rows": rows, "baselines": base, "descriptor": desc}, f, indent=1)
+    plot(os.path.join(out, "curve.png"), [(name, [(r["minutes"], r["fid"]) for r in rows])],
+         base_lines(base), "%s: FID of %d EMA samples" % (name, rows[0]["n"]))
+    t = desc["training"]
+    lines = ["# Quality run: %s" % name, "",
+             "    %s" % meta["command"], "",
+             "Descriptor `%s`: d_batch %d, g_batch %d, n_critic %d, lr G %g / D %g, diffaug %s%s." % (
+                 meta["descriptor_path"], t["d_batch"], t["g_batch"], t["n_critic"], t["g_lr"],
+                 t["d_lr"], t["diffaug"],
+                 "".join(", %s %s" % (k, json.dumps(t[k])) for k in ("diffaug_p", "ada") if k in t)),
+             "Trained %s min (training loop only), %s threads, on %s; load average (1/5/15 min) "
+             "%s before and %s after training; started %s. Figures measured under that load." % (
+                 meta["minutes_budget"], meta["threads"], meta["host"],
+                 "/".join(meta["load_before"]), "/".join(meta["load_after"]), meta["started"]),
+             "", "| minutes | D steps | G steps | images seen by D | FID | classifier score |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append("| %s | %d | %s | %d | %.2f | %.2f |" % (
+            r["minutes"], r["d_steps"], r["g_steps"], r["images_seen"], r["fid"],
+            r["classifier_score"]))
+    lines += ["", "Baselines on the same evaluator (10,000 images): " +
+              ", ".join("%s %.1f" % (k, v) for k, v in base_lines(base).items()) + ".", "",
+              "![FID against minutes](curve.png)", ""]
+    last = rows[-1]["d_steps"]
+    lines.append("EMA samples at %d D steps: ![samples](samples_%d.png)" % (last, last))
+    with open(os.path.join(out, "quality.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("quality: baselines " + ", ".join("%s %.1f" % kv for kv in base_lines(base).items()))
+    print("quality: wrote %s/quality.md, quality.json, curve.png" % out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("descriptor")
+    r.add_argument("--minutes", type=float, default=15)
+    r.add_argument("--every", type=float, default=3, help="minutes between checkpoints")
+    r.add_argument("--out")
+    r.add_argument("--samples", type=int, default=10000, help="per checkpoint (10,000: bench/fid)")
+    r.add_argument("--threads", type=int, default=0,
+                   help="train --threads; 0 (default): the library's load-following count")
+    r.add_argument("--seed", type=int, default=1, help="data order (train --seed)")
+    r.add_argument("--limit", type=int, default=0, help="use only the first N training images")
+    r.add_argument("--build", default=os.path.join(ROOT, "build"))
+    s = sub.add_parser("score")
+    s.add_argument("out")
+    s.add_argument("--samples", type=int, default=10000)
+    s.add_argument("--build", default=os.path.join(ROOT, "build"))
+    p = sub.add_parser("plot")
+    p.add_argument("png")
+    p.add_argument("dirs", nargs="+")
+    p.add_argument("--title", default="FID against training wall time (Fashion-MNIST)")
+    a = ap.parse_args(argv)
+
+    if a.cmd == "plot":
+        curves, base = [], {}
+        for d in a.dirs:
+            with open(os.path.join(d, "quality.json")) as f:
+                q = json.load(f)
+            curves.append((q["name"], [(x["minutes"], x["fid"]) for x in q["rows"]]))
+            base = q["baselines"]
+        plot(a.png, curves, base_lines(base), a.title)
+        return 0
+
+    bins = {k: os.path.join(a.build, "examples", k) for k in ("train", "generate")}
+    for b in bins.values():
+        if not os.access(b, os.X_OK):
+            raise SystemExit("quality: %s is missing: run `make all examples` first" % b)
+    if a.cmd == "score":
+        with open(os.path.join(a.out, "quality.json")) as f:
+            meta = json.load(f)
+        for k in ("rows", "baselines", "descriptor"):
+            meta.pop(k, None)
+        desc, rows, base = score(a.out, a.samples, bins)
+        write(a.out, desc, rows, base, meta)
+        return 0
+
+    name = os.path.splitext(os.path.basename(a.descriptor))[0]
+    out = a.out or os.path.join(ROOT, "bench", "results", "quality-" + name)
+    run = os.path.join(out, "run")
+    if os.path.exists(run):
+        shutil.rmtree(run)  # a new run: no checkpoints of an older one may be scored
+    os.makedirs(run)
+    cmd = [bins["train"], "--model", a.descriptor, "--data", "fmnist", "--minutes",
+           str(a.minutes), "--every-minutes", str(a.every), "--every", "0", "--keep", "1",
+           "--threads", str(a.threads), "--seed", str(a.seed), "--out", run]
+    if a.limit:
+        cmd += ["--limit", str(a.limit)]
+    meta = {"name": name, "descriptor_path": os.path.relpath(os.path.abspath(a.descriptor), ROOT),
+            "minutes_budget": a.minutes, "threads": a.threads, "host": platform.node(),
+            "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "load_before": loadavg(),
+            "command": "make quality QUALITY_DESC=%s QUALITY_MINUTES=%g QUALITY_EVERY=%g" % (
+                os.path.relpath(os.path.abspath(a.descriptor), ROOT), a.minutes, a.every)}
+    print("quality: training %s for %g min (checkpoint every %g min) into %s" % (
+        a.descriptor, a.minutes, a.every, run), flush=True)
+    with open(os.path.join(run, "train.out"), "w") as f:
+        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+    meta["load_after"] = loadavg()
+    if rc != 0:
+        sys.stdout.write(open(os.path.join(run, "train.out")).read()[-2000:])
+        raise SystemExit("quality: train failed (status %d)" % rc)
+    desc, rows, base = score(out, a.samples, bins)
+    write(out, desc, rows, base, meta)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
