@@ -406,6 +406,13 @@ static const struct {
     {H("'training':{'adam_eps':0}"), "training.adam_eps: must be a finite number > 0 (got 0)"},
     {H("'training':{'grad_clip':-1}"), "training.grad_clip: must be a finite number >= 0 (got -1)"},
     {H("'training':{'sr_aux_weight':-1}"), "training.sr_aux_weight: must be a finite number >= 0"},
+    {H("'training':{'diffaug_p':1.5}"), "training.diffaug_p: must be a number in [0, 1] (got 1.5)"},
+    {H("'training':{'ada':0.6}"), "training.ada: must be null or {"},
+    {H("'training':{'ada':{'target':2}}"), "training.ada.target: must be a number in [0, 1] (got 2)"},
+    {H("'training':{'ada':{'kimg':0}}"), "training.ada.kimg: must be a finite number > 0 (got 0)"},
+    {H("'training':{'ada':{'interval':0}}"), "training.ada.interval: must be a positive integer (got 0)"},
+    {H("'training':{'ada':{'speed':1}}"), "training.ada.speed"},
+    {H("'training':{'ada':{},'diffaug':[]}"), "training.ada: adapts the DiffAugment probability"},
     {H("'image':{'size':8},'training':{'sr_aux_weight':50}"), "image.size: must equal"},
     {H("'image':{'size':8},'generator':{'depths':[2]},'training':{'sr_aux_weight':50}"),
      "training.sr_aux_weight: > 0 needs at least 2 generator stages"},
@@ -587,7 +594,7 @@ START_TEST(writer_shape)
     static const char *const train_k[] = {
         "loss", "gp_weight", "drift_weight", "optimizer", "g_lr", "d_lr", "beta1", "beta2",
         "adam_eps", "n_critic", "g_batch", "d_batch", "grad_clip", "ema", "diffaug",
-        "sr_aux_weight", "locality", "seed"};
+        "diffaug_p", "ada", "sr_aux_weight", "locality", "seed"};
     tg_desc d;
     parse_ok("{" HDR "}", &d);
     char *s = tg_desc_to_json(&d);
@@ -599,7 +606,7 @@ START_TEST(writer_shape)
     check_keys(cJSON_GetObjectItem(r, "generator"), gen_k, 8);
     check_keys(cJSON_GetObjectItem(r, "discriminator"), disc_k, 5);
     cJSON *t = cJSON_GetObjectItem(r, "training");
-    check_keys(t, train_k, 18);
+    check_keys(t, train_k, 20);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(t, "locality")));
     ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "generator"), "relative_position_bias")));
     cJSON_Delete(r);
@@ -611,7 +618,7 @@ START_TEST(writer_shape)
                           "\"beta1\":0.0,\"beta2\":0.99,\"adam_eps\":1e-08",
                           "\"grad_clip\":5.0",
                           "\"ema\":{\"half_life_kimg\":500,\"warmup\":0.1}",
-                          "\"diffaug\":[\"translation\",\"cutout\",\"color\"]",
+                          "\"diffaug\":[\"translation\",\"cutout\",\"color\"],\"diffaug_p\":1.0,\"ada\":null",
                           "\"sr_aux_weight\":0.0,\"locality\":null,\"seed\":12345}}"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         ck_assert_msg(strstr(s, want[i]), "%s lacks %s", s, want[i]);

@@ -49,6 +49,8 @@ static void ref_aug(const tg_aug *a, double *out, const float *x, int64_t C, int
         for (size_t i = 0; i < n; i++)
             cur[i] = x[b * n + i];
         for (int j = 0; j < a->n_ops; j++) {
+            if (!((a->on[b] >> a->ops[j]) & 1)) /* training.diffaug_p: not applied */
+                continue;
             if (a->ops[j] == TG_AUG_TRANSLATION) {
                 int ty = a->ty[b], tx = a->tx[b];
                 for (int64_t c = 0; c < C; c++)
@@ -567,6 +569,69 @@ START_TEST(draw_order)
 }
 END_TEST
 
+/* training.diffaug_p < 1: the same parameter draws as at p = 1, then one
+ * uniform per image and op present (fixed order translation, cutout,
+ * colour) deciding u < p; a skipped op is the identity, so apply, the linear
+ * part and the adjoint still agree with the reference and with each other,
+ * and p = 0 leaves every image as it is. */
+START_TEST(partial_probability)
+{
+    const int B = 16, S = 9;
+    const int64_t C = 3;
+    size_t n = (size_t)B * C * S * S;
+    const int *sets[2] = {ALL3, PERMUTED};
+    const double ps[3] = {0.0, 0.5, 0.8};
+    for (int o = 0; o < 2; o++)
+        for (int pi = 0; pi < 3; pi++) {
+            tg_aug a, full;
+            OK(tg_aug_init(&a, sets[o], 3, B));
+            OK(tg_aug_init(&full, sets[o], 3, B));
+            ck_assert(a.p == 1.0); /* the default: every op on every image */
+            a.p = ps[pi];
+            tg_rng r, m;
+            tg_rng_seed(&r, 4242 + pi);
+            tg_rng_seed(&m, 4242 + pi);
+            tg_aug_sample(&a, &r, B, S);
+            tg_aug_sample(&full, &m, B, S);
+            ck_assert_mem_eq(a.ty, full.ty, B * 4);
+            ck_assert_mem_eq(a.cy, full.cy, B * 4);
+            ck_assert_mem_eq(a.contr, full.contr, B * 4);
+            ck_assert_int_eq(a.cut, full.cut);
+            int on = 0;
+            for (int b = 0; b < B; b++) {
+                ck_assert_uint_eq(full.on[b], 7u);
+                for (int op = 0; op < 3; op++) {
+                    int want = tg_rng_uniform(&m) < ps[pi];
+                    ck_assert_int_eq((a.on[b] >> op) & 1, want);
+                    on += want;
+                }
+            }
+            ck_assert_mem_eq(r.s, m.s, sizeof r.s); /* nothing else was drawn */
+            if (pi == 0)
+                ck_assert_int_eq(on, 0);
+            else /* 48 Bernoulli(p) draws of a fixed seed: a mix of both */
+                ck_assert(on > 0 && on < 3 * B);
+            a.cut = 1; /* the hole must show where cutout applies */
+            float *x = tu_rand(n, -1, 1), *w = tu_rand(n, -1, 1), *y = zalloc(n),
+                  *atw = zalloc(n);
+            check_against_ref(&a, x, C, 0);
+            check_against_ref(&a, x, C, 1);
+            tg_aug_apply(&a, y, x, C);
+            if (pi == 0)
+                ck_assert_mem_eq(y, x, n * sizeof *x);
+            tg_aug_linear(&a, y, x, C);
+            tg_aug_adjoint(&a, atw, w, C);
+            double l = dot(y, w, n), rr = dot(x, atw, n);
+            ck_assert(fabs(l - rr) <= 1e-5 * (norm2(y, n) * norm2(w, n) + 1e-30));
+            aug_ctx c = {&a, x, C};
+            tu_gradcheck("diffaug_p dx", aug_f, &c, x, n, w, n, atw, 200, 1e-2f, 1e-3, 1e-3);
+            free(x), free(w), free(y), free(atw);
+            tg_aug_free(&a);
+            tg_aug_free(&full);
+        }
+}
+END_TEST
+
 START_TEST(edges)
 {
     tg_aug a;
@@ -656,6 +721,7 @@ int main(void)
     tcase_add_test(tc, determinism);
     tcase_add_test(tc, draw_order);
     tcase_add_test(tc, edges);
+    tcase_add_test(tc, partial_probability);
     tcase_add_test(tc, parallel_batch);
     suite_add_tcase(s, tc);
     return tu_run(s) ? 1 : 0;

@@ -90,6 +90,12 @@ def test_draws_are_in_range():
     ({"generator": {"depths": [2], "bottom_width": 32}, "training": {"sr_aux_weight": 1}},
      "training.sr_aux_weight"),
     ({"format_version": 2}, "format_version"),
+    ({"training": {"diffaug_p": 1.5}}, "training.diffaug_p"),
+    ({"training": {"ada": 0.6}}, "training.ada"),
+    ({"training": {"ada": {"target": 2}}}, "training.ada.target"),
+    ({"training": {"ada": {"kimg": 0}}}, "training.ada.kimg"),
+    ({"training": {"ada": {"interval": 0}}}, "training.ada.interval"),
+    ({"training": {"ada": {}, "diffaug": []}}, "training.ada"),
 ])
 def test_descriptor_errors_name_the_key(body, path):
     with pytest.raises(O.DescriptorError, match="^" + path.replace("[", r"\[").replace("]", r"\]")):
@@ -129,3 +135,43 @@ def test_penalty_gradient_is_second_order():
     assert float(g.norm()) > 1e-3
     np.testing.assert_allclose(g.numpy(), num.numpy(), rtol=1e-5, atol=1e-8)
 
+
+
+def test_diffaug_probability():
+    """training.diffaug_p (docs/SPECIFICATION.md "DiffAugment"): the parameter
+    draws of p = 1, then per image and op a uniform deciding u < p; a skipped
+    op is the identity, so the result is per image the ops that apply."""
+    policy = ["color", "cutout", "translation"]
+    x = torch.rand(6, 3, 9, 9, dtype=torch.float64) * 2 - 1
+    full = O.draw_aug(policy, 6, 9, torch.Generator().manual_seed(3))
+    part = O.draw_aug(policy, 6, 9, torch.Generator().manual_seed(3), p=0.5)
+    none = O.draw_aug(policy, 6, 9, torch.Generator().manual_seed(3), p=0.0)
+    assert "on" not in full
+    for k in full:
+        assert torch.equal(torch.as_tensor(full[k]), torch.as_tensor(part[k])), k
+    full["cut"] = part["cut"] = none["cut"] = True
+    assert torch.equal(O.apply_aug(x, policy, none), x)
+    flags = [f[op] for f in part["on"] for op in O.AUG_OPS]
+    assert any(flags) and not all(flags)
+    y = O.apply_aug(x, policy, part)
+    for b in range(6):
+        ops = [op for op in policy if part["on"][b][op]]
+        one = {k: (v[b:b + 1] if torch.is_tensor(v) else v) for k, v in full.items()}
+        assert torch.allclose(y[b:b + 1], O.apply_aug(x[b:b + 1], ops, one))
+    # still linear plus a constant per image: the penalty's calculus holds
+    z = torch.zeros_like(x)
+    v = torch.rand_like(x)
+    lin = O.apply_aug(x + v, policy, part) - O.apply_aug(x, policy, part)
+    assert torch.allclose(lin, O.apply_aug(v, policy, part) - O.apply_aug(z, policy, part))
+
+
+def test_ada_adjust_and_defaults():
+    d = O.load_descriptor(dict(BASE, training={"ada": {"kimg": 0.03}}))
+    assert d["training"]["ada"] == {"target": 0.6, "interval": 4, "kimg": 0.03}
+    assert d["training"]["diffaug_p"] == 1.0
+    assert O.load_descriptor(BASE)["training"]["ada"] is None
+    # 6 images at kimg 0.03: a step of 0.2, its sign from mean(signs) vs the target
+    assert O.ada_adjust(0.5, [1, 1, 1, 1, 1, -1], d) == pytest.approx(0.7)
+    assert O.ada_adjust(0.5, [1, -1, 1, -1, 1, -1], d) == pytest.approx(0.3)
+    assert O.ada_adjust(0.1, [-1] * 6, d) == 0.0
+    assert O.ada_adjust(0.9, [1] * 6, d) == 1.0

@@ -77,12 +77,22 @@ static void check_net(const char *fx, const tg_params *P, const float *w0, const
 
 START_TEST(reference_train_step)
 {
-    const char *fx = fixtures[_i];
+    /* the extra index: the first fixture again with every DiffAugment op at
+     * training.diffaug_p 0, which must be exactly the fixture's step without
+     * augmentation (each op skipped is the identity) */
+    int p0 = _i >= NFIX;
+    const char *fx = fixtures[p0 ? 0 : _i];
     int adam = strncmp(fx, "adam", 4) == 0;
     char path[256];
     tg_model *m;
     snprintf(path, sizeof path, "tests/fixtures/train/%s.init.safetensors", fx);
     OK(tg_model_load(path, &m));
+    if (p0) { /* before the first step makes the trainer from the descriptor */
+        m->desc.t.ndiffaug = 3;
+        for (int k = 0; k < 3; k++)
+            m->desc.t.diffaug[k] = k;
+        m->desc.t.diffaug_p = 0;
+    }
     tg_st_file io, delta, after;
     snprintf(path, sizeof path, "tests/fixtures/train/%s.io.safetensors", fx);
     OK(tg_st_read(path, &io));
@@ -166,6 +176,9 @@ static void assert_same_model(tg_model *a, tg_model *b)
         ck_assert_uint_eq(na[k]->steps, nb[k]->steps);
     }
     ck_assert_mem_eq(&a->rng, &b->rng, sizeof a->rng);
+    ck_assert(a->ada_p == b->ada_p); /* exactly */
+    ck_assert_int_eq(a->ada_sum, b->ada_sum);
+    ck_assert_int_eq(a->ada_n, b->ada_n);
 }
 
 static float *batch(int k)
@@ -232,6 +245,75 @@ START_TEST(deterministic_and_resumable)
 }
 END_TEST
 
+/* training.ada: the probability moves by +-(images / (kimg * 1000)) at the
+ * end of every interval, stays in [0, 1], is kept in checkpoints with the
+ * pending sign tally (so resuming mid-interval is exact), and a failed step
+ * leaves it as it was. */
+static const char *desc_ada =
+    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":7,"
+    "\"image\":{\"size\":8,\"channels\":3},"
+    "\"generator\":{\"bottom_width\":4,\"embed_dim\":24,\"depths\":[1,1],\"heads\":3,\"mlp_ratio\":2},"
+    "\"discriminator\":{\"patch_size\":4,\"embed_dim\":12,\"depth\":2,\"heads\":3,\"mlp_ratio\":2},"
+    "\"training\":{\"d_batch\":3,\"g_batch\":4,\"n_critic\":2,\"g_lr\":0.001,\"d_lr\":0.001,"
+    "\"diffaug_p\":0.5,\"ada\":{\"target\":0.6,\"interval\":2,\"kimg\":0.03},\"seed\":7}}";
+
+START_TEST(ada_adapts_and_resumes)
+{
+    tu_scratch_make("tg_train_ada");
+    char p1[512];
+    snprintf(p1, sizeof p1, "%s", tu_path("mid.safetensors"));
+    tg_model *a, *b, *c;
+    OK(tg_model_create(desc_ada, TG_SEED_FROM_DESCRIPTOR, &a));
+    OK(tg_model_create(desc_ada, TG_SEED_FROM_DESCRIPTOR, &b));
+    ck_assert(a->ada_p == 0.5);
+    double prev = a->ada_p;
+    int moved = 0;
+    for (int k = 0; k < 8; k++) {
+        steps(a, k, k + 1);
+        if (k % 2 == 0) { /* mid-interval: the tally grows, p waits */
+            ck_assert_int_eq(a->ada_n, 3);
+            ck_assert(llabs((long long)a->ada_sum) <= 3);
+            ck_assert(a->ada_p == prev);
+        } else { /* adjusted by 6 images / 30: 0.2 up or down (or 0 at the target) */
+            ck_assert_int_eq(a->ada_n, 0);
+            ck_assert_int_eq(a->ada_sum, 0);
+            double dp = a->ada_p - prev;
+            ck_assert_msg(fabs(dp) < 1e-12 || fabs(fabs(dp) - 0.2) < 1e-12 || a->ada_p == 0 ||
+                              a->ada_p == 1, "p %.17g -> %.17g", prev, a->ada_p);
+            moved += a->ada_p != prev;
+            prev = a->ada_p;
+        }
+        ck_assert(a->ada_p >= 0 && a->ada_p <= 1);
+    }
+    ck_assert(moved > 0);
+    /* interrupted mid-interval (3 calls), saved, resumed: the same model */
+    steps(b, 0, 3);
+    OK(tg_model_save(b, p1, 0));
+    tg_st_file f;
+    OK(tg_st_read(p1, &f));
+    ck_assert_ptr_nonnull(tg_st_meta(&f, "ada_state"));
+    tg_st_free(&f);
+    OK(tg_model_load(p1, &c));
+    ck_assert(c->ada_p == b->ada_p && c->ada_sum == b->ada_sum && c->ada_n == 3);
+    steps(c, 3, 8);
+    assert_same_model(a, c);
+    /* a failed step changes nothing, ADA's state included */
+    float *x = batch(9);
+    for (int i = 0; i < 3 * 3 * 8 * 8; i++)
+        x[i] = 3e38f;
+    steps(b, 3, 4); /* mid-interval again: a tally to lose */
+    tg_model *d;
+    OK(tg_model_save(b, p1, 0));
+    OK(tg_model_load(p1, &d));
+    tg_train_stats st = {.struct_size = sizeof st};
+    ck_assert_int_eq(tg_train_step(b, x, 3, NULL, NULL, NULL, &st), TG_ERR_NONFINITE);
+    assert_same_model(b, d);
+    free(x);
+    tg_model_destroy(a), tg_model_destroy(b), tg_model_destroy(c), tg_model_destroy(d);
+    tu_scratch_remove();
+}
+END_TEST
+
 START_TEST(nonfinite_step_changes_nothing)
 {
     tg_model *a, *b;
@@ -279,6 +361,9 @@ static void gp_f(void *p, float *y)
 
 START_TEST(penalty_gradient_with_diffaug)
 {
+    /* _i 0: every op on every image; 1: training.diffaug_p 0.5, a draw in
+     * which some images skip some ops */
+    double p = _i ? 0.5 : 1.0;
     /* the exact second-order gradient of gp_weight * GP(aug(xh)) against
      * central differences in every D tensor, for one draw of all three ops */
     tg_model *m;
@@ -289,11 +374,14 @@ START_TEST(penalty_gradient_with_diffaug)
     tg_aug aug;
     int ops[3] = {0, 1, 2};
     OK(tg_aug_init(&aug, ops, 3, 3));
+    aug.p = p;
     tg_rng r;
-    for (uint64_t seed = 1;; seed++) { /* a draw with a cutout */
+    for (uint64_t seed = 1;; seed++) { /* a draw with a cutout (and a mix of skips) */
         tg_rng_seed(&r, seed);
         tg_aug_sample(&aug, &r, 3, 8);
-        if (aug.cut)
+        int mixed = p == 1.0 || ((aug.on[0] | aug.on[1] | aug.on[2]) == 7 &&
+                                 (aug.on[0] & aug.on[1] & aug.on[2]) != 7);
+        if (aug.cut && mixed && (aug.on[0] & aug.on[1] & aug.on[2] & 2))
             break;
     }
     gp_ctx c = {m, tu_rand(3 * 3 * 8 * 8, -1, 1), &aug};
@@ -317,13 +405,14 @@ int main(void)
     Suite *s = suite_create("train");
     TCase *tc = tcase_create("reference");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, reference_train_step, 0, NFIX);
+    tcase_add_loop_test(tc, reference_train_step, 0, NFIX + 1);
     suite_add_tcase(s, tc);
     TCase *td = tcase_create("state");
     tcase_set_timeout(td, 120);
     tcase_add_test(td, deterministic_and_resumable);
     tcase_add_test(td, nonfinite_step_changes_nothing);
-    tcase_add_test(td, penalty_gradient_with_diffaug);
+    tcase_add_loop_test(td, penalty_gradient_with_diffaug, 0, 2);
+    tcase_add_test(td, ada_adapts_and_resumes);
     suite_add_tcase(s, td);
     return tu_run(s) ? 1 : 0;
 }

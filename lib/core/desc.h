@@ -45,6 +45,10 @@ typedef struct tg_desc {
         double ema_half_life_kimg, ema_warmup, ema_beta; /* 500, 0.1, - */
         int ndiffaug;
         int diffaug[3];         /* enum tg_aug_kind, in order */
+        double diffaug_p;       /* 1: probability that an op applies to an image */
+        int ada_on;             /* training.ada given (not null): adaptive p */
+        double ada_target, ada_kimg; /* 0.6, 100 */
+        int ada_interval;       /* 4 (D steps between adjustments) */
         double sr_aux_weight;   /* 0 */
         int loc_on;             /* locality given (not null) */
         int loc_nstages;

@@ -86,6 +86,8 @@ typedef struct {
     unsigned read[2];   /* the groups of gnet and dnet to read */
     uint64_t d_steps, g_steps;
     tg_rng rng;         /* m's RNG, or the file's rng_state */
+    double ada_p;       /* m's ADA state, or the file's ada_state */
+    int64_t ada_sum, ada_n;
 } plan_t;
 
 /* Check the metadata and every tensor the load will read (names, shapes;
@@ -118,6 +120,21 @@ static tg_status make_plan(const tg_model *m, const tg_st_file *f, plan_t *plan)
         if ((plan->rng.s[0] | plan->rng.s[1] | plan->rng.s[2] | plan->rng.s[3]) == 0)
             return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata rng_state is all zeros, "
                            "which no generator state can be", f->name);
+    }
+    /* ADA's probability (a C99 hex float, exact) and its sign tally */
+    plan->ada_p = m->ada_p, plan->ada_sum = m->ada_sum, plan->ada_n = m->ada_n;
+    const char *as = tg_st_meta(f, "ada_state");
+    if (as) {
+        char *end;
+        double p = strtod(as, &end);
+        long long sum = 0, cnt = -1;
+        int used = 0;
+        int ok = end != as && sscanf(end, " %lld %lld%n", &sum, &cnt, &used) == 2 &&
+                 end[used] == '\0' && p >= 0 && p <= 1 && cnt >= 0 && (sum < 0 ? -sum : sum) <= cnt;
+        if (!ok)
+            return tg_fail(TG_ERR_FORMAT, "checkpoint '%s': metadata ada_state is malformed "
+                           "(want \"P SUM COUNT\", 0 <= P <= 1, |SUM| <= COUNT)", f->name);
+        plan->ada_p = p, plan->ada_sum = sum, plan->ada_n = cnt;
     }
     /* each network's groups: the weights always; each other group the model
      * has (EMA, Adam moments) when the file holds it, probed by its first
@@ -187,6 +204,7 @@ tg_status tg_checkpoint_load(tg_model *m, const tg_st_file *f)
         }
     m->dnet.steps = plan.d_steps, m->gnet.steps = plan.g_steps;
     m->rng = plan.rng;
+    m->ada_p = plan.ada_p, m->ada_sum = plan.ada_sum, m->ada_n = plan.ada_n;
     return TG_OK;
 }
 
@@ -207,6 +225,7 @@ tg_status tg_checkpoint_load_new(tg_model *m, const tg_st_file *f)
         tg_net_reset(&m->gnet, TG_ARR_ema); /* only when the model keeps one */
     m->dnet.steps = plan.d_steps, m->gnet.steps = plan.g_steps;
     m->rng = plan.rng;
+    m->ada_p = plan.ada_p, m->ada_sum = plan.ada_sum, m->ada_n = plan.ada_n;
     return TG_OK;
 }
 
@@ -258,9 +277,14 @@ tg_status tg_checkpoint_save(const tg_model *m, const char *path, uint32_t flags
     snprintf(gs, sizeof gs, "%" PRIu64, m->gnet.steps);
     for (int i = 0; i < 4; i++)
         snprintf(rs + 16 * i, 17, "%016" PRIx64, m->rng.s[i]);
-    const char *keys[] = {"format", "descriptor", "d_steps", "g_steps", "rng_state"};
-    const char *vals[] = {"transgan-checkpoint", m->desc_json, ds, gs, rs};
-    tg_status st = tg_st_write(path, c.e, c.k, keys, vals, state ? 5 : 4);
+    /* ADA's state with the RNG's (training state): only when ADA is on, so
+     * other models' files are as before */
+    char as[80];
+    snprintf(as, sizeof as, "%a %lld %lld", m->ada_p, (long long)m->ada_sum, (long long)m->ada_n);
+    const char *keys[] = {"format", "descriptor", "d_steps", "g_steps", "rng_state", "ada_state"};
+    const char *vals[] = {"transgan-checkpoint", m->desc_json, ds, gs, rs, as};
+    tg_status st = tg_st_write(path, c.e, c.k, keys, vals,
+                               state ? (m->desc.t.ada_on ? 6 : 5) : 4);
     free(c.e), free(c.names);
     return st;
 }

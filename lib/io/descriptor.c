@@ -249,8 +249,9 @@ static const char *const disc_keys[] = {"patch_size", "embed_dim", "depth", "hea
 static const char *const train_keys[] = {
     "loss", "gp_weight", "drift_weight", "optimizer", "g_lr", "d_lr", "beta1", "beta2",
     "adam_eps", "n_critic", "g_batch", "d_batch", "grad_clip", "ema", "diffaug",
-    "sr_aux_weight", "locality", "seed"};
+    "sr_aux_weight", "locality", "seed", "diffaug_p", "ada"};
 static const char *const ema_keys[] = {"half_life_kimg", "warmup", "beta"};
+static const char *const ada_keys[] = {"target", "interval", "kimg"};
 static const char *const loc_keys[] = {"stages", "schedule"};
 
 static void set_defaults(tg_desc *d)
@@ -271,6 +272,8 @@ static void set_defaults(tg_desc *d)
     d->t.ema = TG_EMA_HALF_LIFE, d->t.ema_half_life_kimg = 500, d->t.ema_warmup = 0.1;
     d->t.ndiffaug = 3;
     d->t.diffaug[0] = TG_AUG_TRANSLATION, d->t.diffaug[1] = TG_AUG_CUTOUT, d->t.diffaug[2] = TG_AUG_COLOR;
+    d->t.diffaug_p = 1.0;
+    d->t.ada_on = 0, d->t.ada_target = 0.6, d->t.ada_interval = 4, d->t.ada_kimg = 100;
     d->t.sr_aux_weight = 0.0;
     d->t.loc_on = 0;
     d->t.seed = 12345;
@@ -373,6 +376,24 @@ static tg_status parse_ema(const cJSON *v, tg_desc *d)
     d->t.ema_half_life_kimg = 500, d->t.ema_warmup = 0.1;
     TG_TRY(get_real(v, p, "half_life_kimg", 0, 0, INFINITY, 0, &d->t.ema_half_life_kimg));
     TG_TRY(get_real(v, p, "warmup", 0, 0, INFINITY, 0, &d->t.ema_warmup));
+    return TG_OK;
+}
+
+/* training.ada: null (off) or an object whose missing keys take their
+ * defaults ({} is all defaults; null is the way to say "off") */
+static tg_status parse_ada(const cJSON *v, tg_desc *d)
+{
+    const char *p = "training.ada";
+    d->t.ada_on = 0, d->t.ada_target = 0.6, d->t.ada_interval = 4, d->t.ada_kimg = 100;
+    if (cJSON_IsNull(v))
+        return TG_OK;
+    if (!cJSON_IsObject(v))
+        return bad(p, "must be null or {\"target\": r, \"interval\": n, \"kimg\": k}", v);
+    TG_TRY(check_keys(v, p, ada_keys, NELEM(ada_keys)));
+    d->t.ada_on = 1;
+    TG_TRY(get_real(v, p, "target", 0, 0, 1, 0, &d->t.ada_target));
+    TG_TRY(get_int(v, p, "interval", 1, MAX_BIG, &d->t.ada_interval));
+    TG_TRY(get_real(v, p, "kimg", 0, 1, INFINITY, 0, &d->t.ada_kimg));
     return TG_OK;
 }
 
@@ -479,6 +500,9 @@ static tg_status parse_training(const cJSON *t, tg_desc *d)
         TG_TRY(parse_ema(v, d));
     if ((v = cJSON_GetObjectItemCaseSensitive(t, "diffaug")))
         TG_TRY(parse_diffaug(v, d));
+    TG_TRY(get_real(t, p, "diffaug_p", 0, 0, 1, 0, &d->t.diffaug_p));
+    if ((v = cJSON_GetObjectItemCaseSensitive(t, "ada")))
+        TG_TRY(parse_ada(v, d));
     TG_TRY(get_real(t, p, "sr_aux_weight", 0, 0, INFINITY, 0, &d->t.sr_aux_weight));
     if ((v = cJSON_GetObjectItemCaseSensitive(t, "locality")))
         TG_TRY(parse_locality(v, d));
@@ -523,6 +547,10 @@ static tg_status check_shapes(const tg_desc *d)
     if (d->t.sr_aux_weight > 0 && n < 2)
         return tg_fail(TG_ERR_DESCRIPTOR,
                        "training.sr_aux_weight: > 0 needs at least 2 generator stages (got 1)");
+    if (d->t.ada_on && d->t.ndiffaug == 0)
+        return tg_fail(TG_ERR_DESCRIPTOR,
+                       "training.ada: adapts the DiffAugment probability, so it needs at least one "
+                       "training.diffaug op (got [])");
     return TG_OK;
 }
 
@@ -734,6 +762,14 @@ char *tg_desc_to_json(const tg_desc *d)
                 int k = d->t.diffaug[i] >= 0 && d->t.diffaug[i] < 3 ? d->t.diffaug[i] : 0;
                 add_str(&w, a, NULL, aug_names[k]);
             }
+        add_real(&w, o, "diffaug_p", d->t.diffaug_p, 1);
+        if (!d->t.ada_on) {
+            add(&w, o, "ada", cJSON_CreateNull());
+        } else if ((e = add(&w, o, "ada", cJSON_CreateObject()))) {
+            add_real(&w, e, "target", d->t.ada_target, 1);
+            add_int(&w, e, "interval", d->t.ada_interval);
+            add_real(&w, e, "kimg", d->t.ada_kimg, 1);
+        }
         add_real(&w, o, "sr_aux_weight", d->t.sr_aux_weight, 1);
         if (!d->t.loc_on) {
             add(&w, o, "locality", cJSON_CreateNull());

@@ -51,6 +51,7 @@ tg_status tg_model_define(tg_desc *desc, char *desc_json, int sampling_only, tg_
         return st;
     }
     tg_rng_seed(&m->rng, m->desc.t.seed);
+    m->ada_p = m->desc.t.diffaug_p; /* ADA starts from the fixed probability */
     *out = m;
     return TG_OK;
 }

@@ -118,6 +118,11 @@ struct tg_model {
      * with rng, everything a checkpoint holds and a failed step restores */
     tg_net_state gnet, dnet;
     tg_rng rng;
+    /* adaptive DiffAugment (training.ada): the current probability, and the
+     * sum of sign(D(aug(real))) over the ada_n real images since the last
+     * adjustment; checkpoints keep all three (metadata ada_state) */
+    double ada_p;
+    int64_t ada_sum, ada_n;
     /* loaded with TG_LOAD_SAMPLING_ONLY: gnet holds one array, the EMA (when
      * the file had it) or the weights; dnet holds none; no trainer, ever */
     int sampling_only;

@@ -18,7 +18,7 @@ void tg_aug_free(tg_aug *a)
     if (!a)
         return;
     free(a->ty), free(a->tx), free(a->cy), free(a->cx);
-    free(a->bright), free(a->sat), free(a->contr);
+    free(a->bright), free(a->sat), free(a->contr), free(a->on);
     memset(a, 0, sizeof *a);
 }
 
@@ -41,7 +41,9 @@ tg_status tg_aug_init(tg_aug *a, const int *ops, int n_ops, int64_t cap)
     a->cap = cap;
     a->ty = tg_alloc(n4), a->tx = tg_alloc(n4), a->cy = tg_alloc(n4), a->cx = tg_alloc(n4);
     a->bright = tg_alloc(n4), a->sat = tg_alloc(n4), a->contr = tg_alloc(n4);
-    if (!a->ty || !a->tx || !a->cy || !a->cx || !a->bright || !a->sat || !a->contr) {
+    a->on = tg_alloc((size_t)cap + 1);
+    a->p = 1.0;
+    if (!a->ty || !a->tx || !a->cy || !a->cx || !a->bright || !a->sat || !a->contr || !a->on) {
         tg_aug_free(a);
         return TG_ERR_OUT_OF_MEMORY; /* tg_alloc recorded the message */
     }
@@ -100,6 +102,22 @@ void tg_aug_sample(tg_aug *a, tg_rng *r, int64_t B, int S)
             a->sat[b] = uniform_f(r, 0.0, 2.0);
         for (int64_t b = 0; b < B; b++)
             a->contr[b] = uniform_f(r, 0.5, 1.5);
+    }
+    /* which ops apply to which image: all at p >= 1 (no draws, so the stream
+     * is the one of a library without the option) */
+    uint8_t all = 0;
+    for (int i = 0; i < a->n_ops; i++)
+        all |= (uint8_t)(1u << a->ops[i]);
+    for (int64_t b = 0; b < B; b++) {
+        if (a->p >= 1) {
+            a->on[b] = all;
+            continue;
+        }
+        a->on[b] = 0;
+        for (int op = TG_AUG_TRANSLATION; op <= TG_AUG_COLOR; op++)
+            if ((all >> op) & 1u)
+                if (tg_rng_uniform(r) < a->p)
+                    a->on[b] |= (uint8_t)(1u << op);
     }
 }
 
@@ -184,6 +202,8 @@ static void run_image(const tg_aug *a, float *x, int64_t C, int64_t b, enum aug_
     int S = a->S;
     for (int j = 0; j < a->n_ops; j++) {
         int op = a->ops[mode == AUG_ADJOINT ? a->n_ops - 1 - j : j];
+        if (!((a->on[b] >> op) & 1u))
+            continue; /* not applied to this image: the identity */
         switch (op) {
         case TG_AUG_TRANSLATION:
             if (mode == AUG_ADJOINT)

@@ -98,10 +98,29 @@ static void copy_state(tg_model *m, int restore)
         else
             tg_net_copy(bk[k], live[k], TG_GROUPS_KEPT);
     }
-    if (restore)
+    if (restore) {
         m->rng = t->bk_rng;
-    else
+        m->ada_p = t->bk_ada_p, m->ada_sum = t->bk_ada_sum, m->ada_n = t->bk_ada_n;
+    } else {
         t->bk_rng = m->rng;
+        t->bk_ada_p = m->ada_p, t->bk_ada_sum = m->ada_sum, t->bk_ada_n = m->ada_n;
+    }
+}
+
+/* ADA (docs/SPECIFICATION.md "DiffAugment"): after every ada.interval-th D
+ * step, r = mean sign(D(aug(real))) over the real images since the last
+ * adjustment, and p moves by sign(r - target) * images / (kimg * 1000),
+ * kept in [0, 1]. */
+static void ada_adjust(tg_model *m)
+{
+    const tg_desc *d = &m->desc;
+    if (!d->t.ada_on || m->dnet.steps % (uint64_t)d->t.ada_interval != 0 || m->ada_n <= 0)
+        return;
+    double r = (double)m->ada_sum / (double)m->ada_n;
+    double sgn = r > d->t.ada_target ? 1.0 : r < d->t.ada_target ? -1.0 : 0.0;
+    double p = m->ada_p + sgn * (double)m->ada_n / (d->t.ada_kimg * 1000.0);
+    m->ada_p = p < 0 ? 0 : p > 1 ? 1 : p;
+    m->ada_sum = 0, m->ada_n = 0;
 }
 
 /* aug(x) into out, or x itself when there is no augmentation */
@@ -228,6 +247,11 @@ static tg_status d_update(tg_model *m, const float *real, const float *zd, const
     TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da, 1));
     double l_real = tg_d_loss_real(d->t.loss, d->t.drift_weight, t->s, B, t->ds);
     o->d_real = mean_of(t->s, B);
+    if (d->t.ada_on) { /* ADA's overfitting measure: sign(D(aug(real))) */
+        for (int64_t b = 0; b < B; b++)
+            m->ada_sum += (t->s[b] > 0) - (t->s[b] < 0);
+        m->ada_n += B;
+    }
     TG_TRY(tg_disc_bwd(c, &m->disc, m->dnet.w, m->dnet.grad, &t->da, t->ds, NULL));
     u = augment(t, &m->rng, t->fake, t->u, B, (int)S, C);
     TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da, 1));
@@ -334,6 +358,8 @@ tg_status tg_train_run(tg_model *m, const float *real, size_t n, const float *z_
             t->alpha[i] = (float)tg_rng_uniform(&m->rng);
         alpha = t->alpha;
     }
+    /* this call's DiffAugment probability: ADA's current value or the fixed one */
+    t->aug.p = d->t.ada_on ? m->ada_p : d->t.diffaug_p;
     tg_status st = d_update(m, real, z_d, alpha, masks, &o);
     if (st == TG_OK && (m->dnet.steps - 1) % (uint64_t)d->t.n_critic == 0) {
         if (!z_g) {
@@ -348,6 +374,7 @@ tg_status tg_train_run(tg_model *m, const float *real, size_t n, const float *z_
         copy_state(m, 1);
         return st;
     }
+    ada_adjust(m);
     o.d_steps = m->dnet.steps;
     o.g_steps = m->gnet.steps;
     if (stats) {

@@ -19,6 +19,8 @@ typedef struct tg_trainer {
      * networks' state, group TG_GROUP_GRAD) */
     tg_net_state bk_g, bk_d;
     tg_rng bk_rng;
+    double bk_ada_p;
+    int64_t bk_ada_sum, bk_ada_n;
 } tg_trainer;
 
 tg_status tg_trainer_make(tg_model *m);

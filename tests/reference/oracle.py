@@ -42,6 +42,7 @@ import torch.nn.functional as F
 # docs/SPECIFICATION.md "Descriptor" (the table is docs/DESCRIPTOR.md)
 
 EMA_HALF_LIFE = {"half_life_kimg": 500, "warmup": 0.1}
+ADA_DEFAULTS = {"target": 0.6, "interval": 4, "kimg": 100.0}
 
 DEFAULTS = {
     "format": "transgan",
@@ -58,7 +59,8 @@ DEFAULTS = {
                  "optimizer": "adam", "g_lr": 1e-4, "d_lr": 1e-4, "beta1": 0.0,
                  "beta2": 0.99, "adam_eps": 1e-8, "n_critic": 4, "g_batch": 128,
                  "d_batch": 64, "grad_clip": 5.0, "ema": dict(EMA_HALF_LIFE),
-                 "diffaug": ["translation", "cutout", "color"], "sr_aux_weight": 0.0,
+                 "diffaug": ["translation", "cutout", "color"], "diffaug_p": 1.0, "ada": None,
+                 "sr_aux_weight": 0.0,
                  "locality": None, "seed": 12345},
 }
 
@@ -145,6 +147,18 @@ def _check_values(d):
         _fail("training.diffaug", "must be an array of distinct ops", t["diffaug"])
     for i, op in enumerate(t["diffaug"]):
         _choice(op, f"training.diffaug[{i}]", AUG_OPS)
+    _num(t["diffaug_p"], "training.diffaug_p", 0, 1)
+    if t["ada"] is not None:                # missing keys take their defaults
+        if not isinstance(t["ada"], dict) or set(t["ada"]) - set(ADA_DEFAULTS):
+            _fail("training.ada", 'must be null or {"target": r, "interval": n, "kimg": k}',
+                  t["ada"])
+        t["ada"] = ada = dict(ADA_DEFAULTS, **t["ada"])
+        _num(ada["target"], "training.ada.target", 0, 1)
+        _int(ada["interval"], "training.ada.interval", 1)
+        _num(ada["kimg"], "training.ada.kimg", 0, lo_open=True)
+        if not t["diffaug"]:
+            _fail("training.ada", "adapts the DiffAugment probability, so it needs at least "
+                  "one training.diffaug op", [])
     n = len(g["depths"])
     loc = t["locality"]
     if loc is not None:
@@ -565,8 +579,12 @@ class State:
 # docs/SPECIFICATION.md "DiffAugment"
 
 
-def draw_aug(policy, B, S, gen):
-    """The random parameters of one DiffAugment call of B images of size S."""
+def draw_aug(policy, B, S, gen, p=1.0):
+    """The random parameters of one DiffAugment call of B images of size S.
+
+    p (training.diffaug_p, or ADA's current value): below 1, the draw ends with
+    one uniform per image and op present (in the order translation, cutout,
+    color) and draw["on"][b][op] says whether op applies to image b."""
     draw = {}
     if "translation" in policy:
         s = int(S * 0.2 + 0.5)
@@ -580,7 +598,20 @@ def draw_aug(policy, B, S, gen):
         draw["bright"] = torch.rand(B, generator=gen) - 0.5
         draw["sat"] = torch.rand(B, generator=gen) * 2
         draw["contr"] = torch.rand(B, generator=gen) + 0.5
+    if p < 1:
+        ops = [op for op in AUG_OPS if op in policy]
+        u = torch.rand(B, len(ops), generator=gen, dtype=torch.float64)
+        draw["on"] = [{op: bool(u[b, i] < p) for i, op in enumerate(ops)} for b in range(B)]
     return draw
+
+
+def ada_adjust(p, signs, d):
+    """ADA's step after an interval: signs are sign(D(aug(real))) of the
+    interval's real images; p moves by sign(mean - target) * len / (kimg 1000)."""
+    a = d["training"]["ada"]
+    r = sum(signs) / len(signs)
+    step = (r > a["target"]) - (r < a["target"])
+    return min(max(p + step * len(signs) / (a["kimg"] * 1000.0), 0.0), 1.0)
 
 
 def _shift(img, ty, tx):
@@ -602,6 +633,14 @@ def _shift(img, ty, tx):
 def apply_aug(x, policy, draw):
     """DiffAugment of x [B, C, S, S] with the given draw, ops in policy order."""
     B, _, S, _ = x.shape
+    if "on" in draw:                        # training.diffaug_p < 1: per image and op
+        out = x.clone()
+        for b in range(B):
+            ops = [op for op in policy if draw["on"][b][op]]
+            sub = {k: (v[b:b + 1] if torch.is_tensor(v) else v) for k, v in draw.items()
+                   if k != "on"}
+            out[b:b + 1] = apply_aug(x[b:b + 1], ops, sub)
+        return out
     for op in policy:
         if op == "translation":
             x = torch.stack([_shift(x[b], int(draw["ty"][b]), int(draw["tx"][b]))
