@@ -84,12 +84,18 @@ def baselines(ev, n):
     return {k: v["fid"] for k, v in b.items()}
 
 
-def descriptor_of(ckpt):
-    """the full descriptor stored in a checkpoint's metadata"""
+def metadata_of(ckpt):
+    """a checkpoint's __metadata__ (descriptor, steps, ada_state, ...)"""
     with open(ckpt, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
-        head = json.loads(f.read(n))
-    return json.loads(head["__metadata__"]["descriptor"])
+        return json.loads(f.read(n))["__metadata__"]
+
+
+def aug_p(meta, desc):
+    """the DiffAugment probability at a checkpoint: ADA's (ada_state) or the fixed one"""
+    if "ada_state" in meta:
+        return round(float.fromhex(meta["ada_state"].split()[0]), 4)
+    return desc["training"].get("diffaug_p", 1.0)
 
 
 def score(out, samples, bins, log=print):
@@ -100,7 +106,7 @@ def score(out, samples, bins, log=print):
                  if (m := re.fullmatch(r"checkpoint_(\d+)\.safetensors", name)))
     if not cks:
         raise SystemExit("quality: no checkpoint_<d>.safetensors in %s" % run)
-    desc = descriptor_of(os.path.join(run, cks[0][1]))
+    desc = json.loads(metadata_of(os.path.join(run, cks[0][1]))["descriptor"])
     d_batch = desc["training"]["d_batch"]
     ev = fmnist_fid.Evaluator()
     rows = []
@@ -112,7 +118,8 @@ def score(out, samples, bins, log=print):
         g, secs = steps.get(d, (None, None))
         row = {"minutes": None if secs is None else round(secs / 60, 2), "d_steps": d,
                "g_steps": g, "images_seen": d * d_batch, "fid": r["fid"],
-               "classifier_score": r["classifier_score"], "n": r["n"]}
+               "classifier_score": r["classifier_score"], "n": r["n"],
+               "aug_p": aug_p(metadata_of(os.path.join(run, name)), desc)}
         rows.append(row)
         log("quality: d_steps %d  %s min  FID %.2f  score %.2f" % (d, row["minutes"], r["fid"],
                                                                  r["classifier_score"]))
@@ -201,12 +208,12 @@ def write(out, desc, rows, base, meta):
              "%s before and %s after training; started %s. Figures measured under that load." % (
                  meta["minutes_budget"], meta["threads"], meta["host"],
                  "/".join(meta["load_before"]), "/".join(meta["load_after"]), meta["started"]),
-             "", "| minutes | D steps | G steps | images seen by D | FID | classifier score |",
-             "|---:|---:|---:|---:|---:|---:|"]
+             "", "| minutes | D steps | G steps | images seen by D | FID | classifier score "
+             "| DiffAugment p |", "|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append("| %s | %d | %s | %d | %.2f | %.2f |" % (
+        lines.append("| %s | %d | %s | %d | %.2f | %.2f | %s |" % (
             r["minutes"], r["d_steps"], r["g_steps"], r["images_seen"], r["fid"],
-            r["classifier_score"]))
+            r["classifier_score"], r["aug_p"]))
     lines += ["", "Baselines on the same evaluator (10,000 images): " +
               ", ".join("%s %.1f" % (k, v) for k, v in base_lines(base).items()) + ".", "",
               "![FID against minutes](curve.png)", ""]
