@@ -116,10 +116,10 @@ QUALITY_ARGS ?=
 .PHONY: quality quality-test
 quality: all examples
 	/usr/bin/python3 bench/quality/quality.py run $(QUALITY_DESC) --minutes $(QUALITY_MINUTES) \
-	    --every $(QUALITY_EVERY) $(QUALITY_ARGS)
+	    --every $(QUALITY_EVERY) --build $(B) $(QUALITY_ARGS)
 # its smoke test: a 20-second run of a tiny model, outputs present, FID finite
 quality-test: all examples
-	$(PYTEST) tests/test_quality.py
+	QUALITY_BUILD=$(B) $(PYTEST) tests/test_quality.py
 
 abi-test: all
 	@sh tests/abi.sh $(B) $(VERSION) $(SONAME)

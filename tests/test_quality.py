@@ -22,7 +22,8 @@ def run(tmp_path_factory):
         pytest.fail("needs the Debian package dataset-fashion-mnist (scripts/install-deps.sh test)")
     p = subprocess.run([sys.executable, SCRIPT, "run", os.path.join(ROOT, "tests/data/tiny-train.json"),
                         "--minutes", "0.34", "--every", "0.17", "--samples", "500",
-                        "--limit", "500", "--out", str(out)],
+                        "--limit", "500", "--out", str(out),
+                        "--build", os.environ.get("QUALITY_BUILD", os.path.join(ROOT, "build"))],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     return out, p.stdout
