@@ -112,8 +112,10 @@ def score(out, samples, bins, log=print):
     rows = []
     npy = os.path.join(out, "samples.npy")
     for d, name in cks:
-        subprocess.run([bins["generate"], os.path.join(run, name), "--n", str(samples),
-                        "--seed", "1", "--npy", npy], check=True, stdout=subprocess.DEVNULL)
+        g = subprocess.run([bins["generate"], os.path.join(run, name), "--n", str(samples),
+                            "--seed", "1", "--npy", npy], capture_output=True, text=True)
+        if g.returncode != 0:  # its progress goes to stderr: shown only on failure
+            raise SystemExit("quality: generate failed on %s:\n%s" % (name, g.stderr[-2000:]))
         r = ev.score(fmnist_fid.load_samples(npy))
         g, secs = steps.get(d, (None, None))
         row = {"minutes": None if secs is None else round(secs / 60, 2), "d_steps": d,
