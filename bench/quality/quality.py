@@ -169,8 +169,8 @@ def plot(path, curves, base, title):
         dr.text((X(m), H - B + 6), "%g" % m, fill="black", font=font, anchor="ma")
     dr.text(((L + W - R) / 2, H - 18), "training wall time (minutes)", fill="black", font=font,
             anchor="ma")
-    dr.text((8, T - 22), "FID (bench/fid, log scale)", fill="black", font=font)
-    dr.text((L, 4), title, fill="black", font=font)
+    dr.text((8, T - 13), "FID (bench/fid, log scale)", fill="black", font=font)
+    dr.text((L, 3), title, fill="black", font=font)
     for name, v in base.items():
         y = Y(v)
         for x0 in range(L, W - R, 10):
@@ -183,9 +183,9 @@ def plot(path, curves, base, title):
             dr.line(xy, fill=col, width=2)
         for x, y in xy:
             dr.ellipse([x - 3, y - 3, x + 3, y + 3], fill=col)
-        ly = T + 8 + 14 * i
-        dr.line([L + 10, ly + 5, L + 30, ly + 5], fill=col, width=2)
-        dr.text((L + 34, ly), label, fill="black", font=font)
+        ly, lx = T + 8 + 14 * i, W - R - 190  # top right: curves fall from the top left
+        dr.line([lx, ly + 5, lx + 20, ly + 5], fill=col, width=2)
+        dr.text((lx + 24, ly), label[:26], fill="black", font=font)
     img.save(path)
 
 
@@ -206,9 +206,10 @@ def write(out, desc, rows, base, meta):
                  meta["descriptor_path"], t["d_batch"], t["g_batch"], t["n_critic"], t["g_lr"],
                  t["d_lr"], t["diffaug"],
                  "".join(", %s %s" % (k, json.dumps(t[k])) for k in ("diffaug_p", "ada") if k in t)),
-             "Trained %s min (training loop only), %s threads, on %s; load average (1/5/15 min) "
+             "Trained %s min (training loop only), %s, on %s; load average (1/5/15 min) "
              "%s before and %s after training; started %s. Figures measured under that load." % (
-                 meta["minutes_budget"], meta["threads"], meta["host"],
+                 meta["minutes_budget"], "%s threads" % meta["threads"] if meta["threads"]
+                 else "the library's load-following thread count", meta["host"],
                  "/".join(meta["load_before"]), "/".join(meta["load_after"]), meta["started"]),
              "", "| minutes | D steps | G steps | images seen by D | FID | classifier score "
              "| DiffAugment p |", "|---:|---:|---:|---:|---:|---:|---:|"]
