@@ -58,7 +58,7 @@
  * (FID below RECOGNISABLE_FID on bench/fid's scale), divided by this run's
  * measured images per second. A rule of thumb for 32x32 data of about that
  * difficulty; the run's real speed makes it follow the machine's load. */
-#define RECOGNISABLE_KIMG 300.0
+#define RECOGNISABLE_KIMG 400.0
 #define RECOGNISABLE_FID 100
 
 static volatile sig_atomic_t g_stop;
