@@ -52,11 +52,12 @@
 #define SAMPLE_SEED 1u  /* z of the sample grids: fixed, so grids compare over time */
 #define SAMPLE_N 64
 #define PROGRESS_SECONDS 5.0
-/* The time estimate printed after the first progress line (docs/TRAINING.md,
+/* The time estimate printed with the second progress line (docs/TRAINING.md,
  * "How long"): images the discriminator had to see, from the measured
- * Fashion-MNIST curves of bench/quality, before EMA samples were recognisable
- * (FID below RECOGNISABLE_FID on bench/fid's scale), divided by this run's
- * measured images per second. A rule of thumb for 32x32 data of about that
+ * Fashion-MNIST curves, before EMA samples were recognisable (FID below
+ * RECOGNISABLE_FID on bench/fid's scale), divided by this run's measured
+ * images per second (over the second interval: the first one holds the first
+ * call's one-off set-up). A rule of thumb for 32x32 data of about that
  * difficulty; the run's real speed makes it follow the machine's load. */
 #define RECOGNISABLE_KIMG 400.0
 #define RECOGNISABLE_FID 100
@@ -490,7 +491,9 @@ int main(int argc, char **argv)
         if (t - last_print >= PROGRESS_SECONDS) {
             double rate = (calls - calls_at_print) / (t - last_print);
             progress(&r, calls, total, rate, &pm);
-            if (!estimated++ && rate > 0) {
+            /* the second interval: the first includes the one-off set-up of
+             * the first call (buffers, oneDNN primitives), which is slow */
+            if (++estimated == 2 && rate > 0) {
                 double img_s = rate * (double)dB; /* D's real images per second */
                 printf("train: estimate: at %.0f real images/s, about %.0f min from scratch until "
                        "samples are recognisable (~%.0fk images seen by D; FID < %d on "
