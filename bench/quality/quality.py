@@ -138,8 +138,9 @@ COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
            (140, 86, 75)]
 
 
-def plot(path, curves, base, title):
-    """curves: [(label, [(minutes, fid)])]; FID on a log axis, baselines dashed"""
+def plot(path, curves, base, title, xlabel="training wall time (minutes)"):
+    """curves: [(label, [(x, fid)])], x minutes (or steps); FID on a log axis,
+    baselines dashed"""
     W, H, L, R, T, B = 760, 440, 70, 200, 34, 50
     img = Image.new("RGB", (W, H), "white")
     dr = ImageDraw.Draw(img)
@@ -163,11 +164,12 @@ def plot(path, curves, base, title):
                 y = Y(v)
                 dr.line([L, y, W - R, y], fill=(225, 225, 225))
                 dr.text((L - 8, y - 6), "%g" % v, fill="black", font=font, anchor="ra")
-    step = next(s for s in (1, 2, 5, 10, 15, 20, 30, 60, 120) if xmax / s <= 10)
+    step = next(s for s in (1, 2, 5, 10, 15, 20, 30, 60, 120, 250, 500, 1000, 2000, 5000,
+                            10000, 20000, 50000) if xmax / s <= 10)
     for m in np.arange(0, xmax, step):
         dr.line([X(m), H - B, X(m), H - B + 4], fill="black")
         dr.text((X(m), H - B + 6), "%g" % m, fill="black", font=font, anchor="ma")
-    dr.text(((L + W - R) / 2, H - 18), "training wall time (minutes)", fill="black", font=font,
+    dr.text(((L + W - R) / 2, H - 18), xlabel, fill="black", font=font,
             anchor="ma")
     dr.text((8, T - 13), "FID (bench/fid, log scale)", fill="black", font=font)
     dr.text((L, 3), title, fill="black", font=font)
@@ -251,6 +253,8 @@ def main(argv=None):
     p.add_argument("png")
     p.add_argument("dirs", nargs="+")
     p.add_argument("--title", default="FID against training wall time (Fashion-MNIST)")
+    p.add_argument("--x", choices=["minutes", "d_steps"], default="minutes",
+                   help="x axis: wall-clock minutes, or D steps (load-independent)")
     a = ap.parse_args(argv)
 
     if a.cmd == "plot":
@@ -258,9 +262,10 @@ def main(argv=None):
         for d in a.dirs:
             with open(os.path.join(d, "quality.json")) as f:
                 q = json.load(f)
-            curves.append((q["name"], [(x["minutes"], x["fid"]) for x in q["rows"]]))
+            curves.append((q["name"], [(x[a.x], x["fid"]) for x in q["rows"]]))
             base = q["baselines"]
-        plot(a.png, curves, base_lines(base), a.title)
+        plot(a.png, curves, base_lines(base), a.title,
+             "training wall time (minutes)" if a.x == "minutes" else "discriminator steps")
         return 0
 
     bins = {k: os.path.join(a.build, "examples", k) for k in ("train", "generate")}
