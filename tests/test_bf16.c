@@ -18,6 +18,7 @@
 
 #include "models/model.h"
 #include "ops/bf16.h"
+#include "ops/ops.h"
 #include "testutil.h"
 #include "transgan.h"
 
@@ -246,6 +247,57 @@ START_TEST(sampling_only_and_closeness)
 }
 END_TEST
 
+/* The fused attention's bf16 kernels (every padded head width, keys not a
+ * multiple of 32, bias and mask) against the f32 kernels: within bf16's
+ * rounding. Without AVX512-BF16 the context refuses to turn bf16 on. */
+START_TEST(fused_attention_bf16_close_to_f32)
+{
+    static const int64_t shapes[][4] = {/* B, N, C, H */
+                                        {2, 256, 8, 2},  {2, 300, 16, 2}, {1, 260, 48, 2},
+                                        {2, 256, 32, 2}, {1, 257, 96, 2}, {1, 280, 64, 2},
+                                        {1, 256, 128, 2}, {1, 256, 48, 4}};
+    tg_dnn *c = NULL;
+    OK(tg_dnn_create(&c));
+    int caller = tg_dnn_threads_enter(c, 2);
+    tg_dnn_bf16_set(c, 1);
+    int on = tg_dnn_bf16_state(c)->on;
+    ck_assert_int_eq(on, tg_bf16_supported());
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t B = shapes[s][0], N = shapes[s][1], C = shapes[s][2], H = shapes[s][3];
+        size_t nq = (size_t)(B * N * 3 * C), no = (size_t)(B * N * C);
+        tu_seed(20 + s);
+        float *qkv = tu_rand(nq, -2, 2), *bias = tu_rand((size_t)(H * N * N), -1, 1);
+        float *a = malloc(no * sizeof *a), *b = malloc(no * sizeof *b);
+        uint8_t *mask = malloc((size_t)(N * N));
+        for (int64_t i = 0; i < N * N; i++) /* every row keeps its diagonal */
+            mask[i] = (i / N == i % N) || ((i * 2654435761u) >> 7) % 3 != 0;
+        for (int variant = 0; variant < 2; variant++) {
+            const float *bi = variant ? bias : NULL;
+            const uint8_t *mk = variant ? mask : NULL;
+            tg_dnn_bf16_set(c, 0);
+            OK(tg_attention_fused_fwd(c, a, qkv, bi, mk, B, N, C, H));
+            tg_dnn_bf16_set(c, 1);
+            OK(tg_attention_fused_fwd(c, b, qkv, bi, mk, B, N, C, H));
+            double err = 0, ref = 0;
+            for (size_t i = 0; i < no; i++) {
+                err = fmax(err, fabs((double)a[i] - b[i]));
+                ref = fmax(ref, fabs((double)a[i]));
+            }
+            if (on) /* outputs are averages of values within +-2 */
+                ck_assert_msg(err > 0 && err <= 0.03 * ref,
+                              "B %lld N %lld C %lld H %lld variant %d: max error %g of %g",
+                              (long long)B, (long long)N, (long long)C, (long long)H, variant,
+                              err, ref);
+            else
+                ck_assert_msg(err == 0, "without bf16 the kernels must be the f32 ones");
+        }
+        free(qkv), free(bias), free(a), free(b), free(mask);
+    }
+    tg_dnn_threads_leave(caller);
+    tg_dnn_destroy(c);
+}
+END_TEST
+
 /* After a warm-up, bf16 sampling and scoring allocate nothing and build no
  * primitive. */
 START_TEST(bf16_steady_state_allocates_nothing)
@@ -377,6 +429,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, pretrained_scores_close);
     tcase_add_test(tc, copies_follow_the_weights);
     tcase_add_test(tc, sampling_only_and_closeness);
+    tcase_add_test(tc, fused_attention_bf16_close_to_f32);
     tcase_add_test(tc, bf16_steady_state_allocates_nothing);
     tcase_add_test(tc, set_precision_out_of_memory);
     tcase_add_test(tc, capped_cpu_falls_back_to_f32);

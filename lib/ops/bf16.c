@@ -119,7 +119,7 @@ int tg_dnn_bf16_set(tg_dnn *c, int on)
 {
     tg_bf16_state *st = tg_dnn_bf16_state(c);
     int was = st->on;
-    st->on = on;
+    st->on = on && tg_bf16_supported(); /* never the instructions a CPU lacks */
     return was;
 }
 
