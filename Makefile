@@ -5,6 +5,7 @@
 #   make install    PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=
 #   make bench      performance against PyTorch (the project's oracle)
 #   make bench-ort  performance against ONNX Runtime (npm's onnxruntime-node)
+#   make bench-bf16 bf16 against f32 inference; make bench-bf16-fid: their FIDs
 
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
@@ -329,6 +330,19 @@ bench-load: $(B)/bench/load_peak $(B)/bench/transgan-s.safetensors
 # --ignore-scripts); python3-onnx (the exports' op counts) from Debian.
 # make ort-test: the same chain on a tiny descriptor (no timing), < 20 s.
 ORT_VERSION := 1.30.0
+# bf16 against f32 inference (tg_model_set_precision), interleaved call by
+# call in one process (bench/bf16_ab.c); on a CPU without AVX512-BF16 both
+# columns are f32. docs/PERFORMANCE.md "bf16".
+BF16_AB_ARGS ?= --seconds 3 --rounds 5
+$(B)/bench/bf16_ab: bench/bf16_ab.c $(HDR) $(SHLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O2 $(WARN) -Iinclude -o $@ $< -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..' -lm
+.PHONY: bench-bf16
+bench-bf16: $(B)/bench/bf16_ab
+	@uptime
+	OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2 $(B)/bench/bf16_ab models/transgan-s.json --threads 2 $(BF16_AB_ARGS)
+	OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2 $(B)/bench/bf16_ab models/fmnist-small.json --threads 2 $(BF16_AB_ARGS)
+	@uptime
 ORT_DIR := $(B)/ort
 ORT_ARGS ?=
 ORT_NODE := $(ORT_DIR)/node_modules/onnxruntime-node/package.json

@@ -2,10 +2,11 @@
  * on one checkpoint, interleaved call by call so that a busy host slows both
  * alike; prints one JSON line per (net, batch).
  *
- *   bf16_ab CKPT.safetensors [--threads 2] [--seconds 3] [--rounds 5]
+ *   bf16_ab CKPT.safetensors|DESC.json [--threads 2] [--seconds 3] [--rounds 5]
  *           [--gen-batches 1,16,64] [--disc-batches 64] [--raw]
  *
- * Two models of the same checkpoint, one set to bf16. Each round times
+ * Two models of the same checkpoint (or descriptor: weights from its
+ * training.seed), one set to bf16. Each round times
  * --seconds of calls alternating f32, bf16, f32, ... (one warm-up call each
  * first) and gives each precision's images/s; the JSON has every round's
  * pair and the medians of the rounds (and of their ratios). The precision
@@ -155,7 +156,12 @@ int main(int argc, char **argv)
             "[--gen-batches 1,16,64|none] [--disc-batches 64|none] [--raw]", "");
     job j = {0};
     for (int k = 0; k < 2; k++) {
-        check(tg_model_load(ckpt, &j.m[k]), "tg_model_load");
+        size_t n = strlen(ckpt);
+        if (n > 5 && !strcmp(ckpt + n - 5, ".json"))
+            check(tg_model_create_from_file(ckpt, TG_SEED_FROM_DESCRIPTOR, &j.m[k]),
+                  "tg_model_create_from_file");
+        else
+            check(tg_model_load(ckpt, &j.m[k]), "tg_model_load");
         check(tg_model_set_threads(j.m[k], threads), "tg_model_set_threads");
         check(tg_model_set_precision(j.m[k], k ? TG_PRECISION_BF16 : TG_PRECISION_F32),
               "tg_model_set_precision");

@@ -249,10 +249,27 @@ static inline __attribute__((always_inline)) void vexp2_neg_bf16(v16f *io)
     *io = (v16f)((v16i)(p * (v16f)e) & (x > TG_EXP2_MIN));
 }
 
+/* the bf16 kernels' padded head width: the f32 kernels' up to 64, then 96
+ * and 128 (where f32 has only its row kernel, 14-30x slower at 256-1024
+ * tokens); 0: none (f32). Below 256 tokens oneDNN's f32 matmuls stay: the
+ * blocked kernels' per-row overhead (packing, horizontal sums) loses there
+ * (measured 3-4x slower at 64 tokens, 96-wide heads). */
+static int64_t bf16_padded_dh(int64_t dh)
+{
+    int64_t p = padded_dh(dh);
+    return p ? p : dh <= 96 ? 96 : dh <= 128 ? 128 : 0;
+}
+
+/* 1 when the forward runs the bf16 kernels (a bf16 model's inference) */
+static int bf16_fused(tg_dnn *c, int64_t dh)
+{
+    return tg_dnn_bf16_state(c)->on && bf16_padded_dh(dh) != 0;
+}
+
 /* floats of a thread's workspace: scores R x NP, then bf16 K, V and P */
 static size_t fwd_bf16_floats(int64_t N, int64_t dh)
 {
-    int64_t DP = padded_dh(dh), NP = pad32(N);
+    int64_t DP = bf16_padded_dh(dh), NP = pad32(N);
     return (size_t)(ROWS_FOR(DP) * NP + DP * NP + (ROWS_FOR(DP) * NP + 1) / 2 + 16);
 }
 
@@ -278,19 +295,27 @@ static size_t fwd_bf16_floats(int64_t N, int64_t dh)
 #define DP 64
 #include "attention_fused_bf16.inc"
 #undef DP
+#define DP 96
+#include "attention_fused_bf16.inc"
+#undef DP
+#define DP 128
+#include "attention_fused_bf16.inc"
+#undef DP
 #undef FWD_BF16
 
 static void fwd_one_bf16(float *out, const float *qkv, const float *bias, const uint8_t *mask,
                          int64_t b, int64_t h, int64_t N, int64_t C, int64_t H, float *s)
 {
-    switch (padded_dh(C / H)) {
+    switch (bf16_padded_dh(C / H)) {
     case 4: fwd_bf16_4(out, qkv, bias, mask, b, h, N, C, H, s); break;
     case 8: fwd_bf16_8(out, qkv, bias, mask, b, h, N, C, H, s); break;
     case 16: fwd_bf16_16(out, qkv, bias, mask, b, h, N, C, H, s); break;
     case 24: fwd_bf16_24(out, qkv, bias, mask, b, h, N, C, H, s); break;
     case 32: fwd_bf16_32(out, qkv, bias, mask, b, h, N, C, H, s); break;
     case 48: fwd_bf16_48(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    default: fwd_bf16_64(out, qkv, bias, mask, b, h, N, C, H, s);
+    case 64: fwd_bf16_64(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    case 96: fwd_bf16_96(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    default: fwd_bf16_128(out, qkv, bias, mask, b, h, N, C, H, s);
     }
 }
 
@@ -341,8 +366,8 @@ tg_status tg_attention_fused_fwd(tg_dnn *c, float *out, const float *qkv, const 
     int64_t dh = C / H;
     int nt = omp_get_max_threads();
     /* bf16 only in a bf16 model's inference (its context says so, and only
-     * where the CPU has AVX512-BF16); heads wider than 64 stay f32 */
-    int bf = padded_dh(dh) && tg_dnn_bf16_state(c)->on;
+     * where the CPU has AVX512-BF16); heads wider than 128 stay f32 */
+    int bf = bf16_fused(c, dh);
     size_t per = bf              ? fwd_bf16_floats(N, dh)
                  : padded_dh(dh) ? fwd_blocked_floats(N, dh)
                                  : per_thread_floats(N, dh, 0);
