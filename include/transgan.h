@@ -184,16 +184,17 @@ typedef enum tg_precision {
                               accumulation, on CPUs with AVX512-BF16        */
 } tg_precision;
 
-/* Set the model's inference precision. TG_PRECISION_BF16 converts the weights
- * inference reads to bf16 once, here (half their size again in memory), and
- * runs the Linear layers as bf16 x bf16 -> f32 products; norms, softmax, the
- * residual stream and the output layers stay f32. Pixels stay within 2 levels
- * of f32's. The copies follow the weights through tg_train_step (which always
- * trains in f32) and tg_model_load_weights. On a CPU without AVX512-BF16 (or
- * with ONEDNN_MAX_CPU_ISA below AVX512_CORE_BF16) the call still returns
- * TG_OK and the model stays in f32: TG_INFO_PRECISION says which is in
- * effect. Statuses: INVALID_ARGUMENT (NULL model, unknown precision),
- * OUT_OF_MEMORY (the model unchanged). Since 0.1.0. */
+/* Set the model's inference precision. TG_PRECISION_BF16 runs the Linear
+ * layers as bf16 x bf16 -> f32 products and the long-sequence attention with
+ * bf16 dot products; norms, softmax sums, the residual stream and the outer
+ * layers stay f32. Pixels stay within 2 levels of f32's. Each weight array is
+ * converted to bf16 once, by the first call that reads it (half its size
+ * again in memory; that call may then fail with OUT_OF_MEMORY), and again
+ * after tg_train_step (which always trains in f32) or tg_model_load_weights
+ * changed it. On a CPU without AVX512-BF16 (or with ONEDNN_MAX_CPU_ISA below
+ * AVX512_CORE_BF16) the call still returns TG_OK and the model stays in f32:
+ * TG_INFO_PRECISION says which is in effect. Statuses: INVALID_ARGUMENT (NULL
+ * model, unknown precision; the model unchanged). Since 0.1.0. */
 TG_API tg_status tg_model_set_precision(tg_model *model, tg_precision precision);
 
 /* --------------------------------------------------------------- checkpoints */

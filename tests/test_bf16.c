@@ -332,35 +332,46 @@ START_TEST(bf16_steady_state_allocates_nothing)
 }
 END_TEST
 
-/* Set bf16 with each of its allocations failing in turn: OUT_OF_MEMORY with
- * a message and the model still f32 (and sampling exactly as before), then
- * the same call succeeds. */
-START_TEST(set_precision_out_of_memory)
+/* The first bf16 sample and score make the weight copies: with each of their
+ * allocations failing in turn, OUT_OF_MEMORY with a message, then the same
+ * calls give exactly the results of a run without failures. */
+START_TEST(first_bf16_calls_out_of_memory)
 {
     enum { N = 2 };
     tg_model *m = NULL;
     OK(tg_model_create(SMALL_JSON, 4, &m));
-    float *ref = images(m, N, 0);
+    float z[N * SM_L], ref[N * SM_PX], img[N * SM_PX], rs[N], sc[N];
+    OK(tg_latent_sample(m, 1, N, z, N * SM_L));
+    OK(tg_model_set_precision(m, TG_PRECISION_BF16));
+    OK(tg_generate(m, z, N, 0, ref, N * SM_PX));
+    OK(tg_discriminate(m, ref, N, rs, N));
+    tg_model_destroy(m);
     long failed = 0;
     for (long k = 0;; k++) {
+        OK(tg_model_create(SMALL_JSON, 4, &m));
+        long base = tg_alloc_count();
+        OK(tg_model_set_precision(m, TG_PRECISION_BF16)); /* allocates nothing */
+        ck_assert_int_eq(tg_alloc_count(), base);
         tg_alloc_fail_at(tg_alloc_count() + k);
-        tg_status st = tg_model_set_precision(m, TG_PRECISION_BF16);
+        tg_status g = tg_generate(m, z, N, 0, img, N * SM_PX);
+        tg_status d = g == TG_OK ? tg_discriminate(m, img, N, sc, N) : TG_OK;
+        int hit = tg_alloc_count() > base + k;
         tg_alloc_fail_at(-1);
-        if (st == TG_OK)
+        if (g != TG_OK || d != TG_OK) {
+            ck_assert_int_eq(g != TG_OK ? g : d, TG_ERR_OUT_OF_MEMORY);
+            ck_assert_str_ne(tg_last_error(), "");
+            failed++;
+        }
+        OK(tg_generate(m, z, N, 0, img, N * SM_PX));
+        OK(tg_discriminate(m, img, N, sc, N));
+        ck_assert_int_eq(memcmp(img, ref, sizeof img), 0);
+        ck_assert_int_eq(memcmp(sc, rs, sizeof sc), 0);
+        tg_model_destroy(m);
+        if (!hit)
             break;
-        failed++;
-        ck_assert_int_eq(st, TG_ERR_OUT_OF_MEMORY);
-        ck_assert_str_ne(tg_last_error(), "");
-        ck_assert_int_eq(precision_of(m), TG_PRECISION_F32);
-        float *again = images(m, N, 0);
-        ck_assert_int_eq(memcmp(again, ref, N * SM_PX * sizeof *ref), 0);
-        free(again);
     }
-    /* one copy per array inference reads: weights, EMA, discriminator */
-    ck_assert_int_eq(failed, expected_bf16() == TG_PRECISION_BF16 ? 3 : 0);
-    ck_assert_int_eq(precision_of(m), expected_bf16());
-    free(ref);
-    tg_model_destroy(m);
+    ck_assert_int_gt(failed, 0);
+    printf("first bf16 calls: %ld allocations failed in turn\n", failed);
 }
 END_TEST
 
@@ -434,7 +445,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, sampling_only_and_closeness);
     tcase_add_test(tc, fused_attention_bf16_close_to_f32);
     tcase_add_test(tc, bf16_steady_state_allocates_nothing);
-    tcase_add_test(tc, set_precision_out_of_memory);
+    tcase_add_test(tc, first_bf16_calls_out_of_memory);
     tcase_add_test(tc, capped_cpu_falls_back_to_f32);
     suite_add_tcase(s, tc);
     return tu_run(s) ? 1 : 0;

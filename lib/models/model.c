@@ -146,24 +146,8 @@ static void bf16_arrays(tg_model *m, const float *arr[3], size_t n[3])
 tg_status tg_model_precision_set(tg_model *m, int precision)
 {
     if (precision == TG_PRECISION_BF16 && tg_bf16_supported()) {
-        const float *arr[3];
-        size_t n[3];
-        bf16_arrays(m, arr, n);
-        for (int i = 0; i < 3; i++)
-            if (arr[i]) {
-                tg_status st = tg_dnn_bf16_reserve(m->dnn, i, n[i]);
-                if (st != TG_OK) { /* back to what it was */
-                    if (m->precision != TG_PRECISION_BF16)
-                        tg_dnn_bf16_release(m->dnn);
-                    return st;
-                }
-            }
         m->precision = TG_PRECISION_BF16;
-        tg_model_weights_changed(m);
-        /* converted now, so the first sample does not pay for it */
-        for (int i = 0; i < 3; i++)
-            if (arr[i])
-                tg_dnn_bf16_weights(m->dnn, arr[i]);
+        tg_model_weights_changed(m); /* copies made at their first use */
         return TG_OK;
     }
     /* f32, asked for or the fallback */

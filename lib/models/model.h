@@ -157,11 +157,11 @@ void tg_model_free(tg_model *m);
 unsigned tg_model_state_groups(const tg_model *m, const tg_net_state *net);
 /* Fill the weights with the official initialisation from seed; EMA = copy. */
 void tg_model_init_weights(tg_model *m, uint64_t seed);
-/* Inference precision: TG_PRECISION_BF16 makes bf16 copies of the weights
- * inference reads (generator weights and EMA, discriminator weights) and
- * turns the bf16 Linears on; it falls back to f32 (TG_OK, m->precision 0)
- * when tg_bf16_supported() says no. On failure (out of memory) the model
- * is unchanged. */
+/* Inference precision: TG_PRECISION_BF16 turns the bf16 path on, with bf16
+ * copies of the weight arrays inference reads (generator weights and EMA,
+ * discriminator weights) made at the first call that reads each; it falls
+ * back to f32 (m->precision 0) when tg_bf16_supported() says no. Cannot
+ * fail. */
 tg_status tg_model_precision_set(tg_model *m, int precision);
 /* After anything that changes or replaces weight arrays (a training step, a
  * load): the bf16 copies follow (converted again at their next use). */

@@ -79,29 +79,12 @@ void tg_bf16_from_f32(uint16_t *dst, const float *src, size_t n)
 }
 
 /* ------------------------------------------------------ weight copies */
-tg_status tg_dnn_bf16_reserve(tg_dnn *c, int slot, size_t n)
-{
-    tg_bf16_shadow *s = &tg_dnn_bf16_state(c)->s[slot];
-    if (n <= s->cap)
-        return TG_OK;
-    size_t bytes;
-    if (tg_mul_overflow(n, sizeof(uint16_t), &bytes))
-        return tg_fail(TG_ERR_OUT_OF_MEMORY, "bf16 copy of %zu weights overflows", n);
-    uint16_t *bf = tg_alloc(bytes);
-    if (!bf)
-        return TG_ERR_OUT_OF_MEMORY;
-    free(s->bf);
-    *s = (tg_bf16_shadow){.bf = bf, .cap = n};
-    return TG_OK;
-}
-
 void tg_dnn_bf16_bind(tg_dnn *c, int slot, const float *src, size_t n, size_t keep_off,
                       size_t keep_n)
 {
     tg_bf16_shadow *s = &tg_dnn_bf16_state(c)->s[slot];
-    int ok = src && n <= s->cap && s->bf;
-    s->src = ok ? src : NULL;
-    s->n = ok ? n : 0;
+    s->src = src;
+    s->n = src ? n : 0;
     s->keep_lo = keep_off;
     s->keep_hi = keep_off + keep_n;
     s->stale = 1;
@@ -123,11 +106,12 @@ int tg_dnn_bf16_set(tg_dnn *c, int on)
     return was;
 }
 
-const uint16_t *tg_dnn_bf16_weights(tg_dnn *c, const float *w)
+tg_status tg_dnn_bf16_weights(tg_dnn *c, const float *w, const uint16_t **out)
 {
+    *out = NULL;
     tg_bf16_state *st = tg_dnn_bf16_state(c);
     if (!st->on)
-        return NULL;
+        return TG_OK;
     uintptr_t p = (uintptr_t)w;
     for (int i = 0; i < TG_BF16_ARRAYS; i++) {
         tg_bf16_shadow *s = &st->s[i];
@@ -136,14 +120,27 @@ const uint16_t *tg_dnn_bf16_weights(tg_dnn *c, const float *w)
             continue;
         size_t off = (p - lo) / sizeof(float);
         if (off >= s->keep_lo && off < s->keep_hi)
-            return NULL; /* a layer that keeps f32 */
+            return TG_OK; /* a layer that keeps f32 */
+        if (s->n > s->cap) { /* first use: the copy is made (the only allocation) */
+            size_t bytes;
+            if (tg_mul_overflow(s->n, sizeof(uint16_t), &bytes))
+                return tg_fail(TG_ERR_OUT_OF_MEMORY, "bf16 copy of %zu weights overflows", s->n);
+            uint16_t *bf = tg_alloc(bytes);
+            if (!bf)
+                return TG_ERR_OUT_OF_MEMORY;
+            free(s->bf);
+            s->bf = bf;
+            s->cap = s->n;
+            s->stale = 1;
+        }
         if (s->stale) { /* the weights changed since the copy: once per change */
             tg_bf16_from_f32(s->bf, s->src, s->n);
             s->stale = 0;
         }
-        return s->bf + off;
+        *out = s->bf + off;
+        return TG_OK;
     }
-    return NULL;
+    return TG_OK;
 }
 
 /* ------------------------------------------------------------- Linear */

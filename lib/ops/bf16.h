@@ -39,14 +39,11 @@ int tg_bf16_supported(void);
  * bits of a float; parallel for large n. */
 void tg_bf16_from_f32(uint16_t *dst, const float *src, size_t n);
 
-/* Make room for a copy of `n` floats in shadow slot `slot` (the only
- * allocation of the bf16 path besides the activation buffer). */
-tg_status tg_dnn_bf16_reserve(tg_dnn *c, int slot, size_t n);
-/* Shadow the f32 array src[n] in `slot` (reserved for at least n; src NULL:
- * the slot shadows nothing); a Linear whose weights start in
- * [keep_off, keep_off + keep_n) keeps f32. The copy is marked stale and
- * converted at its next use: callers rebind after every change of the
- * weights. */
+/* Shadow the f32 array src[n] in `slot` (src NULL: the slot shadows
+ * nothing); a Linear whose weights start in [keep_off, keep_off + keep_n)
+ * keeps f32. The copy is marked stale and converted at its next use (made
+ * at its first: an array inference never reads costs nothing); callers
+ * rebind after every change of the weights. */
 void tg_dnn_bf16_bind(tg_dnn *c, int slot, const float *src, size_t n, size_t keep_off,
                       size_t keep_n);
 /* Free every copy; the context computes in f32 from then on. */
@@ -55,9 +52,10 @@ void tg_dnn_bf16_release(tg_dnn *c);
  * the previous setting. Off unless copies exist. */
 int tg_dnn_bf16_set(tg_dnn *c, int on);
 
-/* The bf16 copy of the weights at w (inside a bound array; the copy made
- * current first), or NULL: run in f32. */
-const uint16_t *tg_dnn_bf16_weights(tg_dnn *c, const float *w);
+/* *out = the bf16 copy of the weights at w (inside a bound array; the copy
+ * made, or made current, first), or NULL: run in f32. OUT_OF_MEMORY when the
+ * copy cannot be made. */
+tg_status tg_dnn_bf16_weights(tg_dnn *c, const float *w, const uint16_t **out);
 
 /* Linears with fewer outputs than this stay f32 (the output layers). */
 #define TG_BF16_MIN_OUT 16

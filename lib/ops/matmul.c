@@ -105,7 +105,8 @@ tg_status tg_linear_fwd_post(tg_dnn *c, float *y, const float *x, const float *w
      * layer (a few outputs: to_rgb, the discriminator's head), which keeps
      * f32 for accuracy and would gain nothing */
     if (N >= TG_BF16_MIN_OUT) {
-        const uint16_t *wb = tg_dnn_bf16_weights(c, w);
+        const uint16_t *wb;
+        TG_TRY(tg_dnn_bf16_weights(c, w, &wb));
         if (wb)
             return tg_linear_bf16(c, y, x, wb, b, M, K, N, post);
     }
