@@ -165,8 +165,9 @@ void tg_model_weights_changed(tg_model *m)
     bf16_arrays(m, arr, n);
     /* the generator's input Linear keeps f32: it maps the latent straight to
      * every token, and rounding z to bf16 moves pixels the most (measured on
-     * fmnist-mid: 0.3% of pixels off by more than 2 levels with it in bf16,
-     * 0.014% without); at batch 1 it is a small part of the work */
+     * the shipped fmnist-mid: 0.3% of pixels off by more than 2 levels with
+     * it in bf16, 0.017% without; the bound is 0.1%). The price: at batch 1
+     * it is the largest f32 layer left (docs/PERFORMANCE.md, "bf16") */
     for (int i = 0; i < 3; i++)
         tg_dnn_bf16_bind(m->dnn, i, arr[i], n[i], i < 2 ? m->gen.in_w : 0, i < 2);
     tg_dnn_bf16_set(m->dnn, 1);
