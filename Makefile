@@ -5,6 +5,7 @@
 #   make install    PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=
 #   make bench      performance against PyTorch (the project's oracle)
 #   make bench-ort  performance against ONNX Runtime (npm's onnxruntime-node)
+#   make bench-bf16 bf16 against f32 inference; make bench-bf16-fid: their FIDs
 
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
@@ -120,6 +121,12 @@ quality: all examples
 # its smoke test: a 20-second run of a tiny model, outputs present, FID finite
 quality-test: all examples
 	QUALITY_BUILD=$(B) $(PYTEST) tests/test_quality.py
+# bf16 inference against f32 by FID of 10,000 samples of the shipped model
+# (within 3%). Not in `make test`: 20,000 samples and their features take
+# ~2.5 CPU-minutes; tests/test_bf16.c checks the pixel bound there.
+.PHONY: bench-bf16-fid
+bench-bf16-fid: all
+	TG_DYNAMIC_THREADS=0 $(PYTEST) -s tests/test_bf16_fid.py
 
 abi-test: all
 	@sh tests/abi.sh $(B) $(VERSION) $(SONAME)
@@ -338,6 +345,19 @@ bench-load: $(B)/bench/load_peak $(B)/bench/transgan-s.safetensors
 # --ignore-scripts); python3-onnx (the exports' op counts) from Debian.
 # make ort-test: the same chain on a tiny descriptor (no timing), < 20 s.
 ORT_VERSION := 1.30.0
+# bf16 against f32 inference (tg_model_set_precision), interleaved call by
+# call in one process (bench/bf16_ab.c); on a CPU without AVX512-BF16 both
+# columns are f32. docs/PERFORMANCE.md "bf16".
+BF16_AB_ARGS ?= --seconds 3 --rounds 5
+$(B)/bench/bf16_ab: bench/bf16_ab.c $(HDR) $(SHLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O2 $(WARN) -Iinclude -o $@ $< -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..' -lm
+.PHONY: bench-bf16
+bench-bf16: $(B)/bench/bf16_ab
+	@uptime
+	OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2 $(B)/bench/bf16_ab models/transgan-s.json --threads 2 $(BF16_AB_ARGS)
+	OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2 $(B)/bench/bf16_ab models/fmnist-small.json --threads 2 $(BF16_AB_ARGS)
+	@uptime
 ORT_DIR := $(B)/ort
 ORT_ARGS ?=
 ORT_NODE := $(ORT_DIR)/node_modules/onnxruntime-node/package.json

@@ -159,8 +159,10 @@ typedef enum tg_info {
     TG_INFO_G_BATCH = 10,          /* training.g_batch                      */
     TG_INFO_THREADS = 11,          /* tg_model_set_threads's count (0: the
                                       caller's OpenMP maximum), since 0.1.0 */
-    TG_INFO_SAMPLING_ONLY = 12     /* 1 if loaded with TG_LOAD_SAMPLING_ONLY,
+    TG_INFO_SAMPLING_ONLY = 12,    /* 1 if loaded with TG_LOAD_SAMPLING_ONLY,
                                       since 0.1.0 */
+    TG_INFO_PRECISION = 13         /* the inference precision in effect
+                                      (tg_precision), since 0.1.0 */
 } tg_info;
 
 /* Read one fact into *value. Statuses: INVALID_ARGUMENT. Since 0.1.0. */
@@ -173,6 +175,27 @@ TG_API tg_status tg_model_info(const tg_model *model, tg_info key, int64_t *valu
  * Threading above). Results do not depend on it beyond float rounding.
  * Statuses: INVALID_ARGUMENT (NULL model, n < 0 or n > 4096). Since 0.1.0. */
 TG_API tg_status tg_model_set_threads(tg_model *model, int n);
+
+/* Arithmetic of inference (tg_generate, tg_generate_pixels, tg_discriminate).
+ * Since 0.1.0. */
+typedef enum tg_precision {
+    TG_PRECISION_F32 = 0,  /* float32 throughout (the default)              */
+    TG_PRECISION_BF16 = 1  /* matrix products in bfloat16 with float32
+                              accumulation, on CPUs with AVX512-BF16        */
+} tg_precision;
+
+/* Set the model's inference precision. TG_PRECISION_BF16 runs the Linear
+ * layers as bf16 x bf16 -> f32 products and the long-sequence attention with
+ * bf16 dot products; norms, softmax sums, the residual stream and the outer
+ * layers stay f32. Pixels stay within 2 levels of f32's. Each weight array is
+ * converted to bf16 once, by the first call that reads it (half its size
+ * again in memory; that call may then fail with OUT_OF_MEMORY), and again
+ * after tg_train_step (which always trains in f32) or tg_model_load_weights
+ * changed it. On a CPU without AVX512-BF16 (or with ONEDNN_MAX_CPU_ISA below
+ * AVX512_CORE_BF16) the call still returns TG_OK and the model stays in f32:
+ * TG_INFO_PRECISION says which is in effect. Statuses: INVALID_ARGUMENT (NULL
+ * model, unknown precision; the model unchanged). Since 0.1.0. */
+TG_API tg_status tg_model_set_precision(tg_model *model, tg_precision precision);
 
 /* --------------------------------------------------------------- checkpoints */
 

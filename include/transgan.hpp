@@ -168,6 +168,11 @@ public:
     std::string descriptor() const { return tg_model_descriptor(handle()); }
     /* tg_model_set_threads: n >= 1 fixes the thread count, 0 = the caller's */
     void set_threads(int n) { check(tg_model_set_threads(handle(), n)); }
+    /* tg_model_set_precision: TG_PRECISION_BF16 where the CPU has AVX512-BF16
+     * (else the model stays f32, which precision() tells) */
+    void set_precision(tg_precision p) { check(tg_model_set_precision(handle(), p)); }
+    /* the inference precision in effect (TG_INFO_PRECISION) */
+    tg_precision precision() const { return static_cast<tg_precision>(info(TG_INFO_PRECISION)); }
 
     /* n latent vectors [n, latent_dim] drawn from `seed` (tg_latent_sample) */
     std::vector<float> latent(std::uint64_t seed, std::size_t n) const

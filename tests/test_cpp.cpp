@@ -149,6 +149,16 @@ int main()
     expect_error([&] { transgan::model::load(ck, 0x100); }, TG_ERR_INVALID_ARGUMENT);
     a.set_threads(1);
     EXPECT(a.info(TG_INFO_THREADS) == 1);
+    // bf16 inference: bf16 or the f32 fallback, and back to f32 exactly
+    EXPECT(a.precision() == TG_PRECISION_F32);
+    const std::vector<float> f32_images = a.generate(z);
+    a.set_precision(TG_PRECISION_BF16);
+    EXPECT(a.precision() == TG_PRECISION_BF16 || a.precision() == TG_PRECISION_F32);
+    EXPECT(a.generate(z).size() == f32_images.size());
+    a.set_precision(TG_PRECISION_F32);
+    EXPECT(a.precision() == TG_PRECISION_F32);
+    EXPECT(a.generate(z) == f32_images);
+    expect_error([&] { a.set_precision(static_cast<tg_precision>(7)); }, TG_ERR_INVALID_ARGUMENT);
 
     // errors carry the status and the library's message
     expect_error([] { transgan::model::load("/nonexistent/x.safetensors"); }, TG_ERR_IO);

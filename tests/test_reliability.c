@@ -168,7 +168,7 @@ static void assert_no_tmp(void)
 }
 
 typedef struct {
-    float gen[SW_B * SW_PX], gen2[SW_B * SW_PX], disc[SW_B];
+    float gen[SW_B * SW_PX], gen2[SW_B * SW_PX], gen3[SW_B * SW_PX], disc[SW_B];
     tg_train_stats st[2];
     unsigned char *ckpt; /* the final checkpoint of the loaded model */
     size_t nckpt;
@@ -288,6 +288,16 @@ static void sequence(long k, seq_out *o)
         OK(tg_generate(m2, z, SW_B, 0, o->gen2, SW_B * SW_PX));
         resume_gate();
     }
+    /* bf16 inference (f32 where the CPU lacks it): its weight copies and
+     * activation buffer are allocations too */
+    OK(tg_model_set_precision(m2, TG_PRECISION_BF16)); /* allocates nothing */
+    st = tg_generate(m2, z, SW_B, 0, o->gen3, SW_B * SW_PX);
+    if (st != TG_OK) {
+        FAILS_OOM(st);
+        pause_gate();
+        OK(tg_generate(m2, z, SW_B, 0, o->gen3, SW_B * SW_PX));
+        resume_gate();
+    }
     o->ckpt = checkpoint_bytes(m2, &o->nckpt);
     tg_alloc_fail_at(-1);
     tg_model_destroy(m);
@@ -311,6 +321,7 @@ START_TEST(allocation_failure_sweep)
         /* whatever failed, the end is the same as without failures */
         ck_assert_msg(memcmp(o.gen, ref.gen, sizeof o.gen) == 0, "k=%ld: generate differs", k);
         ck_assert_msg(memcmp(o.gen2, ref.gen2, sizeof o.gen2) == 0, "k=%ld: generate (loaded) differs", k);
+        ck_assert_msg(memcmp(o.gen3, ref.gen3, sizeof o.gen3) == 0, "k=%ld: generate (bf16) differs", k);
         ck_assert_msg(memcmp(o.disc, ref.disc, sizeof o.disc) == 0, "k=%ld: discriminate differs", k);
         for (int s = 0; s < 2; s++)
             ck_assert_msg(o.st[s].d_loss == ref.st[s].d_loss && o.st[s].g_loss == ref.st[s].g_loss,

@@ -21,6 +21,7 @@ TG_API tg_status tg_model_load_weights(tg_model *m, const char *path)
     TG_TRY(tg_st_open(path, &f));
     tg_status st = tg_checkpoint_load(m, &f);
     tg_st_free(&f);
+    tg_model_weights_changed(m); /* new arrays: the bf16 copies follow */
     return st;
 }
 

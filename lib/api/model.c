@@ -131,6 +131,7 @@ TG_API tg_status tg_model_info(const tg_model *m, tg_info key, int64_t *value)
     case TG_INFO_G_BATCH: v = m->desc.t.g_batch; break;
     case TG_INFO_THREADS: v = m->threads; break;
     case TG_INFO_SAMPLING_ONLY: v = m->sampling_only; break;
+    case TG_INFO_PRECISION: v = m->precision; break;
     default: return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_info: unknown key %d", (int)key);
     }
     *value = v;
@@ -147,4 +148,16 @@ TG_API tg_status tg_model_set_threads(tg_model *m, int n)
                        "tg_model_set_threads: n = %d (use 1..4096, or 0 for OpenMP's default)", n);
     m->threads = n;
     return TG_OK;
+}
+
+TG_API tg_status tg_model_set_precision(tg_model *m, tg_precision p)
+{
+    tg_error_clear();
+    if (!m)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_set_precision: model is NULL");
+    if (p != TG_PRECISION_F32 && p != TG_PRECISION_BF16)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT,
+                       "tg_model_set_precision: unknown precision %d (use TG_PRECISION_F32 "
+                       "or TG_PRECISION_BF16)", (int)p);
+    return tg_model_precision_set(m, (int)p);
 }

@@ -1,6 +1,7 @@
 /* The model handle: built from a descriptor, initialised, freed; and the
  * locality masks the generator's schedule asks for. The public calls over it
  * are in api/. */
+#include "../ops/bf16.h"
 #include "model.h"
 
 /* Everything the model owns except the trainer (train/'s, freed by
@@ -132,4 +133,48 @@ uint8_t *const *tg_model_masks(tg_model *m, uint64_t g_steps)
             m->mask_radius[s] = radius;
         }
     return m->masks;
+}
+
+/* The arrays inference reads, by shadow slot: tg_generate (EMA or, with
+ * TG_GEN_RAW, the weights) and tg_discriminate. */
+static void bf16_arrays(tg_model *m, const float *arr[3], size_t n[3])
+{
+    arr[0] = m->gnet.w, n[0] = m->gen.P.total;
+    arr[1] = m->gnet.ema, n[1] = m->gen.P.total;
+    arr[2] = m->dnet.w, n[2] = m->disc.P.total;
+}
+
+tg_status tg_model_precision_set(tg_model *m, int precision)
+{
+    if (precision == TG_PRECISION_BF16 && tg_bf16_supported()) {
+        m->precision = TG_PRECISION_BF16;
+        tg_model_weights_changed(m); /* copies made at their first use */
+        return TG_OK;
+    }
+    /* f32, asked for or the fallback */
+    tg_dnn_bf16_release(m->dnn);
+    m->precision = TG_PRECISION_F32;
+    return TG_OK;
+}
+
+void tg_model_weights_changed(tg_model *m)
+{
+    if (m->precision != TG_PRECISION_BF16)
+        return;
+    const float *arr[3];
+    size_t n[3];
+    bf16_arrays(m, arr, n);
+    /* the generator's input Linear keeps f32: it maps the latent straight to
+     * every token, and rounding z to bf16 moves pixels the most (measured on
+     * the shipped fmnist-mid: 0.3% of pixels off by more than 2 levels with
+     * it in bf16, 0.017% without; the bound is 0.1%). The price: at batch 1
+     * it is the largest f32 layer left (docs/PERFORMANCE.md, "bf16") */
+    for (int i = 0; i < 3; i++)
+        tg_dnn_bf16_bind(m->dnn, i, arr[i], n[i], i < 2 ? m->gen.in_w : 0, i < 2);
+    tg_dnn_bf16_set(m->dnn, 1);
+}
+
+void tg_model_force_f32(tg_model *m, int on)
+{
+    tg_dnn_bf16_set(m->dnn, !on && m->precision == TG_PRECISION_BF16);
 }

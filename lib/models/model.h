@@ -138,6 +138,9 @@ struct tg_model {
     size_t g_ws_floats;
     tg_disc_acts d_ws;
     int64_t d_ws_cap;
+    /* inference precision in effect (tg_precision): TG_PRECISION_BF16 only
+     * where the CPU has AVX512-BF16; the copies live in dnn (ops/bf16.h) */
+    int precision;
 };
 
 /* Build an empty model (weights zero) for a parsed descriptor and its JSON
@@ -159,6 +162,19 @@ void tg_model_free(tg_model *m);
 unsigned tg_model_state_groups(const tg_model *m, const tg_net_state *net);
 /* Fill the weights with the official initialisation from seed; EMA = copy. */
 void tg_model_init_weights(tg_model *m, uint64_t seed);
+/* Inference precision: TG_PRECISION_BF16 turns the bf16 path on, with bf16
+ * copies of the weight arrays inference reads (generator weights and EMA,
+ * discriminator weights) made at the first call that reads each; it falls
+ * back to f32 (m->precision 0) when tg_bf16_supported() says no. Cannot
+ * fail. */
+tg_status tg_model_precision_set(tg_model *m, int precision);
+/* After anything that changes or replaces weight arrays (a training step, a
+ * load): the bf16 copies follow (converted again at their next use). */
+void tg_model_weights_changed(tg_model *m);
+/* Run the calls that follow in f32 whatever the precision (training: 1), or
+ * in the model's precision again (0). */
+void tg_model_force_f32(tg_model *m, int on);
+
 /* The masks for the current g_steps (NULL entries: none); recomputes them
  * when the schedule moves. */
 uint8_t *const *tg_model_masks(tg_model *m, uint64_t g_steps);

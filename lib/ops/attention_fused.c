@@ -15,7 +15,10 @@
 #include <math.h>
 #include <omp.h>
 
+#include <immintrin.h>
+
 #include "attention_rows.h"
+#include "bf16.h"
 #include "ops.h"
 
 /* Token count from which tg_attention_* use this path (tests lower it). */
@@ -213,6 +216,109 @@ static inline __attribute__((always_inline)) void vexp2_neg(v16f *io)
 #undef DP
 #undef FWD_BLK
 
+/* ------------------------------------------------------- bf16 forward
+ * For models in bf16 precision (bf16.h) on CPUs with AVX512-BF16: the
+ * kernels of attention_fused_bf16.inc, compiled for that ISA whatever the
+ * build's baseline and chosen at run time, so the library still runs on any
+ * x86-64. */
+#define TG_BF16_KERNEL __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), noinline))
+
+static int64_t pad32(int64_t n) { return (n + 31) & ~(int64_t)31; }
+
+/* f32 -> bf16 bits, nearest even (finite values) */
+static inline __attribute__((always_inline)) uint16_t bf16_round(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* 2^x for x <= 0 to bf16's accuracy: vexp2_neg with a degree-3 fit of 2^f on
+ * [-1/2, 1/2] (7.5e-5 relative; the result is rounded to bf16, 2e-3) */
+static inline __attribute__((always_inline)) void vexp2_neg_bf16(v16f *io)
+{
+    v16f x = *io;
+    v16f t = x + TG_ROUND_MAGIC;
+    v16f f = x - (t - TG_ROUND_MAGIC);
+    v16f p = 5.517132207751274e-2f + (v16f){0};
+    p = p * f + 2.4261054396629333e-1f;
+    p = p * f + 6.932609677314758e-1f;
+    p = p * f + 9.999281167984009e-1f;
+    v16u e = ((v16u)t + 127u) << 23;
+    *io = (v16f)((v16i)(p * (v16f)e) & (x > TG_EXP2_MIN));
+}
+
+/* the bf16 kernels' padded head width: the f32 kernels' up to 64, then 96
+ * and 128 (where f32 has only its row kernel, 14-30x slower at 256-1024
+ * tokens); 0: none (f32). Below 256 tokens oneDNN's f32 matmuls stay: the
+ * blocked kernels' per-row overhead (packing, horizontal sums) loses there
+ * (measured 3-4x slower at 64 tokens, 96-wide heads). */
+static int64_t bf16_padded_dh(int64_t dh)
+{
+    int64_t p = padded_dh(dh);
+    return p ? p : dh <= 96 ? 96 : dh <= 128 ? 128 : 0;
+}
+
+/* 1 when the forward runs the bf16 kernels (a bf16 model's inference) */
+static int bf16_fused(tg_dnn *c, int64_t dh)
+{
+    return tg_dnn_bf16_state(c)->on && bf16_padded_dh(dh) != 0;
+}
+
+/* floats of a thread's workspace: scores R x NP, then bf16 K, V and P */
+static size_t fwd_bf16_floats(int64_t N, int64_t dh)
+{
+    int64_t DP = bf16_padded_dh(dh), NP = pad32(N);
+    return (size_t)(ROWS_FOR(DP) * NP + DP * NP + (ROWS_FOR(DP) * NP + 1) / 2 + 16);
+}
+
+#define FWD_BF16 TG_CAT(fwd_bf16_, DP)
+#define DP 4
+#include "attention_fused_bf16.inc"
+#undef DP
+#define DP 8
+#include "attention_fused_bf16.inc"
+#undef DP
+#define DP 16
+#include "attention_fused_bf16.inc"
+#undef DP
+#define DP 24
+#include "attention_fused_bf16.inc"
+#undef DP
+#define DP 32
+#include "attention_fused_bf16.inc"
+#undef DP
+#define DP 48
+#include "attention_fused_bf16.inc"
+#undef DP
+#define DP 64
+#include "attention_fused_bf16.inc"
+#undef DP
+#define DP 96
+#include "attention_fused_bf16.inc"
+#undef DP
+#define DP 128
+#include "attention_fused_bf16.inc"
+#undef DP
+#undef FWD_BF16
+
+static void fwd_one_bf16(float *out, const float *qkv, const float *bias, const uint8_t *mask,
+                         int64_t b, int64_t h, int64_t N, int64_t C, int64_t H, float *s)
+{
+    switch (bf16_padded_dh(C / H)) {
+    case 4: fwd_bf16_4(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    case 8: fwd_bf16_8(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    case 16: fwd_bf16_16(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    case 24: fwd_bf16_24(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    case 32: fwd_bf16_32(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    case 48: fwd_bf16_48(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    case 64: fwd_bf16_64(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    case 96: fwd_bf16_96(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    default: fwd_bf16_128(out, qkv, bias, mask, b, h, N, C, H, s);
+    }
+}
+
 /* head widths above 64: one row at a time, runtime width */
 TG_CLONES static void fwd_one_wide(float *out, const float *qkv, const float *bias,
                                    const uint8_t *mask, int64_t b, int64_t h, int64_t N,
@@ -259,14 +365,23 @@ tg_status tg_attention_fused_fwd(tg_dnn *c, float *out, const float *qkv, const 
 {
     int64_t dh = C / H;
     int nt = omp_get_max_threads();
-    size_t per = padded_dh(dh) ? fwd_blocked_floats(N, dh) : per_thread_floats(N, dh, 0);
+    /* bf16 only in a bf16 model's inference (its context says so, and only
+     * where the CPU has AVX512-BF16); heads wider than 128 stay f32 */
+    int bf = bf16_fused(c, dh);
+    size_t per = bf              ? fwd_bf16_floats(N, dh)
+                 : padded_dh(dh) ? fwd_blocked_floats(N, dh)
+                                 : per_thread_floats(N, dh, 0);
     float *ws = tg_dnn_tmp(c, TG_TMP_ATT_P, per * (size_t)nt);
     if (!ws)
         return TG_ERR_OUT_OF_MEMORY;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (int64_t bh = 0; bh < B * H; bh++)
-        fwd_one(out, qkv, bias, mask, bh / H, bh % H, N, C, H,
-                ws + per * (size_t)omp_get_thread_num());
+    for (int64_t bh = 0; bh < B * H; bh++) {
+        float *w = ws + per * (size_t)omp_get_thread_num();
+        if (bf)
+            fwd_one_bf16(out, qkv, bias, mask, bh / H, bh % H, N, C, H, w);
+        else
+            fwd_one(out, qkv, bias, mask, bh / H, bh % H, N, C, H, w);
+    }
     return TG_OK;
 }
 

@@ -7,6 +7,7 @@
 
 #include <oneapi/dnnl/dnnl_debug.h>
 
+#include "bf16.h"
 #include "cpushare.h"
 #include "dnn.h"
 
@@ -24,7 +25,10 @@ struct tg_dnn {
     int nthr; /* threads of the current call: part of every primitive's key */
     int dynamic;       /* default thread count follows the free CPUs (cpushare.c) */
     tg_cpushare share; /* its view of the host */
+    tg_bf16_state bf16; /* bf16 weight copies (bf16.c) */
 };
+
+tg_bf16_state *tg_dnn_bf16_state(tg_dnn *c) { return &c->bf16; }
 
 /* One engine for the whole process: the primitive cache keys include it. */
 static dnnl_engine_t g_engine;
@@ -110,6 +114,7 @@ void tg_dnn_destroy(tg_dnn *c)
     for (int i = 0; i < TG_TMP_SLOTS; i++)
         free(c->tmp[i]);
     free(c->ones);
+    tg_dnn_bf16_release(c);
     free(c->scratch);
     if (c->stream)
         dnnl_stream_destroy(c->stream);

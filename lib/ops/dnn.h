@@ -17,7 +17,8 @@ enum tg_op_id {
     TG_OPK_LN_BWD,
     TG_OPK_ELTWISE_FWD,
     TG_OPK_ELTWISE_BWD,
-    TG_OPK_SOFTMAX_FWD
+    TG_OPK_SOFTMAX_FWD,
+    TG_OPK_MATMUL_BF16 /* bf16.c: Linear in bf16 */
 };
 
 /* A built primitive with one memory object per execution argument; the
@@ -66,6 +67,7 @@ enum tg_tmp_slot {
     TG_TMP_ATT_PDB = 3, /* second-order reverse: adjoint of Pd */
     TG_TMP_ATT_PB = 4,  /* second-order reverse: adjoint of P */
     TG_TMP_LN = 5,      /* LayerNorm backward: dgamma, dbeta before they are added */
+    TG_TMP_BF16 = 6,    /* bf16 path: a Linear's input rounded to bf16 */
     TG_TMP_SLOTS
 };
 /* A temporary buffer of at least `n` floats in `slot`; grows (the only

@@ -2,6 +2,7 @@
  * backward side by side). oneDNN 2.6 has no matmul backward: gradients are
  * more matmuls over transposed views, always writing row-major results
  * (a transposed destination would fall back to a reference kernel). */
+#include "bf16.h"
 #include "ops.h"
 
 tg_view tg_view_plain(int nd, const int64_t *dims)
@@ -31,6 +32,35 @@ static int key_view(int64_t *key, int n, const tg_view *v)
     return n;
 }
 
+tg_status tg_matmul_attr(dnnl_primitive_attr_t *out, float scale, int post)
+{
+    dnnl_primitive_attr_t at;
+    TG_DNN(dnnl_primitive_attr_create(&at));
+    dnnl_post_ops_t po = NULL;
+    tg_status st = TG_OK;
+    if (scale != 1.0f)
+        st = tg_dnn_check(dnnl_primitive_attr_set_output_scales(at, 1, 0, &scale), "scales");
+    if (st == TG_OK && post) {
+        st = tg_dnn_check(dnnl_post_ops_create(&po), "post-ops");
+        if (st == TG_OK && (post & TG_MM_GELU))
+            st = tg_dnn_check(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf,
+                                                           0.0f, 0.0f),
+                              "GELU post-op");
+        if (st == TG_OK && (post & TG_MM_SUM))
+            st = tg_dnn_check(dnnl_post_ops_append_sum(po, 1.0f), "sum post-op");
+        if (st == TG_OK)
+            st = tg_dnn_check(dnnl_primitive_attr_set_post_ops(at, po), "set post-ops");
+    }
+    if (po)
+        dnnl_post_ops_destroy(po);
+    if (st != TG_OK) {
+        dnnl_primitive_attr_destroy(at);
+        return st;
+    }
+    *out = at;
+    return TG_OK;
+}
+
 tg_status tg_matmul(tg_dnn *c, const tg_view *va, const float *a, const tg_view *vb,
                     const float *b, const tg_view *vc, float *out, const float *bias,
                     float scale, int post)
@@ -58,27 +88,9 @@ tg_status tg_matmul(tg_dnn *c, const tg_view *va, const float *a, const tg_view 
         dnnl_matmul_desc_t d;
         TG_DNN(dnnl_matmul_desc_init(&d, &ma, &mb, bias ? &mbias : NULL, &mc));
         dnnl_primitive_attr_t at;
-        TG_DNN(dnnl_primitive_attr_create(&at));
-        dnnl_post_ops_t po = NULL;
-        tg_status st = TG_OK;
-        if (scale != 1.0f)
-            st = tg_dnn_check(dnnl_primitive_attr_set_output_scales(at, 1, 0, &scale), "scales");
-        if (st == TG_OK && post) {
-            st = tg_dnn_check(dnnl_post_ops_create(&po), "post-ops");
-            if (st == TG_OK && (post & TG_MM_GELU))
-                st = tg_dnn_check(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf,
-                                                               0.0f, 0.0f),
-                                  "GELU post-op");
-            if (st == TG_OK && (post & TG_MM_SUM))
-                st = tg_dnn_check(dnnl_post_ops_append_sum(po, 1.0f), "sum post-op");
-            if (st == TG_OK)
-                st = tg_dnn_check(dnnl_primitive_attr_set_post_ops(at, po), "set post-ops");
-        }
+        TG_TRY(tg_matmul_attr(&at, scale, post));
         static const int args_b[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
-        if (st == TG_OK)
-            st = tg_dnn_build(c, key, n, &d, at, NULL, bias ? 4 : 3, args_b, &p);
-        if (po)
-            dnnl_post_ops_destroy(po);
+        tg_status st = tg_dnn_build(c, key, n, &d, at, NULL, bias ? 4 : 3, args_b, &p);
         dnnl_primitive_attr_destroy(at);
         TG_TRY(st);
     }
@@ -89,6 +101,15 @@ tg_status tg_matmul(tg_dnn *c, const tg_view *va, const float *a, const tg_view 
 tg_status tg_linear_fwd_post(tg_dnn *c, float *y, const float *x, const float *w,
                              const float *b, int64_t M, int64_t K, int64_t N, int post)
 {
+    /* a model in bf16 (bf16.h): its weight copy, unless this is an output
+     * layer (a few outputs: to_rgb, the discriminator's head), which keeps
+     * f32 for accuracy and would gain nothing */
+    if (N >= TG_BF16_MIN_OUT) {
+        const uint16_t *wb;
+        TG_TRY(tg_dnn_bf16_weights(c, w, &wb));
+        if (wb)
+            return tg_linear_bf16(c, y, x, wb, b, M, K, N, post);
+    }
     tg_view vx = tg_view_plain(2, (int64_t[]){M, K});
     tg_view vwt = {.nd = 2, .dims = {K, N}, .strides = {1, K}}; /* W^T as a view */
     tg_view vy = tg_view_plain(2, (int64_t[]){M, N});

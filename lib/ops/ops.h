@@ -22,6 +22,9 @@ tg_view tg_view_plain(int nd, const int64_t *dims);
  * uses them to save a pass over memory each) */
 enum { TG_MM_SUM = 1,  /* C += the product (instead of C =)            */
        TG_MM_GELU = 2  /* C = GELU(product + bias) (erf form); not with SUM */ };
+/* The attributes of a matmul with output scale and post-ops `post` (the
+ * caller destroys them). */
+tg_status tg_matmul_attr(dnnl_primitive_attr_t *out, float scale, int post);
 tg_status tg_matmul(tg_dnn *c, const tg_view *va, const float *a, const tg_view *vb,
                     const float *b, const tg_view *vc, float *out, const float *bias,
                     float scale, int post);

@@ -285,6 +285,29 @@ def test_properties_of_another_fixture():
         np.testing.assert_array_equal(m.generate(2, ema=True), m.generate(2, ema=False))
 
 
+def _cpu_has_bf16():
+    with open("/proc/cpuinfo") as f:
+        flags = next((line for line in f if line.startswith("flags")), "").split()
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "")).upper()
+    return "avx512_bf16" in flags and cap in ("", "ALL", "AVX512_CORE_BF16", "AVX512_CORE_AMX")
+
+
+def test_precision(tiny):
+    assert tiny.precision == "f32"            # the default
+    z = tiny.latent(3, seed=4)
+    ref = tiny.generate(z=z)
+    tiny.precision = "bf16"
+    assert tiny.precision == ("bf16" if _cpu_has_bf16() else "f32")
+    np.testing.assert_allclose(tiny.generate(z=z), ref, rtol=0, atol=0.05)
+    tiny.precision = "f32"
+    assert tiny.precision == "f32"
+    np.testing.assert_array_equal(tiny.generate(z=z), ref)
+    for bad, err in (("fp16", ValueError), ("BF16", ValueError), (1, TypeError), (None, TypeError)):
+        with pytest.raises(err):
+            tiny.precision = bad
+    assert tiny.precision == "f32"
+
+
 def test_threads(tiny):
     assert tiny.threads == 0                  # OpenMP's default
     z = tiny.latent(5, seed=2)
@@ -777,7 +800,7 @@ def test_close_is_idempotent_and_closed_models_refuse(tiny):
              lambda: tiny.train_step(np.zeros((64, 3, 8, 8))),
              lambda: tiny.save("/tmp/never.safetensors"), lambda: tiny.load_weights(TINY)]
     for name in ["descriptor", "image_size", "channels", "latent_dim", "d_steps", "g_steps",
-                 "d_batch", "g_batch", "g_params", "d_params", "has_ema", "threads"]:
+                 "d_batch", "g_batch", "g_params", "d_params", "has_ema", "threads", "precision"]:
         calls.append(lambda name=name: getattr(tiny, name))
     for call in calls:
         with pytest.raises(ValueError, match="model is closed"):

@@ -75,6 +75,7 @@ class Info(enum.IntEnum):
     G_BATCH = 10
     THREADS = 11
     SAMPLING_ONLY = 12
+    PRECISION = 13
 
 
 class TransGANError(Exception):
@@ -152,6 +153,7 @@ _SIGNATURES = {
     "tg_model_descriptor": (ctypes.c_char_p, [model_p]),
     "tg_model_info": (_status, [model_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]),
     "tg_model_set_threads": (_status, [model_p, ctypes.c_int]),
+    "tg_model_set_precision": (_status, [model_p, ctypes.c_int]),
     "tg_model_load": (_status, [ctypes.c_char_p, ctypes.POINTER(model_p)]),
     "tg_model_load_ex": (_status, [ctypes.c_char_p, ctypes.c_uint32, ctypes.POINTER(model_p)]),
     "tg_model_load_memory": (_status, [ctypes.c_void_p, _size, ctypes.c_uint32,

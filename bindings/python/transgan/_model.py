@@ -381,6 +381,26 @@ class Model:
         with self._lock:
             check(lib.tg_model_set_threads(self._handle(), int(n)))
 
+    _PRECISIONS = ("f32", "bf16")  # tg_precision's values, in order
+
+    @property
+    def precision(self):
+        """Arithmetic of generate, generate_uint8 and discriminate: "f32" (the
+        default) or "bf16" (matrix products in bfloat16 with float32
+        accumulation, tg_model_set_precision). Settable; asking for "bf16" on
+        a CPU without AVX512-BF16 keeps "f32" (no error): read it back to see
+        which is in effect."""
+        return self._PRECISIONS[self._info(Info.PRECISION)]
+
+    @precision.setter
+    def precision(self, p):
+        if not isinstance(p, str):
+            raise TypeError("precision must be a str, not %s" % type(p).__name__)
+        if p not in self._PRECISIONS:
+            raise ValueError("precision must be 'f32' or 'bf16', got %r" % p)
+        with self._lock:
+            check(lib.tg_model_set_precision(self._handle(), self._PRECISIONS.index(p)))
+
     # ------------------------------------------------------------ sampling
     def latent(self, n, seed=0):
         """n standard normal latent vectors drawn from seed: float32 [n, latent_dim]."""

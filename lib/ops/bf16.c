@@ -1,0 +1,177 @@
+/* bf16 inference: the CPU check, f32 -> bf16 rounding, the weight copies a
+ * context keeps, and the Linear layer on oneDNN's bf16 matmul (bf16 inputs,
+ * f32 accumulation and output). Only inference uses it: training and the
+ * tests' gradient checks stay f32 (tg_dnn_bf16_set is off for them). */
+#include <cpuid.h>
+#include <pthread.h>
+
+#include <immintrin.h>
+
+#include "bf16.h"
+#include "ops.h"
+
+/* ---------------------------------------------------------------- CPU */
+static int g_bf16_ok;
+static pthread_once_t g_bf16_once = PTHREAD_ONCE_INIT;
+
+static void bf16_detect(void)
+{
+    /* oneDNN's view first: it honours ONEDNN_MAX_CPU_ISA and checks that the
+     * OS saves the AVX-512 state; a cap below avx512_core_bf16 means f32 */
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    if (((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_bf16) !=
+        (unsigned)dnnl_cpu_isa_avx512_core_bf16)
+        return;
+    /* and our own kernels' instructions: CPUID.(EAX=7,ECX=1):EAX[5] */
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d))
+        return;
+    g_bf16_ok = (a >> 5) & 1u;
+}
+
+int tg_bf16_supported(void)
+{
+    pthread_once(&g_bf16_once, bf16_detect);
+    return g_bf16_ok;
+}
+
+/* ---------------------------------------------------------- rounding */
+/* In C (finite inputs: round half to even on the dropped bits): the tail
+ * of the fast version, and CPUs without bf16. */
+static void cvt_c(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &src[i], sizeof u);
+        u += 0x7fffu + ((u >> 16) & 1u);
+        dst[i] = (uint16_t)(u >> 16);
+    }
+}
+
+/* vcvtneps2bf16: 16 floats per instruction, the same rounding; only called
+ * when tg_bf16_supported() */
+__attribute__((target("avx512f,avx512bf16"))) static void cvt_avx512bf16(uint16_t *dst,
+                                                                        const float *src,
+                                                                        size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(src + i));
+        _mm256_storeu_si256((__m256i *)(dst + i), (__m256i)h);
+    }
+    cvt_c(dst + i, src + i, n - i);
+}
+
+void tg_bf16_from_f32(uint16_t *dst, const float *src, size_t n)
+{
+    const size_t chunk = 16384; /* 64 KiB of input per task */
+    int fast = tg_bf16_supported();
+    if (n <= chunk) {
+        fast ? cvt_avx512bf16(dst, src, n) : cvt_c(dst, src, n);
+        return;
+    }
+    size_t tasks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+    for (size_t t = 0; t < tasks; t++) {
+        size_t i = t * chunk, m = TG_MIN(chunk, n - i);
+        fast ? cvt_avx512bf16(dst + i, src + i, m) : cvt_c(dst + i, src + i, m);
+    }
+}
+
+/* ------------------------------------------------------ weight copies */
+void tg_dnn_bf16_bind(tg_dnn *c, int slot, const float *src, size_t n, size_t keep_off,
+                      size_t keep_n)
+{
+    tg_bf16_shadow *s = &tg_dnn_bf16_state(c)->s[slot];
+    s->src = src;
+    s->n = src ? n : 0;
+    s->keep_lo = keep_off;
+    s->keep_hi = keep_off + keep_n;
+    s->stale = 1;
+}
+
+void tg_dnn_bf16_release(tg_dnn *c)
+{
+    tg_bf16_state *st = tg_dnn_bf16_state(c);
+    for (int i = 0; i < TG_BF16_ARRAYS; i++)
+        free(st->s[i].bf);
+    memset(st, 0, sizeof *st);
+}
+
+int tg_dnn_bf16_set(tg_dnn *c, int on)
+{
+    tg_bf16_state *st = tg_dnn_bf16_state(c);
+    int was = st->on;
+    st->on = on && tg_bf16_supported(); /* never the instructions a CPU lacks */
+    return was;
+}
+
+tg_status tg_dnn_bf16_weights(tg_dnn *c, const float *w, const uint16_t **out)
+{
+    *out = NULL;
+    tg_bf16_state *st = tg_dnn_bf16_state(c);
+    if (!st->on)
+        return TG_OK;
+    uintptr_t p = (uintptr_t)w;
+    for (int i = 0; i < TG_BF16_ARRAYS; i++) {
+        tg_bf16_shadow *s = &st->s[i];
+        uintptr_t lo = (uintptr_t)s->src;
+        if (!s->src || p < lo || p >= lo + s->n * sizeof(float))
+            continue;
+        size_t off = (p - lo) / sizeof(float);
+        if (off >= s->keep_lo && off < s->keep_hi)
+            return TG_OK; /* a layer that keeps f32 */
+        if (s->n > s->cap) { /* first use: the copy is made (the only allocation) */
+            size_t bytes;
+            if (tg_mul_overflow(s->n, sizeof(uint16_t), &bytes))
+                return tg_fail(TG_ERR_OUT_OF_MEMORY, "bf16 copy of %zu weights overflows", s->n);
+            uint16_t *bf = tg_alloc(bytes);
+            if (!bf)
+                return TG_ERR_OUT_OF_MEMORY;
+            free(s->bf);
+            s->bf = bf;
+            s->cap = s->n;
+            s->stale = 1;
+        }
+        if (s->stale) { /* the weights changed since the copy: once per change */
+            tg_bf16_from_f32(s->bf, s->src, s->n);
+            s->stale = 0;
+        }
+        *out = s->bf + off;
+        return TG_OK;
+    }
+    return TG_OK;
+}
+
+/* ------------------------------------------------------------- Linear */
+tg_status tg_linear_bf16(tg_dnn *c, float *y, const float *x, const uint16_t *wb, const float *b,
+                         int64_t M, int64_t K, int64_t N, int post)
+{
+    size_t nx = (size_t)(M * K);
+    uint16_t *xb = (uint16_t *)tg_dnn_tmp(c, TG_TMP_BF16, (nx + 1) / 2);
+    if (!xb)
+        return TG_ERR_OUT_OF_MEMORY;
+    int64_t key[] = {TG_OPK_MATMUL_BF16, M, K, N, b != NULL, post};
+    int nkey = (int)(sizeof key / sizeof key[0]);
+    tg_prim *p = tg_dnn_find(c, key, nkey);
+    if (!p) {
+        dnnl_memory_desc_t ms, mw, mb, md;
+        dnnl_dims_t ds = {M, K}, dw = {K, N}, db = {1, N}, dd = {M, N};
+        /* W [N, K] row-major read as W^T [K, N] */
+        TG_DNN(dnnl_memory_desc_init_by_tag(&ms, 2, ds, dnnl_bf16, dnnl_ab));
+        TG_DNN(dnnl_memory_desc_init_by_tag(&mw, 2, dw, dnnl_bf16, dnnl_ba));
+        TG_DNN(dnnl_memory_desc_init_by_tag(&mb, 2, db, dnnl_f32, dnnl_ab));
+        TG_DNN(dnnl_memory_desc_init_by_tag(&md, 2, dd, dnnl_f32, dnnl_ab));
+        dnnl_matmul_desc_t d;
+        TG_DNN(dnnl_matmul_desc_init(&d, &ms, &mw, b ? &mb : NULL, &md));
+        dnnl_primitive_attr_t at;
+        TG_TRY(tg_matmul_attr(&at, 1.0f, post));
+        static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
+        tg_status st = tg_dnn_build(c, key, nkey, &d, at, NULL, b ? 4 : 3, args, &p);
+        dnnl_primitive_attr_destroy(at);
+        TG_TRY(st);
+    }
+    tg_bf16_from_f32(xb, x, nx);
+    void *bufs[4] = {xb, (void *)wb, y, (void *)b};
+    return tg_prim_exec(c, p, bufs);
+}

@@ -1,0 +1,68 @@
+/* Internal: bf16 inference (lib/ops/bf16.c). A model in bf16 precision keeps
+ * a bf16 copy of each weight array its inference reads, in its oneDNN
+ * context; while a call runs in bf16 (tg_dnn_bf16_set), the Linear layers
+ * whose weights lie in such an array run as oneDNN bf16 x bf16 -> f32
+ * matmuls (f32 accumulation, f32 bias and post-ops), their input rounded to
+ * bf16 on the way in. Everything else (norms, softmax, residual stream, the
+ * output layers) stays f32. */
+#ifndef TG_BF16_H
+#define TG_BF16_H
+
+#include "dnn.h"
+
+/* Weight arrays a context can shadow (the generator's weights and EMA, the
+ * discriminator's weights, one spare). */
+#define TG_BF16_ARRAYS 4
+
+/* One shadow: the f32 array it copies, the copy, and whether the copy is
+ * behind the array. */
+typedef struct tg_bf16_shadow {
+    const float *src;
+    size_t n, cap; /* floats shadowed; room in bf */
+    size_t keep_lo, keep_hi; /* weights from these offsets keep f32 */
+    uint16_t *bf;
+    int stale;
+} tg_bf16_shadow;
+typedef struct tg_bf16_state {
+    int on; /* the current call computes in bf16 */
+    tg_bf16_shadow s[TG_BF16_ARRAYS];
+} tg_bf16_state;
+/* The context's bf16 state (dnn.c holds it; bf16.c works on it). */
+tg_bf16_state *tg_dnn_bf16_state(tg_dnn *c);
+
+/* 1 when this CPU, as oneDNN sees it (ONEDNN_MAX_CPU_ISA honoured), has
+ * AVX512-BF16 (avx512_core_bf16 or above) and the CPU reports the
+ * instructions our kernels use (cpuid); else 0. Cached after the first call. */
+int tg_bf16_supported(void);
+
+/* dst[i] = src[i] rounded to bf16 (nearest, ties to even), as the high 16
+ * bits of a float; parallel for large n. */
+void tg_bf16_from_f32(uint16_t *dst, const float *src, size_t n);
+
+/* Shadow the f32 array src[n] in `slot` (src NULL: the slot shadows
+ * nothing); a Linear whose weights start in [keep_off, keep_off + keep_n)
+ * keeps f32. The copy is marked stale and converted at its next use (made
+ * at its first: an array inference never reads costs nothing); callers
+ * rebind after every change of the weights. */
+void tg_dnn_bf16_bind(tg_dnn *c, int slot, const float *src, size_t n, size_t keep_off,
+                      size_t keep_n);
+/* Free every copy; the context computes in f32 from then on. */
+void tg_dnn_bf16_release(tg_dnn *c);
+/* Turn the bf16 path on (1) or off (0) for the calls that follow; returns
+ * the previous setting. Off unless copies exist. */
+int tg_dnn_bf16_set(tg_dnn *c, int on);
+
+/* *out = the bf16 copy of the weights at w (inside a bound array; the copy
+ * made, or made current, first), or NULL: run in f32. OUT_OF_MEMORY when the
+ * copy cannot be made. */
+tg_status tg_dnn_bf16_weights(tg_dnn *c, const float *w, const uint16_t **out);
+
+/* Linears with fewer outputs than this stay f32 (the output layers). */
+#define TG_BF16_MIN_OUT 16
+
+/* y[M,N] = bf16(x)[M,K] wb[N,K]^T + b[N] with post (TG_MM_SUM or
+ * TG_MM_GELU, as tg_linear_fwd_post), accumulated in f32. */
+tg_status tg_linear_bf16(tg_dnn *c, float *y, const float *x, const uint16_t *wb, const float *b,
+                         int64_t M, int64_t K, int64_t N, int post);
+
+#endif
