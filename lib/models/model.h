@@ -133,6 +133,11 @@ struct tg_model {
     size_t g_ws_floats;
     tg_disc_acts d_ws;
     int64_t d_ws_cap;
+    /* tg_model_set_data_parallel: this replica's rank of dp_world (<= 1:
+     * off) and the all-reduce train/ calls before each update */
+    int dp_rank, dp_world;
+    tg_allreduce_fn dp_fn;
+    void *dp_user;
 };
 
 /* Build an empty model (weights zero) for a parsed descriptor and its JSON
