@@ -321,11 +321,14 @@ TG_API tg_status tg_train_step(tg_model *model, const float *real, size_t n, con
 
 /* ------------------------------------------------------------ data parallel */
 
-/* What the buffer handed to a tg_allreduce_fn holds. Since 0.1.0. */
+/* What the buffer handed to a tg_allreduce_fn holds. A flat gradient holds
+ * every tensor of the network, each padded to a multiple of 16 floats (the
+ * padding is 0): a little more than TG_INFO_D_PARAMS / TG_INFO_G_PARAMS
+ * floats. Since 0.1.0. */
 typedef enum tg_allreduce_kind {
-    TG_ALLREDUCE_D_GRAD = 1, /* the discriminator's gradient, TG_INFO_D_PARAMS floats */
-    TG_ALLREDUCE_G_GRAD = 2, /* the generator's gradient, TG_INFO_G_PARAMS floats     */
-    TG_ALLREDUCE_STATS = 3   /* loss statistics and score sums, at most 8 floats      */
+    TG_ALLREDUCE_D_GRAD = 1, /* the discriminator's flat gradient                 */
+    TG_ALLREDUCE_G_GRAD = 2, /* the generator's flat gradient                     */
+    TG_ALLREDUCE_STATS = 3   /* loss statistics and score sums, at most 8 floats  */
 } tg_allreduce_kind;
 
 /* An all-reduce supplied by the caller (MPI, Gloo, threads...): replace
