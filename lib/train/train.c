@@ -119,8 +119,8 @@ static void aug_draw(tg_trainer *t, tg_rng *r, int64_t B, int S)
         tg_aug_keep(&t->aug, (int64_t)t->rank * B, B);
 }
 
-/* count values of the global stream into dst: the replica's rows of `per`
- * values each (B rows per replica) */
+/* The global batch's B * world rows of `per` values each, drawn in order;
+ * the replica's B rows go into dst. */
 static void draw_rows(tg_trainer *t, tg_rng *r, float *dst, size_t B, size_t per, int normal)
 {
     size_t lo = (size_t)t->rank * B * per, hi = lo + B * per, n = B * per * (size_t)t->world;
