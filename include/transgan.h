@@ -25,8 +25,10 @@
  *
  * Ownership. Handles are created by tg_*_create / tg_model_load* and released by
  * tg_model_destroy, which accepts NULL. Buffers passed in stay the caller's; the
- * library never keeps a pointer to them after the call returns. Strings
- * returned as const char * are owned by the library: status strings are static;
+ * library never keeps a pointer to them after the call returns (only the
+ * all-reduce function and user pointer of tg_model_set_data_parallel are
+ * kept, until replaced or the model is destroyed). Strings returned as
+ * const char * are owned by the library: status strings are static;
  * tg_last_error() stays valid until the next tg_ call on the same thread;
  * tg_model_descriptor() stays valid until the model is destroyed.
  *
