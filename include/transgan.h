@@ -25,8 +25,10 @@
  *
  * Ownership. Handles are created by tg_*_create / tg_model_load* and released by
  * tg_model_destroy, which accepts NULL. Buffers passed in stay the caller's; the
- * library never keeps a pointer to them after the call returns. Strings
- * returned as const char * are owned by the library: status strings are static;
+ * library never keeps a pointer to them after the call returns (only the
+ * all-reduce function and user pointer of tg_model_set_data_parallel are
+ * kept, until replaced or the model is destroyed). Strings returned as
+ * const char * are owned by the library: status strings are static;
  * tg_last_error() stays valid until the next tg_ call on the same thread;
  * tg_model_descriptor() stays valid until the model is destroyed.
  *
@@ -335,11 +337,53 @@ typedef struct tg_train_stats {
  * checkpoints). DiffAugment's draws always come from the model's RNG.
  * `stats` may be NULL. If anything becomes NaN or infinite the call returns
  * TG_ERR_NONFINITE; on this or any other failure the model is exactly as
- * before the call and *stats is not written.
- * Statuses: INVALID_ARGUMENT, NONFINITE, OUT_OF_MEMORY, BACKEND, STATE (a
- * sampling-only model). Since 0.1.0. */
+ * before the call and *stats is not written. Under tg_model_set_data_parallel
+ * n is d_batch / world and z_d, z_g, alpha are the replica's rows.
+ * Statuses: INVALID_ARGUMENT, NONFINITE, OUT_OF_MEMORY, BACKEND, IO (a data-
+ * parallel all-reduce failed), STATE (a sampling-only model). Since 0.1.0. */
 TG_API tg_status tg_train_step(tg_model *model, const float *real, size_t n, const float *z_d,
                                const float *z_g, const float *alpha, tg_train_stats *stats);
+
+/* ------------------------------------------------------------ data parallel */
+
+/* What the buffer handed to a tg_allreduce_fn holds. A flat gradient holds
+ * every tensor of the network, each padded to a multiple of 16 floats (the
+ * padding is 0): a little more than TG_INFO_D_PARAMS / TG_INFO_G_PARAMS
+ * floats. Since 0.1.0. */
+typedef enum tg_allreduce_kind {
+    TG_ALLREDUCE_D_GRAD = 1, /* the discriminator's flat gradient                 */
+    TG_ALLREDUCE_G_GRAD = 2, /* the generator's flat gradient                     */
+    TG_ALLREDUCE_STATS = 3   /* loss statistics and score sums, at most 8 floats  */
+} tg_allreduce_kind;
+
+/* An all-reduce supplied by the caller (MPI, Gloo, threads...): replace
+ * buf[0 .. n) on every replica by the element-wise sum of the replicas'
+ * buffers, the same bits on every replica (MPI_Allreduce with MPI_SUM on
+ * MPI_FLOAT does this). Called from the thread that called tg_train_step,
+ * in the same order and with the same kinds and sizes on every replica.
+ * Return 0 on success; anything else fails the step with TG_ERR_IO.
+ * Since 0.1.0. */
+typedef int (*tg_allreduce_fn)(void *user, tg_allreduce_kind kind, float *buf, size_t n);
+
+/* Make the model one replica, `rank` of `world`, of a data-parallel
+ * training group. Each replica's tg_train_step then takes its share of the
+ * global batch: n = training.d_batch / world real images, rows [rank * n,
+ * (rank + 1) * n) of the global batch, and likewise of g_batch (given z_d,
+ * z_g and alpha are the replica's rows too). The noise and DiffAugment draws
+ * of the whole global batch come from the model's RNG on every replica, which
+ * keeps its rows, so replicas that start identical (same descriptor and seed,
+ * or the same checkpoint) stay identical: before each optimiser update the
+ * library hands `allreduce` the network's flat gradient and the step's
+ * statistics, and divides the sums by `world`. N replicas with batch B / N
+ * reproduce one model with batch B up to float summation order
+ * (docs/DISTRIBUTED.md). world = 1 turns it off (allreduce and user are
+ * then ignored). A step that fails on one replica before an all-reduce
+ * leaves the others waiting in theirs: the all-reduce engine must stop them
+ * (MPI aborts the job). Statuses: INVALID_ARGUMENT (NULL model, world < 1,
+ * rank outside 0 .. world-1, NULL allreduce with world > 1, world not
+ * dividing d_batch and g_batch), STATE (a sampling-only model). Since 0.1.0. */
+TG_API tg_status tg_model_set_data_parallel(tg_model *model, int rank, int world,
+                                            tg_allreduce_fn allreduce, void *user);
 
 #ifdef __cplusplus
 }

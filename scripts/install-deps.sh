@@ -12,6 +12,8 @@ case "${1:-build}" in
   # python3-venv: make test installs the Python bindings into a fresh venv
   test) need="$need $examples g++ check python3 python3-numpy python3-pil python3-pytest python3-pip"
         need="$need python3-venv python3-torch valgrind"
+        # make mpi-test: examples/train_mpi.c under mpirun
+        need="$need libopenmpi-dev openmpi-bin"
         # make fuzz-test: clang's libFuzzer runtime and the OpenMP of clang
         need="$need clang libclang-rt-14-dev libomp-14-dev" ;;
   blender) need="$need blender python3-numpy" ;;

@@ -10,7 +10,8 @@ link and run documented code. Every check counts once; the closing line is
 
 What the header declares (parsed from include/transgan.h):
   functions   every `TG_API <type> tg_x(...);` declaration
-  types       every `typedef enum|struct tg_x ... tg_x;`
+  types       every `typedef enum|struct tg_x ... tg_x;` and every callback
+              `typedef <type> (*tg_x)(...);`
   enum values every `TG_X = <number>` inside a typedef'd enum
   fields      every member of a typedef'd struct
   macros      every `#define TG_X ...` (TG_API, versions, flags, constants)
@@ -139,6 +140,10 @@ def parse_header(text):
         else:
             for f in re.finditer(r"\b(\w+)\s*;", body):
                 h["fields"][f.group(1)] = name
+    # callbacks: typedef <type> (*tg_x)(...); held to the rules of types
+    for m in re.finditer(r"^typedef\s+[^;{}()]*\(\s*\*\s*(tg_\w+)\s*\)\s*\([^)]*\)\s*;", text,
+                         re.M):
+        h["types"][m.group(1)] = {"kind": "callback", "comment": comment_before(text, m.start())}
     for m in re.finditer(r"^\s*#\s*define\s+(TG_\w+)([^\n]*)", text, re.M):
         h["macros"].setdefault(m.group(1), set()).add(macro_value(m.group(2)))
     return h

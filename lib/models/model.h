@@ -141,6 +141,11 @@ struct tg_model {
     /* inference precision in effect (tg_precision): TG_PRECISION_BF16 only
      * where the CPU has AVX512-BF16; the copies live in dnn (ops/bf16.h) */
     int precision;
+    /* tg_model_set_data_parallel: this replica's rank of dp_world (<= 1:
+     * off) and the all-reduce train/ calls before each update */
+    int dp_rank, dp_world;
+    tg_allreduce_fn dp_fn;
+    void *dp_user;
 };
 
 /* Build an empty model (weights zero) for a parsed descriptor and its JSON

@@ -121,6 +121,25 @@ void tg_aug_sample(tg_aug *a, tg_rng *r, int64_t B, int S)
     }
 }
 
+void tg_aug_keep(tg_aug *a, int64_t off, int64_t n)
+{
+    /* the contract keeps the range inside the draw; clamping keeps a violation in bounds */
+    if (off < 0)
+        off = 0;
+    if (off > a->B)
+        off = a->B;
+    if (n < 0 || n > a->B - off)
+        n = a->B - off;
+    int32_t *iv[] = {a->ty, a->tx, a->cy, a->cx};
+    float *fv[] = {a->bright, a->sat, a->contr};
+    for (int i = 0; i < 4; i++)
+        memmove(iv[i], iv[i] + off, (size_t)n * sizeof *iv[i]);
+    for (int i = 0; i < 3; i++)
+        memmove(fv[i], fv[i] + off, (size_t)n * sizeof *fv[i]);
+    memmove(a->on, a->on + off, (size_t)n); /* which ops apply (diffaug_p < 1) */
+    a->B = n; /* the cutout flag is one per draw: shared by every row */
+}
+
 /* out[y, x] = in[y - ty, x - tx], zero outside, in place: rows are visited
  * so that a source row is read before it is overwritten, and memmove copes
  * with the overlap when ty == 0. */

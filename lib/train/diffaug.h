@@ -37,6 +37,10 @@ void tg_aug_free(tg_aug *a);
  * a->p < 1, per image and per op present (translation, cutout, colour) one
  * uniform u, the op applying when u < p. */
 void tg_aug_sample(tg_aug *a, tg_rng *r, int64_t B, int S);
+/* Keep images [off, off + n) of the current draw as its images 0 .. n-1
+ * (0 <= off, off + n <= a->B): a data-parallel replica's rows of the global
+ * batch's draw. */
+void tg_aug_keep(tg_aug *a, int64_t off, int64_t n);
 /* y = aug(x) for x [B, C, S, S] (y and x distinct). */
 void tg_aug_apply(const tg_aug *a, float *y, const float *x, int64_t C);
 /* y = A v: the linear part of aug (aug(x) = A x + c; brightness is the only

@@ -7,10 +7,15 @@
 
 double tg_d_loss_real(int loss, double drift, const float *s, int64_t B, float *ds)
 {
-    double mean = 0, l = 0;
+    double mean = 0;
     for (int64_t i = 0; i < B; i++)
         mean += s[i];
-    mean /= (double)B;
+    return tg_d_loss_real_at(loss, drift, s, B, mean / (double)B, ds);
+}
+
+double tg_d_loss_real_at(int loss, double drift, const float *s, int64_t B, double mean, float *ds)
+{
+    double l = 0;
     for (int64_t i = 0; i < B; i++) {
         switch (loss) {
         case TG_LOSS_HINGE: /* mean relu(1 - s) */

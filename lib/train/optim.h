@@ -10,6 +10,10 @@
  * enum tg_loss_kind), each for its own batch of scores so real and fake can
  * be processed one after the other. Return the term and write d term / d score into ds. */
 double tg_d_loss_real(int loss, double drift, const float *s, int64_t B, float *ds);
+/* The same with the drift term's batch mean given: `mean` is the mean score
+ * of the whole batch of which s is a part (data parallel); the per-score
+ * terms stay means over s's B rows. */
+double tg_d_loss_real_at(int loss, double drift, const float *s, int64_t B, double mean, float *ds);
 double tg_d_loss_fake(int loss, const float *s, int64_t B, float *ds);
 /* Generator adversarial loss: -mean s (lsgan: mean (s - 1)^2). */
 double tg_g_loss(int loss, const float *s, int64_t B, float *ds);

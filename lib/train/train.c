@@ -41,9 +41,13 @@ tg_status tg_trainer_make(tg_model *m)
     tg_trainer *t = tg_alloc(sizeof *t);
     if (!t)
         return TG_ERR_OUT_OF_MEMORY;
-    int64_t B = d->t.d_batch, Bg = d->t.g_batch, bmax = TG_MAX(B, Bg);
+    /* a replica of a data-parallel group computes its share of the batches */
+    int world = m->dp_world > 1 ? m->dp_world : 1;
+    int64_t B = d->t.d_batch / world, Bg = d->t.g_batch / world, bmax = TG_MAX(B, Bg);
     size_t px = (size_t)d->channels * d->image_size * d->image_size;
     int oom = 0;
+    t->rank = world > 1 ? m->dp_rank : 0, t->world = world;
+    t->bd = B, t->bg = Bg;
     t->bmax = bmax;
     tg_status st = tg_gen_acts_alloc(&m->gen, bmax, &t->ga);
     if (st == TG_OK)
@@ -51,7 +55,7 @@ tg_status tg_trainer_make(tg_model *m)
     if (st == TG_OK)
         st = tg_disc_acts_alloc(&m->disc, bmax, &t->dta);
     if (st == TG_OK)
-        st = tg_aug_init(&t->aug, d->t.diffaug, d->t.ndiffaug, bmax);
+        st = tg_aug_init(&t->aug, d->t.diffaug, d->t.ndiffaug, bmax * world); /* global draws */
     /* the networks' moments (unless a checkpoint brought them) and gradients,
      * then backups of everything a failed step restores */
     tg_net_state *live[2] = {&m->gnet, &m->dnet}, *bk[2] = {&t->bk_g, &t->bk_d};
@@ -123,13 +127,94 @@ static void ada_adjust(tg_model *m)
     m->ada_sum = 0, m->ada_n = 0;
 }
 
+/* ---- data parallel (tg_model_set_data_parallel) ---- */
+/* Every replica draws the parameters of the whole global batch from the same
+ * RNG state, in one process's order, and keeps its own rows: the replicas'
+ * union is exactly one process's draw, and their RNGs stay equal. */
+static void aug_draw(tg_trainer *t, tg_rng *r, int64_t B, int S)
+{
+    tg_aug_sample(&t->aug, r, B * t->world, S);
+    if (t->world > 1)
+        tg_aug_keep(&t->aug, (int64_t)t->rank * B, B);
+}
+
+/* The global batch's B * world rows of `per` values each, drawn in order;
+ * the replica's B rows go into dst. */
+static void draw_rows(tg_trainer *t, tg_rng *r, float *dst, size_t B, size_t per, int normal)
+{
+    size_t lo = (size_t)t->rank * B * per, hi = lo + B * per, n = B * per * (size_t)t->world;
+    for (size_t i = 0; i < n; i++) {
+        float v = (float)(normal ? tg_rng_normal(r) : tg_rng_uniform(r));
+        if (i >= lo && i < hi)
+            dst[i - lo] = v;
+    }
+}
+
+/* The user's all-reduce: buf[0 .. n) becomes the sum over the replicas. */
+static tg_status allreduce_sum(tg_model *m, tg_allreduce_kind kind, float *buf, size_t n)
+{
+    int rc = m->dp_fn(m->dp_user, kind, buf, n);
+    if (rc != 0)
+        return tg_fail(TG_ERR_IO, "tg_train_step: the all-reduce callback failed (returned %d) "
+                       "on a buffer of kind %d; this replica is unchanged", rc, (int)kind);
+    return TG_OK;
+}
+
+/* The sum over the replicas divided by the world size: every loss is a mean
+ * over the replica's rows and the replicas' batches are equal, so the mean
+ * of their gradients and statistics is the global batch's. A no-op outside
+ * data parallel. */
+static tg_status allreduce_mean(tg_model *m, tg_allreduce_kind kind, float *buf, size_t n)
+{
+    tg_trainer *t = m->trainer;
+    if (t->world <= 1)
+        return TG_OK;
+    TG_TRY(allreduce_sum(m, kind, buf, n));
+    tg_scale(buf, n, 1.0f / (float)t->world);
+    return TG_OK;
+}
+
+/* The step's statistics averaged over the replicas (they are batch means);
+ * every replica then judges them alike. */
+static tg_status reduce_stats(tg_model *m, double *const *v, int n)
+{
+    float buf[8];
+    for (int i = 0; i < n; i++)
+        buf[i] = (float)*v[i];
+    TG_TRY(allreduce_mean(m, TG_ALLREDUCE_STATS, buf, (size_t)n));
+    if (m->trainer->world > 1)
+        for (int i = 0; i < n; i++)
+            *v[i] = buf[i];
+    return TG_OK;
+}
+
+/* The real-batch loss. Its drift term (wgan-gp-eps) is the square of the
+ * mean score of the global batch, so replicas first sum their scores. */
+static tg_status d_loss_real(tg_model *m, const float *s, int64_t B, float *ds, double *l)
+{
+    const tg_desc *d = &m->desc;
+    tg_trainer *t = m->trainer;
+    if (t->world > 1 && d->t.loss == TG_LOSS_WGAN_GP_EPS && d->t.drift_weight != 0) {
+        double sum = 0;
+        for (int64_t i = 0; i < B; i++)
+            sum += s[i];
+        float buf = (float)sum;
+        TG_TRY(allreduce_sum(m, TG_ALLREDUCE_STATS, &buf, 1));
+        /* the gradient is the replica's share: 1/B per row, averaged later */
+        *l = tg_d_loss_real_at(d->t.loss, d->t.drift_weight, s, B, buf / ((double)B * t->world), ds);
+        return TG_OK;
+    }
+    *l = tg_d_loss_real(d->t.loss, d->t.drift_weight, s, B, ds);
+    return TG_OK;
+}
+
 /* aug(x) into out, or x itself when there is no augmentation */
 static const float *augment(tg_trainer *t, tg_rng *r, const float *x, float *out, int64_t B,
                             int S, int64_t C)
 {
     if (t->aug.n_ops == 0)
         return x;
-    tg_aug_sample(&t->aug, r, B, S);
+    aug_draw(t, r, B, S);
     tg_aug_apply(&t->aug, out, x, C);
     return out;
 }
@@ -237,7 +322,7 @@ static tg_status d_update(tg_model *m, const float *real, const float *zd, const
     const tg_desc *d = &m->desc;
     tg_trainer *t = m->trainer;
     tg_dnn *c = m->dnn;
-    int64_t B = d->t.d_batch, C = d->channels, S = d->image_size;
+    int64_t B = t->bd, C = d->channels, S = d->image_size;
     size_t px = (size_t)C * S * S;
     TG_TRY(tg_gen_infer(c, &m->gen, m->gnet.w, zd, B, masks, t->fake, t->gws));
     memset(m->dnet.grad, 0, m->disc.P.total * sizeof(float));
@@ -245,12 +330,18 @@ static tg_status d_update(tg_model *m, const float *real, const float *zd, const
     /* real, then fake: each forward and backward in turn (one activation set) */
     const float *u = augment(t, &m->rng, real, t->u, B, (int)S, C);
     TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da, 1));
-    double l_real = tg_d_loss_real(d->t.loss, d->t.drift_weight, t->s, B, t->ds);
+    double l_real;
+    TG_TRY(d_loss_real(m, t->s, B, t->ds, &l_real));
     o->d_real = mean_of(t->s, B);
     if (d->t.ada_on) { /* ADA's overfitting measure: sign(D(aug(real))) */
+        float tally = 0; /* an integer <= the global batch: exact in a float */
         for (int64_t b = 0; b < B; b++)
-            m->ada_sum += (t->s[b] > 0) - (t->s[b] < 0);
-        m->ada_n += B;
+            tally += (float)((t->s[b] > 0) - (t->s[b] < 0));
+        /* replicas sum their tallies, so p moves alike on all of them */
+        if (t->world > 1)
+            TG_TRY(allreduce_sum(m, TG_ALLREDUCE_STATS, &tally, 1));
+        m->ada_sum += (int64_t)tally;
+        m->ada_n += B * (t->world > 1 ? t->world : 1);
     }
     TG_TRY(tg_disc_bwd(c, &m->disc, m->dnet.w, m->dnet.grad, &t->da, t->ds, NULL));
     u = augment(t, &m->rng, t->fake, t->u, B, (int)S, C);
@@ -264,10 +355,12 @@ static tg_status d_update(tg_model *m, const float *real, const float *zd, const
             for (size_t i = 0; i < px; i++)
                 t->xh[b * px + i] = alpha[b] * real[b * px + i] + (1 - alpha[b]) * t->fake[b * px + i];
         if (t->aug.n_ops)
-            tg_aug_sample(&t->aug, &m->rng, B, (int)S);
+            aug_draw(t, &m->rng, B, (int)S);
         TG_TRY(tg_penalty(m, t->xh, B, t->aug.n_ops ? &t->aug : NULL, m->dnet.grad, &o->gp));
     }
     o->d_loss = l_real + l_fake + d->t.gp_weight * o->gp;
+    TG_TRY(allreduce_mean(m, TG_ALLREDUCE_D_GRAD, m->dnet.grad, m->disc.P.total));
+    TG_TRY(reduce_stats(m, (double *const[]){&o->d_loss, &o->gp, &o->d_real, &o->d_fake}, 4));
     if (!isfinite(o->d_loss))
         return tg_fail(TG_ERR_NONFINITE, "tg_train_step: the discriminator loss is NaN or "
                        "infinite; the model is unchanged");
@@ -281,7 +374,7 @@ static tg_status g_update(tg_model *m, const float *real, const float *zg, uint8
     const tg_desc *d = &m->desc;
     tg_trainer *t = m->trainer;
     tg_dnn *c = m->dnn;
-    int64_t Bg = d->t.g_batch, B = d->t.d_batch, C = d->channels, S = d->image_size;
+    int64_t Bg = t->bg, B = t->bd, C = d->channels, S = d->image_size;
     memset(m->gnet.grad, 0, m->gen.P.total * sizeof(float));
     t->ga.B = Bg;
     TG_TRY(tg_gen_fwd(c, &m->gen, m->gnet.w, zg, 0, masks, &t->ga));
@@ -308,7 +401,9 @@ static tg_status g_update(tg_model *m, const float *real, const float *zg, uint8
         gl += d->t.sr_aux_weight * o->sr_loss;
     }
     o->g_loss = gl;
-    if (!isfinite(gl))
+    TG_TRY(allreduce_mean(m, TG_ALLREDUCE_G_GRAD, m->gnet.grad, m->gen.P.total));
+    TG_TRY(reduce_stats(m, (double *const[]){&o->g_loss, &o->sr_loss}, 2));
+    if (!isfinite(o->g_loss))
         return tg_fail(TG_ERR_NONFINITE, "tg_train_step: the generator loss is NaN or infinite; "
                        "the model is unchanged");
     m->gnet.steps++;
@@ -331,13 +426,20 @@ tg_status tg_train_run(tg_model *m, const float *real, size_t n, const float *z_
     if (stats && stats->struct_size < 2 * sizeof(uint32_t))
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_train_step: stats->struct_size is not set "
                        "(set it to sizeof(tg_train_stats))");
-    if (n != (size_t)d->t.d_batch)
+    int world = m->dp_world > 1 ? m->dp_world : 1;
+    size_t n_g = (size_t)(d->t.g_batch / world);
+    if (n != (size_t)(d->t.d_batch / world)) {
+        if (world > 1)
+            return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_train_step: the real batch has %zu images; "
+                           "a replica of %d takes training.d_batch / %d = %d", n, world, world,
+                           d->t.d_batch / world);
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_train_step: the real batch has %zu images; "
                        "training.d_batch is %d", n, d->t.d_batch);
+    }
     size_t px = (size_t)d->channels * d->image_size * d->image_size, L = (size_t)d->latent_dim;
     if (!tg_all_finite(real, n * px))
         return tg_fail(TG_ERR_NONFINITE, "tg_train_step: the real batch contains NaN or infinity");
-    if (!finite_or_null(z_d, n * L) || !finite_or_null(z_g, (size_t)d->t.g_batch * L) ||
+    if (!finite_or_null(z_d, n * L) || !finite_or_null(z_g, n_g * L) ||
         !finite_or_null(alpha, n))
         return tg_fail(TG_ERR_NONFINITE, "tg_train_step: z_d, z_g or alpha contains NaN or infinity");
     if (!m->trainer)
@@ -347,15 +449,14 @@ tg_status tg_train_run(tg_model *m, const float *real, size_t n, const float *z_
     o.g_loss = o.g_grad_norm = NAN;
     copy_state(m, 0);
     uint8_t *const *masks = tg_model_masks(m, m->gnet.steps);
-    /* noise the caller did not give comes from the model's RNG, in this order */
+    /* noise the caller did not give comes from the model's RNG, in this order
+     * (a replica's rows of the global batch's draw) */
     if (!z_d) {
-        for (size_t i = 0; i < n * L; i++)
-            t->z[i] = (float)tg_rng_normal(&m->rng);
+        draw_rows(t, &m->rng, t->z, n, L, 1);
         z_d = t->z;
     }
     if (!alpha) {
-        for (size_t i = 0; i < n; i++)
-            t->alpha[i] = (float)tg_rng_uniform(&m->rng);
+        draw_rows(t, &m->rng, t->alpha, n, 1, 0);
         alpha = t->alpha;
     }
     /* this call's DiffAugment probability: ADA's current value or the fixed one */
@@ -364,8 +465,7 @@ tg_status tg_train_run(tg_model *m, const float *real, size_t n, const float *z_
     if (st == TG_OK && (m->dnet.steps - 1) % (uint64_t)d->t.n_critic == 0) {
         if (!z_g) {
             float *zg = t->z; /* z_d is no longer needed */
-            for (size_t i = 0; i < (size_t)d->t.g_batch * L; i++)
-                zg[i] = (float)tg_rng_normal(&m->rng);
+            draw_rows(t, &m->rng, zg, n_g, L, 1);
             z_g = zg;
         }
         st = g_update(m, real, z_g, masks, &o);

@@ -6,8 +6,13 @@
 #include "diffaug.h"
 
 typedef struct tg_trainer {
-    int64_t bmax;              /* max(d_batch, g_batch) */
-    tg_gen_acts ga;            /* generator activations (g_batch, or d_batch for MT-CT) */
+    /* data parallel (tg_model_set_data_parallel): this replica computes rows
+     * [rank * bd, (rank + 1) * bd) of the global d_batch and likewise of
+     * g_batch; world 1, rank 0 without it */
+    int rank, world;
+    int64_t bd, bg;            /* the replica's batches: d_batch / world, g_batch / world */
+    int64_t bmax;              /* max(bd, bg) */
+    tg_gen_acts ga;            /* generator activations (bg, or bd for MT-CT) */
     tg_disc_acts da, dta;      /* discriminator activations and their tangents */
     tg_aug aug;
     float *fake, *xh, *u;      /* [bmax, C, S, S] images */

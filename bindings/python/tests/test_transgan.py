@@ -618,6 +618,79 @@ def test_train_step_nonfinite_leaves_the_model_unchanged(trainer):
     np.testing.assert_array_equal(trainer.generate(2, seed=3, ema=False), g)
 
 
+def test_data_parallel_replicas_in_threads_match_one_model():
+    """Two replicas (2 images each, in two threads, summing through numpy
+    behind a barrier) train the model one process trains with 4 images."""
+    desc = json.loads(json.dumps(TRAIN_DESC))
+    desc["training"].update(d_batch=4, g_batch=4)
+    data = [np.random.default_rng(s).uniform(-1, 1, (4, 3, 8, 8)).astype(np.float32)
+            for s in range(4)]
+    one = transgan.Model(desc)
+    one.threads = 1
+    reps = [transgan.Model(desc) for _ in range(2)]
+    barrier, bufs, kinds = threading.Barrier(2), [None, None], []
+
+    def allreduce_for(rank):
+        def allreduce(kind, buf):
+            bufs[rank] = buf
+            barrier.wait()
+            total = bufs[0] + bufs[1]            # the same order on both
+            if rank == 0:
+                kinds.append((kind, buf.size))
+            barrier.wait()
+            buf[:] = total
+        return allreduce
+
+    for r, m in enumerate(reps):
+        m.threads = 1
+        m.set_data_parallel(r, 2, allreduce_for(r))
+    stats = [[], []]
+
+    def run(r):
+        for x in data:
+            stats[r].append(reps[r].train_step(x[2 * r:2 * r + 2]))
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ref = [one.train_step(x) for x in data]
+    assert len(stats[0]) == len(stats[1]) == 4
+    assert (kinds[0], kinds[1][0], kinds[2][0]) == ((3, 1), 1, 3)  # drift sum, D grad, stats
+    # the flat gradients: every tensor padded to 16 floats
+    g_sizes = {n for k, n in kinds if k == 2}
+    assert one.d_params <= kinds[1][1] < one.d_params + 16 * 40 and len(g_sizes) == 1
+    assert one.g_params <= g_sizes.pop() < one.g_params + 16 * 60
+    for a, b, r in zip(stats[0], stats[1], ref):
+        assert same_stats(a, b)
+        assert a["d_steps"] == r["d_steps"] and a["g_updated"] == r["g_updated"]
+        assert a["d_loss"] == pytest.approx(r["d_loss"], rel=1e-4, abs=1e-5)
+    z = one.latent(3, seed=4)
+    g0, g1, g = (m.generate(z=z, ema=False) for m in (reps[0], reps[1], one))
+    np.testing.assert_array_equal(g0, g1)
+    np.testing.assert_allclose(g0, g, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(reps[0].discriminate(g), one.discriminate(g), rtol=1e-5,
+                               atol=1e-5)
+    # an exception in the all-reduce fails the step, chained; the replica is unchanged
+    def broken(kind, buf):
+        raise RuntimeError("network down")
+    reps[0].set_data_parallel(0, 2, broken)
+    with pytest.raises(transgan.TransGANError) as ei:
+        reps[0].train_step(data[0][:2])
+    assert ei.value.status == transgan.Status.IO
+    assert isinstance(ei.value.__cause__, RuntimeError)
+    assert reps[0].d_steps == 4
+    with pytest.raises(TypeError):
+        reps[0].set_data_parallel(0, 2)
+    with pytest.raises(transgan.TransGANError):
+        reps[0].set_data_parallel(0, 3, broken)        # 3 does not divide d_batch 4
+    reps[0].set_data_parallel(0, 1)                    # back to one process: 4 images
+    reps[0].train_step(data[0])
+    for m in reps + [one]:
+        m.close()
+
+
 # ------------------------------------------------------------- checkpoints
 
 def test_save_load_round_trip(tmp_path, trainer):

@@ -140,6 +140,9 @@ uint8_p = ctypes.POINTER(ctypes.c_uint8)
 _status = ctypes.c_int      # tg_status (a C enum: int)
 _size = ctypes.c_size_t
 
+# tg_allreduce_fn: int (*)(void *user, tg_allreduce_kind kind, float *buf, size_t n)
+AllreduceFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, float_p, _size)
+
 # name: (restype, argtypes) for every function of include/transgan.h
 _SIGNATURES = {
     "tg_version": (ctypes.c_uint32, []),
@@ -169,6 +172,8 @@ _SIGNATURES = {
     "tg_discriminate": (_status, [model_p, float_p, _size, float_p, _size]),
     "tg_train_step": (_status, [model_p, float_p, _size, float_p, float_p, float_p,
                                 ctypes.POINTER(TrainStats)]),
+    "tg_model_set_data_parallel": (_status, [model_p, ctypes.c_int, ctypes.c_int, AllreduceFn,
+                                             ctypes.c_void_p]),
 }
 
 

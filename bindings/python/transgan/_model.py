@@ -7,8 +7,8 @@ import threading
 
 import numpy as np
 
-from ._lib import (PixelFormat, Info, TrainStats, check, check_file, lib, model_p, float_p,
-                   uint8_p,
+from ._lib import (PixelFormat, Info, TrainStats, AllreduceFn, TransGANError, check,
+                   check_file, lib, model_p, float_p, uint8_p,
                    TG_SEED_FROM_DESCRIPTOR, TG_SAVE_WEIGHTS_ONLY, TG_SAVE_NO_OPTIMIZER,
                    TG_LOAD_SAMPLING_ONLY, TG_GEN_EMA, TG_GEN_RAW)
 
@@ -467,6 +467,36 @@ class Model:
         return scores
 
     # ------------------------------------------------------------ training
+    def set_data_parallel(self, rank, world, allreduce=None):
+        """Make this model replica ``rank`` of ``world`` in data-parallel
+        training (tg_model_set_data_parallel; docs/DISTRIBUTED.md): train_step
+        then takes d_batch // world real images (and z_d, z_g, alpha rows),
+        the replica's rows of the global batch, and before each optimiser
+        update calls ``allreduce(kind, buf)``, which must replace the float32
+        array ``buf`` in place by its sum over all replicas, the same on every
+        replica (mpi4py: ``comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)``);
+        ``kind`` is 1 (D's gradient), 2 (G's) or 3 (statistics). An exception
+        in ``allreduce`` fails the step with TransGANError (status IO),
+        chained from it. world=1 turns it off."""
+        rank, world = operator.index(rank), operator.index(world)
+        if world > 1 and not callable(allreduce):
+            raise TypeError("allreduce must be a callable (kind, buf) when world > 1")
+        errors = []  # the callback's exception, for train_step (no reference to self)
+
+        def call(user, kind, buf, n):
+            try:
+                allreduce(int(kind), np.ctypeslib.as_array(buf, shape=(n,)))
+                return 0
+            except BaseException as e:  # noqa: B902 - it must not cross the C frames
+                errors.append(e)
+                return 1
+
+        cb = AllreduceFn(call) if world > 1 else AllreduceFn()
+        with self._lock:
+            check(lib.tg_model_set_data_parallel(self._handle(), rank, world, cb, None))
+            # the C library keeps the pointer: keep the callback alive with the model
+            self._dp = (world, cb, errors) if world > 1 else None
+
     def train_step(self, real, z_d=None, z_g=None, alpha=None):
         """One training step (tg_train_step) on the real batch, float [d_batch, C,
         S, S] in [-1, 1] (integer arrays, e.g. 8-bit pixels, raise TypeError).
@@ -486,6 +516,9 @@ class Model:
             ptr = self._handle()
             S, C, L = self.image_size, self.channels, self.latent_dim
             nd, ng = self.d_batch, self.g_batch
+            dp = getattr(self, "_dp", None)
+            if dp:  # a data-parallel replica's share
+                nd, ng = nd // dp[0], ng // dp[0]
             _check_images(real, C, S, "real", nd)
             if z_d is not None:
                 _check_shape(z_d, (nd, L), "z_d")
@@ -495,8 +528,15 @@ class Model:
                 _check_shape(alpha, (nd,), "alpha")
             st = TrainStats()
             st.struct_size = ctypes.sizeof(TrainStats)
-            check(lib.tg_train_step(ptr, _fp(real), nd, _fp_or_null(z_d), _fp_or_null(z_g),
-                                    _fp_or_null(alpha), ctypes.byref(st)))
+            try:
+                check(lib.tg_train_step(ptr, _fp(real), nd, _fp_or_null(z_d), _fp_or_null(z_g),
+                                        _fp_or_null(alpha), ctypes.byref(st)))
+            except TransGANError as e:
+                if dp and dp[2]:
+                    cause = dp[2].pop()
+                    dp[2].clear()
+                    raise e from cause
+                raise
         stats = {}
         for name, _ in TrainStats._fields_:
             if name == "struct_size":
