@@ -159,8 +159,10 @@ typedef enum tg_info {
     TG_INFO_G_BATCH = 10,          /* training.g_batch                      */
     TG_INFO_THREADS = 11,          /* tg_model_set_threads's count (0: the
                                       caller's OpenMP maximum), since 0.1.0 */
-    TG_INFO_SAMPLING_ONLY = 12     /* 1 if loaded with TG_LOAD_SAMPLING_ONLY,
+    TG_INFO_SAMPLING_ONLY = 12,    /* 1 if loaded with TG_LOAD_SAMPLING_ONLY,
                                       since 0.1.0 */
+    TG_INFO_D_KIND = 15            /* discriminator.kind: 0 "transformer",
+                                      1 "conv", since 0.1.0 */
 } tg_info;
 
 /* Read one fact into *value. Statuses: INVALID_ARGUMENT. Since 0.1.0. */

@@ -75,6 +75,7 @@ class Info(enum.IntEnum):
     G_BATCH = 10
     THREADS = 11
     SAMPLING_ONLY = 12
+    D_KIND = 15
 
 
 class TransGANError(Exception):
