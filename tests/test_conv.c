@@ -6,10 +6,12 @@
  * test_models.c, a training step in test_train.c, the numbers against the
  * PyTorch oracle in test_conformance.c. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/desc.h"
+#include "models/model.h"
 #include "nn/convblock.h"
 #include "ops/ops.h"
 #include "testutil.h"
@@ -26,7 +28,8 @@ static void teardown(void)
     tg_dnn_destroy(ctx);
 }
 
-/* y = conv(x, w) + b by the definition (zero padding), in double */
+/* y = conv(x, w) + b by the definition (zero padding), in double; x and y
+ * channels-last (NHWC), w OIHW */
 static void conv_direct(const tg_conv_shape *s, float *y, const float *x, const float *w,
                         const float *b)
 {
@@ -42,10 +45,10 @@ static void conv_direct(const tg_conv_shape *s, float *y, const float *x, const 
                                 int64_t yy = i * s->stride - s->pad + u, xx = j * s->stride - s->pad + v;
                                 if (yy < 0 || yy >= s->S || xx < 0 || xx >= s->S)
                                     continue;
-                                acc += (double)x[((n * s->cin + c) * s->S + yy) * s->S + xx] *
+                                acc += (double)x[((n * s->S + yy) * s->S + xx) * s->cin + c] *
                                        w[((o * s->cin + c) * s->k + u) * s->k + v];
                             }
-                    y[((n * s->cout + o) * So + i) * So + j] = (float)acc;
+                    y[((n * So + i) * So + j) * s->cout + o] = (float)acc;
                 }
 }
 
@@ -147,17 +150,25 @@ START_TEST(leaky_and_global_pool)
     tg_leaky_bwd(dx, dy, x, 4, 0.2f);
     float dxe[] = {0.2f, 0.4f, 3, 4};
     tu_assert_close(dx, dxe, 4, 1e-7, 0);
-    /* [B=1, C=2, SS=2] */
+    /* NHWC [B=1, SS=2, C=2] */
     float g[2], dg[] = {1, -2}, dp[4];
     tg_gpool_fwd(g, x, 1, 2, 2, 0);
-    float ge[] = {-2.5f, 3.25f};
+    float ge[] = {-1.75f, 2.5f};
     tu_assert_close(g, ge, 2, 1e-6, 0);
     tg_gpool_fwd(g, x, 1, 2, 2, 1);
-    float gm[] = {-1.25f, 1.625f};
+    float gm[] = {-0.875f, 1.25f};
     tu_assert_close(g, gm, 2, 1e-6, 0);
     tg_gpool_bwd(dp, dg, 1, 2, 2, 1);
-    float dpe[] = {0.5f, 0.5f, -1, -1};
+    float dpe[] = {0.5f, -1, 0.5f, -1};
     tu_assert_close(dp, dpe, 4, 1e-7, 0);
+    /* 2x2 average pool, NHWC [B=1, S=2, S=2, C=2] -> [1, 1, 1, 2] and back */
+    float a[] = {1, 10, 2, 20, 3, 30, 4, 40}, ap[2], da[8], dap[] = {4, 8};
+    tg_avgpool2_nhwc_fwd(ap, a, 1, 2, 2);
+    float ape[] = {2.5f, 25};
+    tu_assert_close(ap, ape, 2, 1e-6, 0);
+    tg_avgpool2_nhwc_bwd(da, dap, 1, 2, 2);
+    float dae[] = {1, 2, 1, 2, 1, 2, 1, 2};
+    tu_assert_close(da, dae, 8, 1e-7, 0);
 }
 END_TEST
 
@@ -273,6 +284,123 @@ START_TEST(plain_units)
 }
 END_TEST
 
+/* ------------------------------------------------------ the public API */
+#define CONV_JSON(disc)                                                                        \
+    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":6,"                          \
+    "\"image\":{\"size\":8,\"channels\":3},"                                                   \
+    "\"generator\":{\"bottom_width\":4,\"embed_dim\":24,\"depths\":[1,1],\"heads\":3,"         \
+    "\"mlp_ratio\":2},\"discriminator\":" disc ","                                              \
+    "\"training\":{\"d_batch\":4,\"g_batch\":3,\"n_critic\":1}}"
+static const char *api_json = CONV_JSON("{\"kind\":\"conv\",\"widths\":[4,6],\"blocks\":[1,2]}");
+
+/* train, sample, score, save and load (full and sampling-only) with the conv
+ * kind; the steady state allocates nothing and builds no primitive */
+START_TEST(conv_model_through_the_api)
+{
+    enum { PX = 3 * 8 * 8 };
+    tg_model *m, *m2, *m3;
+    OK(tg_model_create(api_json, 4, &m));
+    int64_t v;
+    OK(tg_model_info(m, TG_INFO_D_KIND, &v));
+    ck_assert_int_eq(v, 1);
+    OK(tg_model_info(m, TG_INFO_D_PARAMS, &v));
+    /* 3->4 (conv1 3x3, conv2 3x3, 1x1 shortcut), 4->6 (same), 6->6 (no
+     * shortcut), head 6 + 1 */
+    ck_assert_int_eq(v, (4 * 3 * 9 + 4) + (4 * 4 * 9 + 4) + (4 * 3 + 4) + (6 * 4 * 9 + 6) +
+                            (6 * 6 * 9 + 6) + (6 * 4 + 6) + 2 * (6 * 6 * 9 + 6) + 6 + 1);
+    float real[4 * PX], img[5 * PX], sc[5], sc2[5];
+    tu_fill(real, 4 * PX, -1, 1);
+    for (int i = 0; i < 2; i++) {
+        tg_train_stats st = {.struct_size = sizeof st};
+        OK(tg_train_step(m, real, 4, NULL, NULL, NULL, &st));
+        ck_assert(isfinite(st.d_loss) && st.gp > 0 && isfinite(st.g_loss));
+    }
+    float z[5 * 6];
+    OK(tg_latent_sample(m, 1, 5, z, 5 * 6));
+    OK(tg_generate(m, z, 5, 0, img, 5 * PX));
+    OK(tg_discriminate(m, img, 5, sc, 5));
+    long allocs = tg_alloc_count();
+    size_t prims = tg_dnn_prim_count(m->dnn);
+    for (int i = 0; i < 2; i++) {
+        OK(tg_train_step(m, real, 4, NULL, NULL, NULL, NULL));
+        OK(tg_discriminate(m, img, 5, sc2, 5));
+    }
+    ck_assert_int_eq(tg_alloc_count(), allocs);
+    ck_assert_uint_eq(tg_dnn_prim_count(m->dnn), prims);
+    OK(tg_discriminate(m, img, 5, sc, 5));
+    const char *dir = tu_scratch_make("tg_conv");
+    (void)dir;
+    OK(tg_model_save(m, tu_path("c.safetensors"), 0));
+    OK(tg_model_load(tu_path("c.safetensors"), &m2));
+    OK(tg_model_info(m2, TG_INFO_D_KIND, &v));
+    ck_assert_int_eq(v, 1);
+    ck_assert_str_eq(tg_model_descriptor(m2), tg_model_descriptor(m));
+    OK(tg_discriminate(m2, img, 5, sc2, 5));
+    ck_assert_mem_eq(sc, sc2, sizeof sc);
+    /* training resumes identically */
+    OK(tg_train_step(m, real, 4, NULL, NULL, NULL, NULL));
+    OK(tg_train_step(m2, real, 4, NULL, NULL, NULL, NULL));
+    OK(tg_discriminate(m, img, 5, sc, 5));
+    OK(tg_discriminate(m2, img, 5, sc2, 5));
+    ck_assert_mem_eq(sc, sc2, sizeof sc);
+    /* sampling only: no discriminator arrays, the same samples */
+    OK(tg_model_save(m, tu_path("c.safetensors"), 0));
+    OK(tg_model_load_ex(tu_path("c.safetensors"), TG_LOAD_SAMPLING_ONLY, &m3));
+    OK(tg_model_info(m3, TG_INFO_D_KIND, &v));
+    ck_assert_int_eq(v, 1);
+    float a[5 * PX], b[5 * PX];
+    OK(tg_generate(m, z, 5, 0, a, 5 * PX));
+    OK(tg_generate(m3, z, 5, 0, b, 5 * PX));
+    ck_assert_mem_eq(a, b, sizeof a);
+    ck_assert_int_ne(tg_discriminate(m3, img, 5, sc, 5), TG_OK);
+    tg_model_destroy(m3);
+    /* a checkpoint of the other kind does not load into this model */
+    tg_model *t;
+    OK(tg_model_create(CONV_JSON("{\"patch_size\":4,\"embed_dim\":12,\"depth\":1,"
+                                 "\"heads\":3,\"mlp_ratio\":2}"), 1, &t));
+    OK(tg_model_save(t, tu_path("t.safetensors"), 0));
+    tg_status st = tg_model_load_weights(m2, tu_path("t.safetensors"));
+    ck_assert_int_ne(st, TG_OK);
+    ck_assert_msg(strstr(tg_last_error(), "discriminator.") != NULL, "%s", tg_last_error());
+    OK(tg_model_info(t, TG_INFO_D_KIND, &v));
+    ck_assert_int_eq(v, 0);
+    tg_model_destroy(t);
+    tg_model_destroy(m2);
+    tg_model_destroy(m);
+    tu_scratch_remove();
+}
+END_TEST
+
+/* every loss with the conv D, and DiffAugment in front: a few steps, finite */
+START_TEST(conv_losses)
+{
+    static const char *losses[] = {"wgan-gp-eps", "wgan-gp", "hinge", "lsgan"};
+    char json[1024];
+    for (int l = 0; l < 4; l++) {
+        snprintf(json, sizeof json,
+                 "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":6,"
+                 "\"image\":{\"size\":8,\"channels\":1},\"generator\":{\"bottom_width\":4,"
+                 "\"embed_dim\":24,\"depths\":[1,1],\"heads\":3,\"mlp_ratio\":2},"
+                 "\"discriminator\":{\"kind\":\"conv\",\"widths\":[3,5],\"blocks\":[1,1],"
+                 "\"down\":\"stride\",\"residual\":false,\"pool\":\"mean\"},"
+                 "\"training\":{\"loss\":\"%s\",\"d_batch\":3,\"g_batch\":2,\"n_critic\":1,"
+                 "\"diffaug\":[\"translation\",\"cutout\",\"color\"]}}",
+                 losses[l]);
+        tg_model *m;
+        OK(tg_model_create(json, 9, &m));
+        float real[3 * 64];
+        tu_fill(real, 3 * 64, -1, 1);
+        for (int i = 0; i < 3; i++) {
+            tg_train_stats st = {.struct_size = sizeof st};
+            OK(tg_train_step(m, real, 3, NULL, NULL, NULL, &st));
+            ck_assert_msg(isfinite(st.d_loss) && isfinite(st.g_loss), "%s", losses[l]);
+            ck_assert(l < 2 ? st.gp > 0 : st.gp == 0);
+        }
+        tg_model_destroy(m);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conv");
@@ -286,5 +414,10 @@ int main(void)
     tcase_add_test(tc, residual_units);
     tcase_add_test(tc, plain_units);
     suite_add_tcase(s, tc);
+    TCase *ta = tcase_create("model");
+    tcase_set_timeout(ta, 300);
+    tcase_add_test(ta, conv_model_through_the_api);
+    tcase_add_test(ta, conv_losses);
+    suite_add_tcase(s, ta);
     return tu_run(s) ? 1 : 0;
 }

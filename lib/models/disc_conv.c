@@ -1,8 +1,8 @@
 /* The convolutional discriminator (discriminator.kind "conv";
  * docs/SPECIFICATION.md "Convolutional discriminator"):
- *   image -> units (nn/convblock.c), level by level, every level but the
- *   last halving the size in its last unit -> [act] -> global sum / mean
- *   pool -> Linear -> score.
+ *   image (made channels-last) -> units (nn/convblock.c), level by level,
+ *   every level but the last halving the size in its last unit -> [act]
+ *   -> global sum / mean pool -> Linear -> score.
  * Definition, forward, backward, tangent and second-order reverse; the
  * tg_disc_* entry points (discriminator.c) dispatch here by kind.
  *
@@ -101,7 +101,8 @@ static tg_status run(tg_dnn *c, const tg_disc *d, const float *W, const float *i
     int64_t B = a->B;
     size_t am;
     scratch_floats(d, B, &am);
-    memcpy(a->cimg, img, (size_t)B * d->ch * d->S * d->S * sizeof(float));
+    /* the image (NCHW, the API's) channels-last, as the units run */
+    tg_transpose_fwd(a->cimg, img, B, d->ch, (int64_t)d->S * d->S);
     const float *x = a->cimg;
     for (int u = 0; u < d->ncb; u++) {
         if (pa)
@@ -152,13 +153,15 @@ static tg_status reverse(tg_dnn *c, const tg_disc *d, const float *W, float *G, 
                      TG_LEAKY_SLOPE);
     for (int u = d->ncb - 1; u >= 0; u--) {
         /* unit 0's input gradient is the image's: wanted only with dimg */
-        float *dx = u ? g1 : dimg;
+        float *dx = u || dimg ? g1 : NULL;
         const float *xin = u ? in->cba[u - 1].y : in->cimg, *xpr = u ? a->cba[u - 1].y : a->cimg;
         TG_TRY(tg_cblock_bwd(c, &d->cb[u], W, G, bias, B, xin, &in->cba[u], xpr, &a->cba[u], g0,
                              dx, blk));
         float *t = g0;
         g0 = g1, g1 = t;
     }
+    if (dimg) /* back to NCHW */
+        tg_transpose_fwd(dimg, g0, B, (int64_t)d->S * d->S, d->ch);
     return TG_OK;
 }
 

@@ -118,7 +118,7 @@ static tg_status run(tg_dnn *c, const tg_cblock *k, const float *W, int64_t B, c
             return TG_OK;
         }
         act(sc, a->u1, tan ? pa->u1 : NULL, n1);
-        tg_avgpool_fwd(a->y, sc, B, k->cout, k->S, 2);
+        tg_avgpool2_nhwc_fwd(a->y, sc, B, k->S, k->cout);
         return TG_OK;
     }
     const float *a0 = x;
@@ -132,7 +132,7 @@ static tg_status run(tg_dnn *c, const tg_cblock *k, const float *W, int64_t B, c
     float *u2 = k->down == DOWN_AVG ? sc : a->y;
     TG_TRY(tg_conv2d_fwd(c, &s2, u2, a->a1, W + k->c2_w, tan ? NULL : W + k->c2_b));
     if (k->down == DOWN_AVG)
-        tg_avgpool_fwd(a->y, u2, B, k->cout, k->S, 2);
+        tg_avgpool2_nhwc_fwd(a->y, u2, B, k->S, k->cout);
     if (k->sc_w == SIZE_MAX) { /* identity shortcut: same width and size */
         tg_add_inplace(a->y, x, nout);
         return TG_OK;
@@ -141,7 +141,7 @@ static tg_status run(tg_dnn *c, const tg_cblock *k, const float *W, int64_t B, c
     float *v = sc, *vp = sc + (size_t)B * k->cout * SS;
     TG_TRY(tg_conv2d_fwd(c, &ss, v, x, W + k->sc_w, tan ? NULL : W + k->sc_b));
     if (k->down) {
-        tg_avgpool_fwd(vp, v, B, k->cout, k->S, 2);
+        tg_avgpool2_nhwc_fwd(vp, v, B, k->S, k->cout);
         v = vp;
     }
     tg_add_inplace(a->y, v, nout);
@@ -174,7 +174,7 @@ tg_status tg_cblock_bwd(tg_dnn *c, const tg_cblock *k, const float *W, float *G,
     if (!k->residual) {
         const float *da = dy;
         if (k->down == DOWN_AVG) {
-            tg_avgpool_bwd(sc, dy, B, k->cout, k->S, 2);
+            tg_avgpool2_nhwc_bwd(sc, dy, B, k->S, k->cout);
             da = sc;
         }
         float *du = sc + ncs;
@@ -185,7 +185,7 @@ tg_status tg_cblock_bwd(tg_dnn *c, const tg_cblock *k, const float *W, float *G,
     float *b0 = sc, *b1 = sc + ncs, *b2 = sc + 2 * ncs, *b3 = sc + 2 * ncs + nin;
     const float *du2 = dy;
     if (k->down == DOWN_AVG) {
-        tg_avgpool_bwd(b0, dy, B, k->cout, k->S, 2);
+        tg_avgpool2_nhwc_bwd(b0, dy, B, k->S, k->cout);
         du2 = b0;
     }
     tg_conv_shape s2 = shape_c2(k, B);
@@ -208,7 +208,7 @@ tg_status tg_cblock_bwd(tg_dnn *c, const tg_cblock *k, const float *W, float *G,
     }
     const float *dv = dy;
     if (k->down) {
-        tg_avgpool_bwd(b0, dy, B, k->cout, k->S, 2);
+        tg_avgpool2_nhwc_bwd(b0, dy, B, k->S, k->cout);
         dv = b0;
     }
     tg_conv_shape ss = shape_sc(k, B);

@@ -12,7 +12,8 @@
  *
  * act is LeakyReLU(0.2); convs are 3x3 (pad 1). [down] is a 2x2 average
  * pool, or with down-sampling by stride the unit's last conv is 4x4,
- * stride 2, pad 1 (the shortcut still pools). Activations are NCHW. */
+ * stride 2, pad 1 (the shortcut still pools). Activations are channels-last
+ * (NHWC: [B, S, S, C]), the layout oneDNN's direct convolutions run on. */
 #ifndef TG_CONVBLOCK_H
 #define TG_CONVBLOCK_H
 
@@ -36,7 +37,7 @@ typedef struct tg_cblock {
 void tg_cblock_define(tg_cblock *k, tg_params *t, const char *prefix, int cin, int cout, int S,
                       int residual, int first, int down);
 
-/* What a forward keeps (for batch B), NCHW. NULL where the form has none. */
+/* What a forward keeps (for batch B), NHWC. NULL where the form has none. */
 typedef struct tg_cblock_acts {
     float *a0; /* act(x) [B, cin, S, S] (residual, not first) */
     float *u1; /* conv1 (plain: conv) output, before act */

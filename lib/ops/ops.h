@@ -103,8 +103,9 @@ tg_status tg_attention_bwd2(tg_dnn *c, float *dqkv, float *dqkvd, const float *d
                             const float *doutd, const float *qkv, const float *qkvd, int64_t B,
                             int64_t N, int64_t C, int64_t H);
 
-/* ---- 2-D convolution (ops/conv.c), NCHW activations and OIHW weights,
- * square images: x [B, cin, S, S] -> y [B, cout, So, So] with
+/* ---- 2-D convolution (ops/conv.c), channels-last (NHWC) activations and
+ * OIHW weights (PyTorch's), square images: x [B, S, S, cin] -> y [B, So, So,
+ * cout] with
  * So = (S + 2 pad - k) / stride + 1 (zero padding). Linear in x and in w, so
  * its tangent is itself without bias and its second-order reverse is two
  * backward passes (docs/SECOND_ORDER.md, "Convolutional discriminator"). */
@@ -127,8 +128,12 @@ tg_status tg_conv2d_bwd(tg_dnn *c, const tg_conv_shape *s, float *dx, float *dw,
  * u being the forward's input (dx may be dy) */
 void tg_leaky_fwd(float *y, const float *x, size_t n, float slope);
 void tg_leaky_bwd(float *dx, const float *dy, const float *u, size_t n, float slope);
-/* Global pooling: y[b, c] = sum (mean: mean) over SS positions of x[b, c, :];
- * backward writes dx. */
+/* 2x2 average pooling on NHWC [B, S, S, C] -> [B, S/2, S/2, C]; backward
+ * writes dx. */
+void tg_avgpool2_nhwc_fwd(float *y, const float *x, int64_t B, int64_t S, int64_t C);
+void tg_avgpool2_nhwc_bwd(float *dx, const float *dy, int64_t B, int64_t S, int64_t C);
+/* Global pooling of NHWC: y[b, c] = sum (mean: mean) over the SS positions
+ * of x[b, :, c]; backward writes dx. */
 void tg_gpool_fwd(float *y, const float *x, int64_t B, int64_t C, int64_t SS, int mean);
 void tg_gpool_bwd(float *dx, const float *dy, int64_t B, int64_t C, int64_t SS, int mean);
 
