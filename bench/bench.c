@@ -147,6 +147,35 @@ static int64_t block_flops(int64_t n, int64_t c, int64_t r)
     return 2 * (n * c * 3 * c + 2 * n * n * c + n * c * c + 2 * n * c * c * r);
 }
 
+/* The convolutional discriminator's (discriminator.kind "conv"): 2 x the
+ * multiply-adds of every convolution and of the head, as oracle.py flops(). */
+static int64_t conv_disc_flops(const cJSON *dd, int64_t S, int64_t cin)
+{
+    const cJSON *widths = get_obj(dd, "widths"), *blocks = get_obj(dd, "blocks");
+    const cJSON *down = cJSON_GetObjectItemCaseSensitive(dd, "down");
+    int res = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(dd, "residual"));
+    int stride = cJSON_IsString(down) && strcmp(down->valuestring, "stride") == 0;
+    int nl = cJSON_GetArraySize(widths);
+    int64_t f = 0, cout = cin;
+    for (int l = 0; l < nl; l++) {
+        cout = (int64_t)cJSON_GetArrayItem(widths, l)->valuedouble;
+        int nb = (int)cJSON_GetArrayItem(blocks, l)->valuedouble;
+        for (int j = 0; j < nb; j++) {
+            int dn = j == nb - 1 && l < nl - 1;
+            int64_t So = dn ? S / 2 : S, k = dn && stride ? 4 : 3, Sl = dn && stride ? So : S;
+            if (!res) {
+                f += 2 * cin * cout * k * k * Sl * Sl;
+            } else {
+                f += 2 * cin * cout * 9 * S * S + 2 * cout * cout * k * k * Sl * Sl;
+                if (cin != cout || dn)
+                    f += 2 * cin * cout * S * S;
+            }
+            cin = cout, S = So;
+        }
+    }
+    return f + 2 * cout;
+}
+
 /* tests/reference/oracle.py flops(): matmul FLOPs of one image's forward pass through G
  * and D, from the full descriptor JSON (defaults filled in). */
 static void model_flops(const char *desc_json, int64_t *g_flops, int64_t *d_flops)
@@ -158,9 +187,7 @@ static void model_flops(const char *desc_json, int64_t *g_flops, int64_t *d_flop
                 *im = get_obj(d, "image"), *depths = get_obj(g, "depths");
     int64_t L = get_int(d, "latent_dim"), bw = get_int(g, "bottom_width"),
             ge = get_int(g, "embed_dim"), gr = get_int(g, "mlp_ratio"),
-            size = get_int(im, "size"), ch = get_int(im, "channels"),
-            p = get_int(dd, "patch_size"), de = get_int(dd, "embed_dim"),
-            ddepth = get_int(dd, "depth"), dr = get_int(dd, "mlp_ratio");
+            size = get_int(im, "size"), ch = get_int(im, "channels");
     int ns = cJSON_GetArraySize(depths);
     if (ns < 1)
         die("descriptor: generator.depths is empty%s", "");
@@ -175,9 +202,17 @@ static void model_flops(const char *desc_json, int64_t *g_flops, int64_t *d_flop
             dim /= 4, res *= 2;
     }
     gf += 2 * res * res * dim * ch;
-    int64_t n = (size / p) * (size / p);
-    int64_t df = 2 * n * ch * p * p * de;
-    df += ddepth * block_flops(n + 1, de, dr) + 2 * de;
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(dd, "kind");
+    int64_t df = 0;
+    if (cJSON_IsString(kind) && strcmp(kind->valuestring, "conv") == 0) {
+        df = conv_disc_flops(dd, size, ch);
+    } else {
+        int64_t p = get_int(dd, "patch_size"), de = get_int(dd, "embed_dim"),
+                ddepth = get_int(dd, "depth"), dr = get_int(dd, "mlp_ratio");
+        int64_t n = (size / p) * (size / p);
+        df = 2 * n * ch * p * p * de;
+        df += ddepth * block_flops(n + 1, de, dr) + 2 * de;
+    }
     cJSON_Delete(d);
     *g_flops = gf;
     *d_flops = df;

@@ -163,8 +163,10 @@ typedef enum tg_info {
                                       caller's OpenMP maximum), since 0.1.0 */
     TG_INFO_SAMPLING_ONLY = 12,    /* 1 if loaded with TG_LOAD_SAMPLING_ONLY,
                                       since 0.1.0 */
-    TG_INFO_PRECISION = 13         /* the inference precision in effect
+    TG_INFO_PRECISION = 13,        /* the inference precision in effect
                                       (tg_precision), since 0.1.0 */
+    TG_INFO_D_KIND = 15            /* discriminator.kind: 0 "transformer",
+                                      1 "conv", since 0.1.0 */
 } tg_info;
 
 /* Read one fact into *value. Statuses: INVALID_ARGUMENT. Since 0.1.0. */

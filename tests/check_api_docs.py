@@ -445,6 +445,16 @@ def library_defaults(build):
         return None
     d = json.loads(lib.tg_model_descriptor(m).decode())
     lib.tg_model_destroy(m)
+    # the conv discriminator's keys (its full descriptor names them, and the
+    # kind, only for kind "conv"): documented with their defaults too
+    st = lib.tg_model_create(b'{"format": "transgan", "format_version": 1, '
+                             b'"discriminator": {"kind": "conv"}}', 1, ctypes.byref(m))
+    if st != 0:
+        return None
+    conv = json.loads(lib.tg_model_descriptor(m).decode())["discriminator"]
+    lib.tg_model_destroy(m)
+    for k, v in conv.items():
+        d["discriminator"].setdefault(k, "transformer" if k == "kind" else v)
     return d
 
 

@@ -13,7 +13,8 @@
 #include "transgan.h"
 
 
-static const char *fixtures[] = {"tiny-ln", "gray-relbias-tanh", "rgba-locality", "rgb-sr"};
+static const char *fixtures[] = {"tiny-ln",  "gray-relbias-tanh", "rgba-locality",
+                                 "rgb-sr",   "conv-res",          "conv-plain-stride"};
 #define NFIX (sizeof fixtures / sizeof *fixtures)
 
 static double rel_l2(const float *a, const float *b, size_t n)

@@ -481,6 +481,39 @@ static const struct {
      "training.locality.schedule[0][1]: must be a non-negative integer (got null)"},
     {H("'training':{'locality':{'stages':[0],'schedule':[[1,2000000]]}}"),
      "training.locality.schedule[0][1]: must be a non-negative integer <= 1048576"},
+    /* discriminator.kind "conv" */
+    {H("'discriminator':{'kind':'cnn'}"),
+     "discriminator.kind: must be one of \"transformer\", \"conv\" (got \"cnn\")"},
+    {H("'discriminator':{'kind':'conv','patch_size':4}"),
+     "discriminator.patch_size: only with discriminator.kind \"transformer\" (this one is \"conv\")"},
+    {H("'discriminator':{'widths':[64]}"),
+     "discriminator.widths: only with discriminator.kind \"conv\" (this one is \"transformer\")"},
+    {H("'discriminator':{'kind':'transformer','pool':'sum'}"),
+     "discriminator.pool: only with discriminator.kind \"conv\""},
+    {H("'discriminator':{'kind':'conv','batchnorm':true}"), "unknown key 'discriminator.batchnorm'"},
+    {H("'discriminator':{'kind':'conv','widths':[]}"), "discriminator.widths: must have 1 to 8 entries (got 0)"},
+    {H("'discriminator':{'kind':'conv','widths':64}"),
+     "discriminator.widths: must be an array of positive integers (got 64)"},
+    {H("'discriminator':{'kind':'conv','widths':[64,0,1]}"),
+     "discriminator.widths[1]: must be a positive integer (got 0)"},
+    {H("'discriminator':{'kind':'conv','widths':[64,5000,1]}"),
+     "discriminator.widths[1]: must be a positive integer <= 4096 (got 5000)"},
+    {H("'discriminator':{'kind':'conv','widths':[64,64]}"),
+     "discriminator.blocks: must have one entry per level, as many as discriminator.widths (2; got 3)"},
+    {H("'discriminator':{'kind':'conv','blocks':[1,1.5,1]}"),
+     "discriminator.blocks[1]: must be a positive integer (got 1.5)"},
+    {H("'discriminator':{'kind':'conv','blocks':[1,1,65]}"),
+     "discriminator.blocks[2]: must be a positive integer <= 64 (got 65)"},
+    {H("'discriminator':{'kind':'conv','down':'maxpool'}"),
+     "discriminator.down: must be one of \"avgpool\", \"stride\" (got \"maxpool\")"},
+    {H("'discriminator':{'kind':'conv','residual':1}"),
+     "discriminator.residual: must be true or false (got 1)"},
+    {H("'discriminator':{'kind':'conv','pool':'max'}"),
+     "discriminator.pool: must be one of \"sum\", \"mean\" (got \"max\")"},
+    {H("'image':{'size':12},'generator':{'bottom_width':3},"
+       "'discriminator':{'kind':'conv','widths':[8,8,8,8],'blocks':[1,1,1,1]}"),
+     "discriminator.widths: 4 levels halve the image 3 times, so image.size must be divisible by 8 "
+     "(got 12)"},
     /* malformed JSON: line and column of the offending byte */
     {"", "descriptor: empty"},
     {" \n\t\r\n ", "descriptor: empty"},
@@ -552,6 +585,10 @@ static const char *const rt_cases[] = {
     H("'training':{'ema':{'half_life_kimg':0.333333333333333314829616256247,'warmup':1e-300},"
       "'loss':'hinge','gp_weight':-0.0}"),
     H("'image':{'size':16},'generator':{'bottom_width':16,'depths':[3]}"),
+    H("'discriminator':{'kind':'conv'}"),
+    H("'image':{'size':6,'channels':1},'generator':{'bottom_width':3,'depths':[1,1],'embed_dim':16},"
+      "'discriminator':{'kind':'conv','widths':[3,5],'blocks':[2,1],'down':'stride',"
+      "'residual':false,'pool':'mean'}"),
 };
 
 START_TEST(round_trip)
@@ -639,6 +676,51 @@ START_TEST(writer_shape)
 END_TEST
 
 /* The writer does not depend on LC_NUMERIC (JSON has only '.'). */
+/* The conv D's section: its own keys only, in this order; its defaults
+ * (AutoGAN's discriminator); a transformer descriptor says nothing of kind. */
+START_TEST(conv_kind)
+{
+    static const char *const disc_k[] = {"kind", "widths", "blocks", "down", "residual", "pool"};
+    tg_desc d;
+    parse_ok(H("'discriminator':{'kind':'conv'}"), &d);
+    ck_assert_int_eq(d.d.kind, TG_DISC_CONV);
+    ck_assert_int_eq(d.d.nlevels, 3);
+    ck_assert_int_eq(d.d.widths[0], 128);
+    ck_assert_int_eq(d.d.widths[2], 128);
+    ck_assert_int_eq(d.d.blocks[0], 1);
+    ck_assert_int_eq(d.d.blocks[1], 1);
+    ck_assert_int_eq(d.d.blocks[2], 2);
+    ck_assert_int_eq(d.d.down, TG_DOWN_AVGPOOL);
+    ck_assert_int_eq(d.d.residual, 1);
+    ck_assert_int_eq(d.d.pool, TG_POOL_SUM);
+    char *s = tg_desc_to_json(&d);
+    ck_assert_ptr_nonnull(s);
+    cJSON *r = cJSON_Parse(s);
+    ck_assert_ptr_nonnull(r);
+    const cJSON *o = cJSON_GetObjectItem(r, "discriminator");
+    check_keys(o, disc_k, 6);
+    ck_assert_str_eq(cJSON_GetObjectItem(o, "kind")->valuestring, "conv");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(o, "residual")));
+    cJSON_Delete(r);
+    free(s);
+    tg_desc_free(&d);
+    /* a given widths replaces the default list whole */
+    parse_ok(H("'discriminator':{'kind':'conv','widths':[7,9],'blocks':[2,3]}"), &d);
+    ck_assert_int_eq(d.d.nlevels, 2);
+    ck_assert_int_eq(d.d.widths[1], 9);
+    ck_assert_int_eq(d.d.widths[2], 0);
+    ck_assert_int_eq(d.d.blocks[1], 3);
+    ck_assert_int_eq(d.d.blocks[2], 0);
+    tg_desc_free(&d);
+    parse_ok("{" HDR "}", &d);
+    ck_assert_int_eq(d.d.kind, TG_DISC_TRANSFORMER);
+    s = tg_desc_to_json(&d);
+    ck_assert_ptr_null(strstr(s, "\"kind\""));
+    free(s);
+    tg_desc_free(&d);
+}
+END_TEST
+
 START_TEST(writer_locale)
 {
     const char *locs[] = {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8"};
@@ -761,6 +843,7 @@ int main(void)
     tcase_add_loop_test(tc, round_trip, 0, (int)(sizeof rt_cases / sizeof rt_cases[0]));
     tcase_add_test(tc, writer_shape);
     tcase_add_test(tc, writer_locale);
+    tcase_add_test(tc, conv_kind);
     tcase_add_test(tc, models_parse);
     tcase_add_test(tc, models_sizes);
     suite_add_tcase(s, tc);

@@ -24,6 +24,47 @@ static const char *desc_pn =
     "\"discriminator\":{\"patch_size\":3,\"embed_dim\":10,\"depth\":1,\"heads\":2,\"mlp_ratio\":2},"
     "\"training\":{\"locality\":{\"stages\":[1],\"schedule\":[[5,1]]}}}";
 
+/* the convolutional discriminator (discriminator.kind "conv"): every form
+ * of unit (residual and plain; down-sampling by pool and by stride; 1x1 and
+ * identity shortcuts), sum and mean pooling, odd widths */
+static const char *desc_cres =
+    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":5,"
+    "\"image\":{\"size\":8,\"channels\":3},"
+    "\"generator\":{\"bottom_width\":4,\"embed_dim\":24,\"depths\":[1,1],\"heads\":3,\"mlp_ratio\":2},"
+    "\"discriminator\":{\"kind\":\"conv\",\"widths\":[4,6],\"blocks\":[1,2]}}";
+static const char *desc_cres_stride =
+    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":5,"
+    "\"image\":{\"size\":8,\"channels\":1},"
+    "\"generator\":{\"bottom_width\":4,\"embed_dim\":24,\"depths\":[1,1],\"heads\":3,\"mlp_ratio\":2},"
+    "\"discriminator\":{\"kind\":\"conv\",\"widths\":[5,5,3],\"blocks\":[1,1,1],"
+    "\"down\":\"stride\",\"pool\":\"mean\"}}";
+static const char *desc_cplain =
+    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":6,"
+    "\"image\":{\"size\":6,\"channels\":1},"
+    "\"generator\":{\"bottom_width\":3,\"embed_dim\":20,\"depths\":[1,1],\"heads\":5,\"mlp_ratio\":2},"
+    "\"discriminator\":{\"kind\":\"conv\",\"widths\":[4,5],\"blocks\":[2,1],\"residual\":false}}";
+static const char *desc_cplain_stride =
+    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":5,"
+    "\"image\":{\"size\":8,\"channels\":4},"
+    "\"generator\":{\"bottom_width\":4,\"embed_dim\":24,\"depths\":[1,1],\"heads\":3,\"mlp_ratio\":2},"
+    "\"discriminator\":{\"kind\":\"conv\",\"widths\":[4,6],\"blocks\":[1,1],\"down\":\"stride\","
+    "\"residual\":false,\"pool\":\"mean\"}}";
+
+/* Which side of every LeakyReLU kink a conv D's activations are on (0 for
+ * the transformer D, which is smooth): differences across a kink are not
+ * derivatives (tu_gradcheck_pl). */
+static uint64_t disc_sig(const tg_disc *d, const tg_disc_acts *a)
+{
+    uint64_t h = 0;
+    for (int u = 0; d->kind == TG_DISC_CONV && u < d->ncb; u++) {
+        const tg_cblock *k = &d->cb[u];
+        int64_t S1 = !k->residual && k->down == TG_DOWN_STRIDE + 1 ? k->S / 2 : k->S;
+        h = tu_sign_hash(h, a->cba[u].u1, (size_t)(a->B * k->cout * S1 * S1));
+        h = tu_sign_hash(h, a->cba[u].y, (size_t)(a->B * k->cout * k->So * k->So));
+    }
+    return h;
+}
+
 static tg_model *make(const char *json)
 {
     tg_model *m;
@@ -43,6 +84,12 @@ static void d_f(void *p, float *y)
     OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dnet.w, c->img, y, &c->a, 1));
 }
 
+static uint64_t d_sig(void *p)
+{
+    dctx *c = p;
+    return disc_sig(&c->m->disc, &c->a);
+}
+
 static void check_disc(const char *json, int64_t B)
 {
     dctx c = {make(json), NULL, {0}};
@@ -54,10 +101,13 @@ static void check_disc(const char *json, int64_t B)
           *dimg = calloc(npx, 4);
     d_f(&c, y);
     OK(tg_disc_bwd(m->dnn, &m->disc, m->dnet.w, G, &c.a, r, dimg));
-    tu_gradcheck("D d/dimage", d_f, &c, c.img, npx, r, B, dimg, 150, 1e-2f, 2e-3, 2e-2);
+    /* (the conv D is piecewise linear: a smaller step, fewer kinks crossed) */
+    float eps = m->disc.kind == TG_DISC_CONV ? 1e-3f : 1e-2f;
+    tu_gradcheck_pl("D d/dimage", d_f, d_sig, &c, c.img, npx, r, B, dimg, 150, eps, 2e-3, 2e-2);
     for (size_t i = 0; i < m->disc.P.count; i++) {
         const tg_param *p = &m->disc.P.p[i];
-        tu_gradcheck(p->name, d_f, &c, m->dnet.w + p->off, p->n, r, B, G + p->off, 12, 1e-2f, 2e-3, 2e-2);
+        tu_gradcheck_pl(p->name, d_f, d_sig, &c, m->dnet.w + p->off, p->n, r, B, G + p->off, 12, eps,
+                        2e-3, 2e-2);
     }
     tg_disc_acts_free(&c.a);
     free(c.img), free(r), free(y), free(G), free(dimg);
@@ -68,6 +118,15 @@ static void check_disc(const char *json, int64_t B)
 START_TEST(disc_grad_b1) { check_disc(desc_ln, 1); }
 END_TEST
 START_TEST(disc_grad_b3) { check_disc(desc_ln, 3); check_disc(desc_pn, 2); }
+END_TEST
+START_TEST(conv_disc_grad)
+{
+    check_disc(desc_cres, 1);
+    check_disc(desc_cres, 3);
+    check_disc(desc_cres_stride, 2);
+    check_disc(desc_cplain, 2);
+    check_disc(desc_cplain_stride, 3);
+}
 END_TEST
 
 /* ------------------------------------------- discriminator, second order */
@@ -87,6 +146,12 @@ static void d0_f(void *p, float *y)
     OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dnet.w, c->img, y, &c->a, 1));
 }
 
+static uint64_t d2_sig(void *p)
+{
+    d2ctx *c = p;
+    return disc_sig(&c->m->disc, &c->a);
+}
+
 static void check_disc2(const char *json, int64_t B)
 {
     d2ctx c = {make(json), NULL, NULL, NULL, {0}, {0}};
@@ -97,18 +162,30 @@ static void check_disc2(const char *json, int64_t B)
     OK(tg_disc_acts_alloc(&m->disc, B, &c.a));
     OK(tg_disc_acts_alloc(&m->disc, B, &c.ta));
     float sd[8], sp[8], sm[8], num[8], *keep = malloc(npx * 4);
-    d2_f(&c, sd);
-    /* the tangent equals the directional derivative of the scores */
-    memcpy(keep, c.img, npx * 4);
-    for (size_t i = 0; i < npx; i++)
-        c.img[i] = keep[i] + 1e-2f * c.imgd[i];
-    d0_f(&c, sp);
-    for (size_t i = 0; i < npx; i++)
-        c.img[i] = keep[i] - 1e-2f * c.imgd[i];
-    d0_f(&c, sm);
-    memcpy(c.img, keep, npx * 4);
+    int conv = m->disc.kind == TG_DISC_CONV;
+    float eps = conv ? 1e-3f : 1e-2f;
+    /* the tangent equals the directional derivative of the scores (for the
+     * piecewise-linear conv D at a point with no kink within the step) */
+    for (int tries = 0;; tries++) {
+        ck_assert_msg(tries < 4, "every point drawn is near a kink");
+        d2_f(&c, sd);
+        uint64_t base = d2_sig(&c);
+        memcpy(keep, c.img, npx * 4);
+        for (size_t i = 0; i < npx; i++)
+            c.img[i] = keep[i] + eps * c.imgd[i];
+        d0_f(&c, sp);
+        int kink = d2_sig(&c) != base;
+        for (size_t i = 0; i < npx; i++)
+            c.img[i] = keep[i] - eps * c.imgd[i];
+        d0_f(&c, sm);
+        kink |= d2_sig(&c) != base;
+        memcpy(c.img, keep, npx * 4);
+        if (!kink)
+            break;
+        tu_fill(c.img, npx, -1, 1);
+    }
     for (int64_t i = 0; i < B; i++)
-        num[i] = (sp[i] - sm[i]) / 2e-2f;
+        num[i] = (sp[i] - sm[i]) / (2 * eps);
     tu_assert_close(sd, num, (size_t)B, 2e-3, 2e-2);
     /* the weight gradient of sum r * tangent, by differences in every tensor */
     float *r = tu_rand((size_t)B, -1, 1), *G = calloc(m->disc.P.total, 4);
@@ -116,8 +193,12 @@ static void check_disc2(const char *json, int64_t B)
     OK(tg_disc_bwd2(m->dnn, &m->disc, m->dnet.w, G, &c.a, &c.ta, r));
     for (size_t i = 0; i < m->disc.P.count; i++) {
         const tg_param *p = &m->disc.P.p[i];
-        tu_gradcheck(p->name, d2_f, &c, m->dnet.w + p->off, p->n, r, (size_t)B, G + p->off, 12, 1e-2f,
-                     2e-3, 3e-2);
+        tu_gradcheck_pl(p->name, d2_f, d2_sig, &c, m->dnet.w + p->off, p->n, r, (size_t)B,
+                        G + p->off, 12, eps, 2e-3, 3e-2);
+        if (conv && strstr(p->name, ".bias")) /* the tangent does not depend on biases */
+            for (size_t j = 0; j < p->n; j++)
+                ck_assert_msg(G[p->off + j] == 0.0f, "%s: a bias with a second-order gradient",
+                              p->name);
     }
     tg_disc_acts_free(&c.a);
     tg_disc_acts_free(&c.ta);
@@ -127,6 +208,14 @@ static void check_disc2(const char *json, int64_t B)
 }
 
 START_TEST(disc_second_order) { check_disc2(desc_ln, 1); check_disc2(desc_ln, 3); check_disc2(desc_pn, 2); }
+END_TEST
+START_TEST(conv_disc_second_order)
+{
+    check_disc2(desc_cres, 3);
+    check_disc2(desc_cres_stride, 2);
+    check_disc2(desc_cplain, 2);
+    check_disc2(desc_cplain_stride, 1);
+}
 END_TEST
 
 /* ---------------------------------------------------------------- generator */
@@ -190,5 +279,12 @@ int main(void)
     tcase_add_test(tc, gen_grad_relbias_mask);
     tcase_add_test(tc, gen_grad_sr);
     suite_add_tcase(s, tc);
+    /* the conv D: five networks, two passes each, at a smaller step (more
+     * probes straddle no kink); its own, longer timeout for sanitizer builds */
+    TCase *tv = tcase_create("conv");
+    tcase_set_timeout(tv, 900);
+    tcase_add_test(tv, conv_disc_grad);
+    tcase_add_test(tv, conv_disc_second_order);
+    suite_add_tcase(s, tv);
     return tu_run(s) ? 1 : 0;
 }

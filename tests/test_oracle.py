@@ -96,6 +96,16 @@ def test_draws_are_in_range():
     ({"training": {"ada": {"kimg": 0}}}, "training.ada.kimg"),
     ({"training": {"ada": {"interval": 0}}}, "training.ada.interval"),
     ({"training": {"ada": {}, "diffaug": []}}, "training.ada"),
+    ({"discriminator": {"kind": "cnn"}}, "discriminator.kind"),
+    ({"discriminator": {"kind": "conv", "depth": 2}}, "discriminator.depth"),
+    ({"discriminator": {"widths": [8]}}, "discriminator.widths"),
+    ({"discriminator": {"kind": "conv", "widths": [8, 8]}}, "discriminator.blocks"),
+    ({"discriminator": {"kind": "conv", "widths": [8, 0, 8]}}, "discriminator.widths[1]"),
+    ({"discriminator": {"kind": "conv", "down": "max"}}, "discriminator.down"),
+    ({"discriminator": {"kind": "conv", "residual": 1}}, "discriminator.residual"),
+    ({"image": {"size": 12}, "generator": {"bottom_width": 3},
+      "discriminator": {"kind": "conv", "widths": [8] * 4, "blocks": [1] * 4}},
+     "discriminator.widths"),
 ])
 def test_descriptor_errors_name_the_key(body, path):
     with pytest.raises(O.DescriptorError, match="^" + path.replace("[", r"\[").replace("]", r"\]")):
@@ -106,6 +116,15 @@ def test_descriptor_defaults():
     d = O.load_descriptor(dict(BASE, training={"ema": {"warmup": 0.2}}))
     assert d["training"]["ema"] == {"half_life_kimg": 500, "warmup": 0.2}
     assert d["generator"] == O.DEFAULTS["generator"]
+
+
+def test_conv_descriptor_defaults():
+    """kind "conv" alone: AutoGAN's discriminator; the transformer's section has no kind."""
+    d = O.load_descriptor(dict(BASE, discriminator={"kind": "conv"}))
+    assert d["discriminator"] == O.CONV_DEFAULTS
+    assert "kind" not in O.load_descriptor(dict(BASE))["discriminator"]
+    assert "kind" not in O.load_descriptor(dict(BASE, discriminator={"kind": "transformer"}))[
+        "discriminator"]
 
 
 def test_penalty_gradient_is_second_order():

@@ -33,6 +33,17 @@ static const char *SWEEP_JSON =
     "\"embed_dim\":8,\"depth\":1,\"heads\":2,\"mlp_ratio\":1},\"training\":{\"loss\":\"wgan-gp\","
     "\"n_critic\":1,\"g_batch\":2,\"d_batch\":2,\"diffaug\":[\"translation\",\"cutout\"],"
     "\"sr_aux_weight\":0.5,\"locality\":{\"stages\":[2],\"schedule\":[[100,1]]}}}";
+/* The same with the convolutional discriminator (residual units, a 1x1
+ * shortcut, pool down-sampling): its model, activations, primitives and
+ * convolution temporaries fail cleanly too. */
+static const char *SWEEP_CONV_JSON =
+    "{\"format\":\"transgan\",\"format_version\":1,\"name\":\"sweep\",\"image\":{\"size\":8,"
+    "\"channels\":1},\"latent_dim\":4,\"generator\":{\"bottom_width\":2,\"embed_dim\":16,"
+    "\"depths\":[1,1,1],\"heads\":1,\"mlp_ratio\":1},\"discriminator\":{\"kind\":\"conv\","
+    "\"widths\":[3,4],\"blocks\":[1,1]},\"training\":{\"loss\":\"wgan-gp\","
+    "\"n_critic\":1,\"g_batch\":2,\"d_batch\":2,\"diffaug\":[\"translation\",\"cutout\"],"
+    "\"sr_aux_weight\":0.5,\"locality\":{\"stages\":[2],\"schedule\":[[100,1]]}}}";
+static const char *g_sweep_json; /* the sweep's descriptor: one of the two */
 #define SW_PX 64 /* 1 x 8 x 8 */
 #define SW_L 4
 #define SW_B 2
@@ -192,12 +203,12 @@ static void sequence(long k, seq_out *o)
     tg_status st;
     arm(k);
 
-    st = tg_model_create(SWEEP_JSON, 1, &m);
+    st = tg_model_create(g_sweep_json, 1, &m);
     if (st != TG_OK) {
         FAILS_OOM(st);
         ck_assert_ptr_null(m);
         pause_gate();
-        OK(tg_model_create(SWEEP_JSON, 1, &m));
+        OK(tg_model_create(g_sweep_json, 1, &m));
         resume_gate();
     }
 
@@ -304,8 +315,9 @@ static void sequence(long k, seq_out *o)
     tg_model_destroy(m2);
 }
 
-START_TEST(allocation_failure_sweep)
+static void sweep(const char *json)
 {
+    g_sweep_json = json;
     seq_out ref = {0};
     sequence(-1, &ref);
     long k = 0, failed = 0;
@@ -339,6 +351,10 @@ START_TEST(allocation_failure_sweep)
     ck_assert_msg(failed > 100, "only %ld allocations in the sequence", failed);
     printf("allocation_failure_sweep: %ld allocations failed in turn\n", failed);
 }
+
+START_TEST(allocation_failure_sweep) { sweep(SWEEP_JSON); }
+END_TEST
+START_TEST(allocation_failure_sweep_conv) { sweep(SWEEP_CONV_JSON); }
 END_TEST
 
 /* ------------------------------------------------ cJSON's allocations */
@@ -701,6 +717,7 @@ int main(void)
     tcase_add_checked_fixture(sw, setup, teardown);
     tcase_set_timeout(sw, 900);
     tcase_add_test(sw, allocation_failure_sweep);
+    tcase_add_test(sw, allocation_failure_sweep_conv);
     suite_add_tcase(s, sw);
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -19,7 +19,7 @@
 static const char *fixtures[] = {"sgd-wgan-gp-eps", "sgd-wgan-gp", "sgd-hinge",
                                  "sgd-lsgan",       "sgd-mtct",    "sgd-locality",
                                  "sgd-gray-pixelnorm", "sgd-clip", "adam-recipe",
-                                 "adam-clip"};
+                                 "adam-clip", "sgd-conv-res", "sgd-conv-plain"};
 #define NFIX (int)(sizeof fixtures / sizeof *fixtures)
 
 static float *get(const tg_st_file *f, const char *name, size_t *n)
@@ -359,15 +359,38 @@ static void gp_f(void *p, float *y)
     y[0] = (float)(c->m->desc.t.gp_weight * gp);
 }
 
-START_TEST(penalty_gradient_with_diffaug)
+static const char *desc_small_conv =
+    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":7,"
+    "\"image\":{\"size\":8,\"channels\":3},"
+    "\"generator\":{\"bottom_width\":4,\"embed_dim\":24,\"depths\":[1,1],\"heads\":3,\"mlp_ratio\":2},"
+    "\"discriminator\":{\"kind\":\"conv\",\"widths\":[4,5],\"blocks\":[1,2]},"
+    "\"training\":{\"d_batch\":3,\"g_batch\":4,\"n_critic\":2,\"g_lr\":0.001,\"d_lr\":0.001,"
+    "\"seed\":99}}";
+
+/* the side of every LeakyReLU kink of the conv D at the penalty's points:
+ * the penalty (a norm of the input gradient) jumps where one flips */
+static uint64_t gp_sig(void *p)
 {
-    /* _i 0: every op on every image; 1: training.diffaug_p 0.5, a draw in
-     * which some images skip some ops */
-    double p = _i ? 0.5 : 1.0;
-    /* the exact second-order gradient of gp_weight * GP(aug(xh)) against
-     * central differences in every D tensor, for one draw of all three ops */
+    gp_ctx *c = p;
+    const tg_disc *d = &c->m->disc;
+    const tg_disc_acts *a = &c->m->trainer->da;
+    uint64_t h = 0;
+    for (int u = 0; d->kind == TG_DISC_CONV && u < d->ncb; u++) {
+        const tg_cblock *k = &d->cb[u];
+        h = tu_sign_hash(h, a->cba[u].u1, (size_t)(a->B * k->cout * k->S * k->S));
+        h = tu_sign_hash(h, a->cba[u].y, (size_t)(a->B * k->cout * k->So * k->So));
+    }
+    return h;
+}
+
+/* the exact second-order gradient of gp_weight * GP(aug(xh)) against
+ * central differences in every D tensor, for one draw of all three ops */
+/* p 1: every op on every image; 0.5 (training.diffaug_p): a draw in which
+ * some images skip some ops */
+static void check_penalty(const char *desc, float eps, double p)
+{
     tg_model *m;
-    OK(tg_model_create(desc_small, 3, &m));
+    OK(tg_model_create(desc, 3, &m));
     OK(tg_trainer_make(m));
     tu_seed(5);
     tu_fill(m->dnet.w, m->disc.P.total, -0.3f, 0.3f);
@@ -391,13 +414,17 @@ START_TEST(penalty_gradient_with_diffaug)
     ck_assert(gp > 0);
     for (size_t i = 0; i < m->disc.P.count; i++) {
         const tg_param *p = &m->disc.P.p[i];
-        tu_gradcheck(p->name, gp_f, &c, m->dnet.w + p->off, p->n, &one, 1, G + p->off, 10, 1e-2f,
-                     2e-3, 3e-2);
+        tu_gradcheck_pl(p->name, gp_f, gp_sig, &c, m->dnet.w + p->off, p->n, &one, 1, G + p->off, 10,
+                        eps, 2e-3, 3e-2);
     }
     tg_aug_free(&aug);
     free(c.xh), free(G);
     tg_model_destroy(m);
 }
+
+START_TEST(penalty_gradient_with_diffaug) { check_penalty(desc_small, 1e-2f, _i ? 0.5 : 1.0); }
+END_TEST
+START_TEST(penalty_gradient_conv) { check_penalty(desc_small_conv, 3e-4f, _i ? 0.5 : 1.0); }
 END_TEST
 
 int main(void)
@@ -412,6 +439,7 @@ int main(void)
     tcase_add_test(td, deterministic_and_resumable);
     tcase_add_test(td, nonfinite_step_changes_nothing);
     tcase_add_loop_test(td, penalty_gradient_with_diffaug, 0, 2);
+    tcase_add_loop_test(td, penalty_gradient_conv, 0, 2);
     tcase_add_test(td, ada_adapts_and_resumes);
     suite_add_tcase(s, td);
     return tu_run(s) ? 1 : 0;

@@ -46,7 +46,7 @@ NAMES = sorted(os.path.basename(p)[:-len(".delta.safetensors")]
 SUFFIXES = (".json", ".init.safetensors", ".io.safetensors", ".after.safetensors",
             ".delta.safetensors")
 RTOL = 1e-6            # relative L2, per tensor
-MAX_BYTES = 1_500_000
+MAX_BYTES = 1_600_000     # 1.5 MB, plus the two conv-D fixtures (150 kB)
 
 
 def _path(name, suffix):
@@ -144,7 +144,7 @@ def test_fixture_is_consistent(name):
         assert (io["stats.gp"] == 0).all()
     # every parameter moves, except those whose gradient vanishes identically
     still = sorted(k for k, v in delta.items() if not v.any())
-    allowed = (["discriminator.head.bias", "discriminator.norm.bias"]
+    allowed = ([k for k in ("discriminator.head.bias", "discriminator.norm.bias") if k in params]
                if t["loss"] == "wgan-gp" else [])
     assert still == allowed
     # the float32 delta agrees with the float32 checkpoints to their rounding

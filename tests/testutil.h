@@ -35,6 +35,18 @@ void tu_gradcheck(const char *what, tu_fn f, void *ctx, float *x, size_t nx, con
                   size_t ny, const float *grad, size_t max_probe, float eps, double atol,
                   double rtol);
 
+/* The same for piecewise-linear functions (LeakyReLU networks): `sig`
+ * returns a signature of the kinks' side (a hash of the signs of every
+ * activation's input) after the last call of f. A probe whose +eps or -eps
+ * evaluation changed it straddles a kink, where there is no derivative to
+ * compare with: it is skipped, and at most half of the probes may be. */
+typedef uint64_t (*tu_sig)(void *ctx);
+void tu_gradcheck_pl(const char *what, tu_fn f, tu_sig sig, void *ctx, float *x, size_t nx,
+                     const float *r, size_t ny, const float *grad, size_t max_probe, float eps,
+                     double atol, double rtol);
+/* A running hash of the signs of x[n] (for tu_sig functions). */
+uint64_t tu_sign_hash(uint64_t h, const float *x, size_t n);
+
 /* Fails the test if the library built any primitive on a reference kernel. */
 void tu_assert_no_ref(void);
 

@@ -132,6 +132,7 @@ TG_API tg_status tg_model_info(const tg_model *m, tg_info key, int64_t *value)
     case TG_INFO_THREADS: v = m->threads; break;
     case TG_INFO_SAMPLING_ONLY: v = m->sampling_only; break;
     case TG_INFO_PRECISION: v = m->precision; break;
+    case TG_INFO_D_KIND: v = m->desc.d.kind; break;
     default: return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_info: unknown key %d", (int)key);
     }
     *value = v;

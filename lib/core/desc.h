@@ -16,6 +16,10 @@ enum tg_loss_kind { TG_LOSS_WGAN_GP_EPS = 0, TG_LOSS_WGAN_GP = 1, TG_LOSS_HINGE 
 enum tg_optim_kind { TG_OPTIM_ADAM = 0, TG_OPTIM_SGD = 1 };
 enum tg_ema_kind { TG_EMA_NONE = 0, TG_EMA_HALF_LIFE = 1, TG_EMA_BETA = 2 };
 enum tg_aug_kind { TG_AUG_TRANSLATION = 0, TG_AUG_CUTOUT = 1, TG_AUG_COLOR = 2 };
+/* discriminator.kind (TG_INFO_D_KIND reports it) */
+enum tg_disc_kind { TG_DISC_TRANSFORMER = 0, TG_DISC_CONV = 1 };
+enum tg_down_kind { TG_DOWN_AVGPOOL = 0, TG_DOWN_STRIDE = 1 };
+enum tg_pool_kind { TG_POOL_SUM = 0, TG_POOL_MEAN = 1 };
 
 typedef struct tg_desc {
     char *name;                 /* owned; "" by default */
@@ -33,6 +37,14 @@ typedef struct tg_desc {
     } g;
     struct {
         int patch_size, embed_dim, depth, heads, mlp_ratio; /* 4, 384, 7, 4, 4 */
+        /* kind "conv" (docs/SPECIFICATION.md "Convolutional discriminator") */
+        int kind;               /* enum tg_disc_kind */
+        int nlevels;            /* length of widths */
+        int widths[TG_MAX_STAGES];  /* [128, 128, 128] */
+        int blocks[TG_MAX_STAGES];  /* [1, 1, 2] */
+        int down;               /* enum tg_down_kind */
+        int residual;           /* 1 */
+        int pool;               /* enum tg_pool_kind */
     } d;
     struct {
         int loss;               /* enum tg_loss_kind */

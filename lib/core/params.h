@@ -19,7 +19,7 @@ typedef struct tg_param {
     char name[96];
     size_t off, n;
     int ndim;
-    int64_t shape[3];
+    int64_t shape[4]; /* up to 4 dims (conv weights: out, in, kh, kw) */
     int init;
     double bound;
 } tg_param;

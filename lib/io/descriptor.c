@@ -17,6 +17,8 @@
 #define MAX_DEPTH 1024
 #define MAX_IMAGE 1024
 #define MAX_MLP 64
+#define MAX_CONV_WIDTH 4096         /* discriminator.widths[i] */
+#define MAX_CONV_BLOCKS 64          /* discriminator.blocks[i] */
 #define MAX_BIG (1 << 20)           /* latent_dim, batches, n_critic, radius */
 #define DESC_MAX_NESTING 16         /* a descriptor is 4 levels deep */
 #define MAX_EXACT 9007199254740992.0 /* 2^53: the largest exactly representable integer range */
@@ -26,6 +28,9 @@ static const char *const output_names[] = {"linear", "tanh"};
 static const char *const loss_names[] = {"wgan-gp-eps", "wgan-gp", "hinge", "lsgan"};
 static const char *const optim_names[] = {"adam", "sgd"};
 static const char *const aug_names[] = {"translation", "cutout", "color"};
+static const char *const dkind_names[] = {"transformer", "conv"};
+static const char *const down_names[] = {"avgpool", "stride"};
+static const char *const pool_names[] = {"sum", "mean"};
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* ------------------------------------------------------------ messages */
@@ -245,7 +250,12 @@ static const char *const root_keys[] = {"format", "format_version", "name", "ima
 static const char *const image_keys[] = {"size", "channels"};
 static const char *const gen_keys[] = {"bottom_width", "embed_dim", "depths", "heads", "mlp_ratio",
                                        "norm", "relative_position_bias", "output"};
-static const char *const disc_keys[] = {"patch_size", "embed_dim", "depth", "heads", "mlp_ratio"};
+static const char *const disc_keys[] = {"patch_size", "embed_dim", "depth", "heads", "mlp_ratio",
+                                        "kind", "widths", "blocks", "down", "residual", "pool"};
+/* which of them each kind takes (the rest are an error, not silently unused) */
+static const char *const disc_transformer_keys[] = {"patch_size", "embed_dim", "depth", "heads",
+                                                    "mlp_ratio"};
+static const char *const disc_conv_keys[] = {"widths", "blocks", "down", "residual", "pool"};
 static const char *const train_keys[] = {
     "loss", "gp_weight", "drift_weight", "optimizer", "g_lr", "d_lr", "beta1", "beta2",
     "adam_eps", "n_critic", "g_batch", "d_batch", "grad_clip", "ema", "diffaug",
@@ -263,6 +273,11 @@ static void set_defaults(tg_desc *d)
     d->g.heads = 4, d->g.mlp_ratio = 4;
     d->g.norm = TG_NORM_LAYERNORM, d->g.rel_bias = 0, d->g.output = TG_OUTPUT_LINEAR;
     d->d.patch_size = 4, d->d.embed_dim = 384, d->d.depth = 7, d->d.heads = 4, d->d.mlp_ratio = 4;
+    d->d.kind = TG_DISC_TRANSFORMER;
+    /* the conv D's defaults: AutoGAN's / SNGAN's CIFAR-10 discriminator */
+    d->d.nlevels = 3, d->d.widths[0] = d->d.widths[1] = d->d.widths[2] = 128;
+    d->d.blocks[0] = d->d.blocks[1] = 1, d->d.blocks[2] = 2;
+    d->d.down = TG_DOWN_AVGPOOL, d->d.residual = 1, d->d.pool = TG_POOL_SUM;
     d->t.loss = TG_LOSS_WGAN_GP_EPS;
     d->t.gp_weight = 10.0, d->t.drift_weight = 0.001;
     d->t.optimizer = TG_OPTIM_ADAM;
@@ -333,16 +348,79 @@ static tg_status parse_generator(const cJSON *g, tg_desc *d)
     return TG_OK;
 }
 
+/* An array of 1 to TG_MAX_STAGES integers in [1, hi] (discriminator.widths, .blocks). */
+static tg_status get_int_array(const cJSON *obj, const char *prefix, const char *key, int hi,
+                               int *vals, int *n)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!a)
+        return TG_OK;
+    char path[PATH_MAX_LEN];
+    join(path, prefix, key);
+    if (!cJSON_IsArray(a))
+        return bad(path, "must be an array of positive integers", a);
+    int len = cJSON_GetArraySize(a);
+    if (len < 1 || len > TG_MAX_STAGES)
+        return tg_fail(TG_ERR_DESCRIPTOR, "%s: must have 1 to %d entries (got %d)", path,
+                       TG_MAX_STAGES, len);
+    int i = 0;
+    for (const cJSON *e = a->child; e; e = e->next, i++) {
+        char ip[PATH_MAX_LEN];
+        double x;
+        index_path(ip, path, i);
+        TG_TRY(want_int(e, ip, 1, hi, &x));
+        vals[i] = (int)x;
+    }
+    for (; i < TG_MAX_STAGES; i++) /* no stale default past the end */
+        vals[i] = 0;
+    *n = len;
+    return TG_OK;
+}
+
+static int in_list(const char *key, const char *const *keys, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(key, keys[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static tg_status parse_discriminator(const cJSON *s, tg_desc *d)
 {
     if (!s)
         return TG_OK;
     const char *p = "discriminator";
+    TG_TRY(get_enum(s, p, "kind", dkind_names, NELEM(dkind_names), &d->d.kind));
+    /* a key of the other kind would be silently ignored: refuse it */
+    for (const cJSON *c = s->child; c; c = c->next) {
+        int conv = d->d.kind == TG_DISC_CONV;
+        if (conv ? in_list(c->string, disc_transformer_keys, NELEM(disc_transformer_keys))
+                 : in_list(c->string, disc_conv_keys, NELEM(disc_conv_keys)))
+            return tg_fail(TG_ERR_DESCRIPTOR,
+                           "discriminator.%s: only with discriminator.kind \"%s\" (this one is \"%s\")",
+                           c->string, dkind_names[!conv], dkind_names[conv]);
+    }
     TG_TRY(get_int(s, p, "patch_size", 1, MAX_IMAGE, &d->d.patch_size));
     TG_TRY(get_int(s, p, "embed_dim", 1, MAX_DIM, &d->d.embed_dim));
     TG_TRY(get_int(s, p, "depth", 1, MAX_DEPTH, &d->d.depth));
     TG_TRY(get_int(s, p, "heads", 1, MAX_DIM, &d->d.heads));
     TG_TRY(get_int(s, p, "mlp_ratio", 1, MAX_MLP, &d->d.mlp_ratio));
+    int nw = d->d.nlevels, nb = d->d.nlevels;
+    TG_TRY(get_int_array(s, p, "widths", MAX_CONV_WIDTH, d->d.widths, &nw));
+    TG_TRY(get_int_array(s, p, "blocks", MAX_CONV_BLOCKS, d->d.blocks, &nb));
+    if (nw != nb)
+        return tg_fail(TG_ERR_DESCRIPTOR,
+                       "discriminator.blocks: must have one entry per level, as many as "
+                       "discriminator.widths (%d; got %d)", nw, nb);
+    d->d.nlevels = nw;
+    TG_TRY(get_enum(s, p, "down", down_names, NELEM(down_names), &d->d.down));
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(s, "residual");
+    if (r) {
+        if (!cJSON_IsBool(r))
+            return bad("discriminator.residual", "must be true or false", r);
+        d->d.residual = cJSON_IsTrue(r) ? 1 : 0;
+    }
+    TG_TRY(get_enum(s, p, "pool", pool_names, NELEM(pool_names), &d->d.pool));
     return TG_OK;
 }
 
@@ -537,10 +615,18 @@ static tg_status check_shapes(const tg_desc *d)
                            "generator.heads: must divide every stage's dim; stage %d has dim %d (got %d)",
                            s, c, d->g.heads);
     }
-    if (d->image_size % d->d.patch_size)
+    if (d->d.kind == TG_DISC_CONV) {
+        /* every level but the last halves the image */
+        int div = 1 << (d->d.nlevels - 1);
+        if (d->image_size % div)
+            return tg_fail(TG_ERR_DESCRIPTOR,
+                           "discriminator.widths: %d levels halve the image %d times, so image.size "
+                           "must be divisible by %d (got %d)",
+                           d->d.nlevels, d->d.nlevels - 1, div, d->image_size);
+    } else if (d->image_size % d->d.patch_size)
         return tg_fail(TG_ERR_DESCRIPTOR, "discriminator.patch_size: must divide image.size %d (got %d)",
                        d->image_size, d->d.patch_size);
-    if (d->d.heads > d->d.embed_dim || d->d.embed_dim % d->d.heads)
+    else if (d->d.heads > d->d.embed_dim || d->d.embed_dim % d->d.heads)
         return tg_fail(TG_ERR_DESCRIPTOR,
                        "discriminator.heads: must divide discriminator.embed_dim %d (got %d)",
                        d->d.embed_dim, d->d.heads);
@@ -724,7 +810,20 @@ char *tg_desc_to_json(const tg_desc *d)
         add(&w, o, "relative_position_bias", cJSON_CreateBool(d->g.rel_bias != 0));
         add_str(&w, o, "output", output_names[d->g.output == TG_OUTPUT_TANH]);
     }
-    if ((o = add(&w, root, "discriminator", cJSON_CreateObject()))) {
+    if ((o = add(&w, root, "discriminator", cJSON_CreateObject())) && d->d.kind == TG_DISC_CONV) {
+        /* the kind is written only when it is not the default, so a
+         * transformer model's descriptor is what it always was */
+        add_str(&w, o, "kind", dkind_names[TG_DISC_CONV]);
+        if ((a = add(&w, o, "widths", cJSON_CreateArray())))
+            for (int i = 0; i < d->d.nlevels && i < TG_MAX_STAGES; i++)
+                add_int(&w, a, NULL, d->d.widths[i]);
+        if ((a = add(&w, o, "blocks", cJSON_CreateArray())))
+            for (int i = 0; i < d->d.nlevels && i < TG_MAX_STAGES; i++)
+                add_int(&w, a, NULL, d->d.blocks[i]);
+        add_str(&w, o, "down", down_names[d->d.down == TG_DOWN_STRIDE]);
+        add(&w, o, "residual", cJSON_CreateBool(d->d.residual != 0));
+        add_str(&w, o, "pool", pool_names[d->d.pool == TG_POOL_MEAN]);
+    } else if (o) {
         add_int(&w, o, "patch_size", d->d.patch_size);
         add_int(&w, o, "embed_dim", d->d.embed_dim);
         add_int(&w, o, "depth", d->d.depth);

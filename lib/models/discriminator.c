@@ -8,6 +8,8 @@
 
 tg_status tg_disc_define(tg_disc *d, const tg_desc *desc)
 {
+    if (desc->d.kind == TG_DISC_CONV)
+        return tg_cdisc_define(d, desc);
     memset(d, 0, sizeof *d);
     d->ch = desc->channels;
     d->S = desc->image_size;
@@ -48,12 +50,15 @@ tg_status tg_disc_define(tg_disc *d, const tg_desc *desc)
 void tg_disc_free(tg_disc *d)
 {
     free(d->blocks);
+    free(d->cb);
     tg_params_free(&d->P);
     memset(d, 0, sizeof *d);
 }
 
 tg_status tg_disc_acts_alloc(const tg_disc *d, int64_t B, tg_disc_acts *a)
 {
+    if (d->kind == TG_DISC_CONV)
+        return tg_cdisc_acts_alloc(d, B, a);
     memset(a, 0, sizeof *a);
     size_t T1 = (size_t)(d->T - 1), M = (size_t)B * d->T, C = (size_t)d->C;
     size_t total = 0;
@@ -90,6 +95,7 @@ tg_status tg_disc_acts_alloc(const tg_disc *d, int64_t B, tg_disc_acts *a)
 void tg_disc_acts_free(tg_disc_acts *a)
 {
     free(a->blk);
+    free(a->cba);
     free(a->buf);
     memset(a, 0, sizeof *a);
 }
@@ -97,6 +103,8 @@ void tg_disc_acts_free(tg_disc_acts *a)
 tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
                       float *scores, tg_disc_acts *a, int training)
 {
+    if (d->kind == TG_DISC_CONV) /* keeps its activations either way */
+        return tg_cdisc_fwd(c, d, W, img, scores, a);
     int64_t B = a->B, T = d->T, T1 = T - 1, C = d->C;
     tg_patches_fwd(a->tok, img, B, d->ch, d->S, d->p);
     TG_TRY(tg_linear_fwd(c, a->emb, a->tok, W + d->pe_w, W + d->pe_b, B * T1, d->F, C));
@@ -118,6 +126,8 @@ tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *
 tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
                       const float *dscores, float *dimg)
 {
+    if (d->kind == TG_DISC_CONV)
+        return tg_cdisc_bwd(c, d, W, G, a, dscores, dimg);
     int64_t B = a->B, T = d->T, T1 = T - 1, C = d->C, M = B * T;
     float *dx = a->scratch, *dtok = dx + M * C, *blk = dtok + (size_t)B * T1 * TG_MAX(d->F, C);
     float *dxn = blk, *dxc = blk + B * C; /* used before the blocks need blk */
@@ -155,6 +165,8 @@ tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_
 tg_status tg_disc_jvp(tg_dnn *c, const tg_disc *d, const float *W, const tg_disc_acts *a,
                       tg_disc_acts *ta, const float *imgd, float *scoresd)
 {
+    if (d->kind == TG_DISC_CONV)
+        return tg_cdisc_jvp(c, d, W, a, ta, imgd, scoresd);
     int64_t B = a->B, T = d->T, T1 = T - 1, C = d->C;
     ta->B = B;
     tg_patches_fwd(ta->tok, imgd, B, d->ch, d->S, d->p);
@@ -174,6 +186,8 @@ tg_status tg_disc_jvp(tg_dnn *c, const tg_disc *d, const float *W, const tg_disc
 tg_status tg_disc_bwd2(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
                        const tg_disc_acts *ta, const float *dscoresd)
 {
+    if (d->kind == TG_DISC_CONV)
+        return tg_cdisc_bwd2(c, d, W, G, a, ta, dscoresd);
     int64_t B = a->B, T = d->T, T1 = T - 1, C = d->C, M = B * T;
     size_t tokf = (size_t)B * T1 * TG_MAX(d->F, C);
     float *dx = a->scratch, *dxd = dx + M * C, *tmp = dxd + M * C, *blk = tmp + tokf;

@@ -9,6 +9,7 @@
 
 #include "../core/desc.h"
 #include "../nn/block.h"
+#include "../nn/convblock.h"
 #include "../core/rng.h"
 #include "../core/params.h"
 #include "state.h"
@@ -67,6 +68,12 @@ typedef struct tg_disc {
     int ch, S, p, grid, T, C, F, depth;
     size_t pe_w, pe_b, cls, pos, norm_g, norm_b, head_w, head_b;
     tg_block *blocks;
+    /* kind "conv" (models/disc_conv.c): its units, the last one's width and
+     * size, pooling; head_w/head_b are its Linear head */
+    int kind;              /* enum tg_disc_kind */
+    int ncb, cres, cpool;  /* units; residual; enum tg_pool_kind */
+    int cC, cS;            /* width and size of the last unit's output */
+    tg_cblock *cb;
 } tg_disc;
 
 typedef struct tg_disc_acts {
@@ -80,6 +87,10 @@ typedef struct tg_disc_acts {
     float *scratch;
     float *buf;
     size_t floats;
+    /* kind "conv": per unit activations; the input image, the head's
+     * activation input h (= the last unit's output when plain) and pooled g */
+    tg_cblock_acts *cba;
+    float *cimg, *ch, *cg;
 } tg_disc_acts;
 
 tg_status tg_disc_define(tg_disc *d, const tg_desc *desc);
@@ -106,6 +117,19 @@ tg_status tg_disc_jvp(tg_dnn *c, const tg_disc *d, const float *W, const tg_disc
  * the exact second-order gradient of the gradient penalty. Uses a's scratch. */
 tg_status tg_disc_bwd2(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
                        const tg_disc_acts *ta, const float *dscoresd);
+
+/* The convolutional discriminator (models/disc_conv.c): the same contract
+ * as the tg_disc_* functions above, which dispatch to these by kind. */
+tg_status tg_cdisc_define(tg_disc *d, const tg_desc *desc);
+tg_status tg_cdisc_acts_alloc(const tg_disc *d, int64_t B, tg_disc_acts *a);
+tg_status tg_cdisc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
+                       float *scores, tg_disc_acts *a);
+tg_status tg_cdisc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
+                       const float *dscores, float *dimg);
+tg_status tg_cdisc_jvp(tg_dnn *c, const tg_disc *d, const float *W, const tg_disc_acts *a,
+                       tg_disc_acts *ta, const float *imgd, float *scoresd);
+tg_status tg_cdisc_bwd2(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
+                        const tg_disc_acts *ta, const float *dscoresd);
 
 /* ------------------------------------------------------------------ model */
 struct tg_model {

@@ -68,6 +68,8 @@ enum tg_tmp_slot {
     TG_TMP_ATT_PB = 4,  /* second-order reverse: adjoint of P */
     TG_TMP_LN = 5,      /* LayerNorm backward: dgamma, dbeta before they are added */
     TG_TMP_BF16 = 6,    /* bf16 path: a Linear's input rounded to bf16 */
+    TG_TMP_CONV = 7,    /* convolution backward: db before it is added */
+    TG_TMP_CONV_W = 8,  /* convolution: weights (their gradient) in oneDNN's layout */
     TG_TMP_SLOTS
 };
 /* A temporary buffer of at least `n` floats in `slot`; grows (the only

@@ -106,6 +106,40 @@ tg_status tg_attention_bwd2(tg_dnn *c, float *dqkv, float *dqkvd, const float *d
                             const float *doutd, const float *qkv, const float *qkvd, int64_t B,
                             int64_t N, int64_t C, int64_t H);
 
+/* ---- 2-D convolution (ops/conv.c), channels-last (NHWC) activations and
+ * OIHW weights (PyTorch's), square images: x [B, S, S, cin] -> y [B, So, So,
+ * cout] with
+ * So = (S + 2 pad - k) / stride + 1 (zero padding). Linear in x and in w, so
+ * its tangent is itself without bias and its second-order reverse is two
+ * backward passes (docs/SECOND_ORDER.md, "Convolutional discriminator"). */
+typedef struct tg_conv_shape {
+    int64_t B, cin, cout, S, k, stride, pad;
+} tg_conv_shape;
+static inline int64_t tg_conv_out(const tg_conv_shape *s)
+{
+    return (s->S + 2 * s->pad - s->k) / s->stride + 1;
+}
+/* y = conv(x, w) (+ b[cout] if b) */
+tg_status tg_conv2d_fwd(tg_dnn *c, const tg_conv_shape *s, float *y, const float *x,
+                        const float *w, const float *b);
+/* dx = conv^T(dy, w) (written; skipped when NULL); dw += the weight
+ * gradient from x and dy, db += dy summed over B and positions (each
+ * skipped when NULL) */
+tg_status tg_conv2d_bwd(tg_dnn *c, const tg_conv_shape *s, float *dx, float *dw, float *db,
+                        const float *dy, const float *x, const float *w);
+/* LeakyReLU y = x > 0 ? x : slope x; backward dx = dy * (u > 0 ? 1 : slope),
+ * u being the forward's input (dx may be dy) */
+void tg_leaky_fwd(float *y, const float *x, size_t n, float slope);
+void tg_leaky_bwd(float *dx, const float *dy, const float *u, size_t n, float slope);
+/* 2x2 average pooling on NHWC [B, S, S, C] -> [B, S/2, S/2, C]; backward
+ * writes dx. */
+void tg_avgpool2_nhwc_fwd(float *y, const float *x, int64_t B, int64_t S, int64_t C);
+void tg_avgpool2_nhwc_bwd(float *dx, const float *dy, int64_t B, int64_t S, int64_t C);
+/* Global pooling of NHWC: y[b, c] = sum (mean: mean) over the SS positions
+ * of x[b, :, c]; backward writes dx. */
+void tg_gpool_fwd(float *y, const float *x, int64_t B, int64_t C, int64_t SS, int mean);
+void tg_gpool_bwd(float *dx, const float *dy, int64_t B, int64_t C, int64_t SS, int mean);
+
 /* ---- data movement (C loops) */
 /* y[i] += x[i] (residual add; its backward passes the gradient to both) */
 void tg_add_inplace(float *y, const float *x, size_t n);

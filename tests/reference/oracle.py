@@ -64,6 +64,13 @@ DEFAULTS = {
                  "locality": None, "seed": 12345},
 }
 
+# discriminator.kind "conv" (docs/SPECIFICATION.md "Convolutional discriminator"):
+# its section replaces the transformer's keys; "kind" is in the full descriptor
+# only for this kind (a transformer model's descriptor is what it always was)
+CONV_DEFAULTS = {"kind": "conv", "widths": [128, 128, 128], "blocks": [1, 1, 2],
+                 "down": "avgpool", "residual": True, "pool": "sum"}
+LEAKY_SLOPE = 0.2
+
 LOSSES = ("wgan-gp-eps", "wgan-gp", "hinge", "lsgan")
 AUG_OPS = ("translation", "cutout", "color")
 
@@ -118,8 +125,27 @@ def _check_values(d):
         _fail("generator.relative_position_bias", "must be true or false",
               g["relative_position_bias"])
     _choice(g["output"], "generator.output", ("linear", "tanh"))
-    for k in DEFAULTS["discriminator"]:
-        _int(dd[k], "discriminator." + k, 1)
+    conv = is_conv(d)
+    if conv:
+        for key, hi in (("widths", 4096), ("blocks", 64)):
+            v = dd[key]
+            if not isinstance(v, list):
+                _fail("discriminator." + key, "must be an array of positive integers", v)
+            if not 1 <= len(v) <= 8:
+                _fail("discriminator." + key, "must have 1 to 8 entries", len(v))
+            for i, x in enumerate(v):
+                if _int(x, f"discriminator.{key}[{i}]", 1) > hi:
+                    _fail(f"discriminator.{key}[{i}]", f"must be a positive integer <= {hi}", x)
+        if len(dd["blocks"]) != len(dd["widths"]):
+            _fail("discriminator.blocks", "must have one entry per level, as many as "
+                  "discriminator.widths", len(dd["blocks"]))
+        _choice(dd["down"], "discriminator.down", ("avgpool", "stride"))
+        if not isinstance(dd["residual"], bool):
+            _fail("discriminator.residual", "must be true or false", dd["residual"])
+        _choice(dd["pool"], "discriminator.pool", ("sum", "mean"))
+    else:
+        for k in DEFAULTS["discriminator"]:
+            _int(dd[k], "discriminator." + k, 1)
     _choice(t["loss"], "training.loss", LOSSES)
     _choice(t["optimizer"], "training.optimizer", ("adam", "sgd"))
     for k in ("gp_weight", "drift_weight", "g_lr", "d_lr", "grad_clip", "sr_aux_weight"):
@@ -189,10 +215,16 @@ def _check_values(d):
         if c % g["heads"]:
             _fail("generator.heads", f"must divide every stage's dim; stage {s} has dim {c}",
                   g["heads"])
-    if im["size"] % dd["patch_size"]:
+    if conv:
+        div = 2 ** (len(dd["widths"]) - 1)
+        if im["size"] % div:
+            _fail("discriminator.widths", f"{len(dd['widths'])} levels halve the image "
+                  f"{len(dd['widths']) - 1} times, so image.size must be divisible by {div}",
+                  im["size"])
+    elif im["size"] % dd["patch_size"]:
         _fail("discriminator.patch_size", f"must divide image.size {im['size']}",
               dd["patch_size"])
-    if dd["embed_dim"] % dd["heads"]:
+    elif dd["embed_dim"] % dd["heads"]:
         _fail("discriminator.heads", f"must divide discriminator.embed_dim {dd['embed_dim']}",
               dd["heads"])
     if t["sr_aux_weight"] > 0 and n < 2:
@@ -223,6 +255,9 @@ def load_descriptor(src):
         if isinstance(DEFAULTS[key], dict):          # a section: merged key by key
             if not isinstance(value, dict):
                 _fail(key, "must be an object", value)
+            if key == "discriminator":
+                full[key] = _disc_section(value)
+                continue
             for k, v in value.items():
                 if k not in DEFAULTS[key]:
                     _fail(f"{key}.{k}", "unknown key")
@@ -231,6 +266,35 @@ def load_descriptor(src):
             full[key] = value
     _check_values(full)
     return full
+
+
+def _disc_section(value):
+    """The full discriminator section of a given one: the transformer's keys, or
+    with "kind": "conv" the conv D's (a key of the other kind is an error)."""
+    kind = value.get("kind", "transformer")
+    _choice(kind, "discriminator.kind", ("transformer", "conv"))
+    dflt = CONV_DEFAULTS if kind == "conv" else DEFAULTS["discriminator"]
+    other = DEFAULTS["discriminator"] if kind == "conv" else CONV_DEFAULTS
+    out = copy.deepcopy(dflt)
+    for k, v in value.items():
+        if k == "kind":
+            continue
+        if k in other:
+            _fail(f"discriminator.{k}", f'only with discriminator.kind '
+                  f'"{"transformer" if kind == "conv" else "conv"}"')
+        if k not in dflt:
+            _fail(f"discriminator.{k}", "unknown key")
+        out[k] = v
+    return out
+
+
+def is_conv(d):
+    return d["discriminator"].get("kind") == "conv"
+
+
+def section_defaults(d, key):
+    """The defaults of section key for descriptor d (the conv D's for kind "conv")."""
+    return CONV_DEFAULTS if key == "discriminator" and is_conv(d) else DEFAULTS[key]
 
 
 def stage_dims(d):
@@ -293,6 +357,9 @@ def parameter_table(d):
     _linear(out, "generator.to_rgb", dims[-1], ch)
     if has_sr(d):
         _linear(out, "generator.sr_embed", ch, dims[1])
+    if is_conv(d):
+        _conv_disc_params(out, d)
+        return out
     p, C = dd["patch_size"], dd["embed_dim"]
     n = (d["image"]["size"] // p) ** 2
     # a Conv2d(kernel = stride = p) in the paper: xavier uniform with fan_out = C p p
@@ -306,6 +373,43 @@ def parameter_table(d):
     out.append(("discriminator.norm.bias", (C,), ("zero",)))
     _linear(out, "discriminator.head", C, 1, init=("trunc",))
     return out
+
+
+def conv_units(d):
+    """[(name, cin, cout, S, first, down)] of the conv D's units; down is None,
+    "avgpool" or "stride"."""
+    dd = d["discriminator"]
+    cin, S, out = d["image"]["channels"], d["image"]["size"], []
+    L = len(dd["widths"])
+    for lvl, (w, nb) in enumerate(zip(dd["widths"], dd["blocks"])):
+        for j in range(nb):
+            down = dd["down"] if (j == nb - 1 and lvl < L - 1) else None
+            out.append((f"discriminator.levels.{lvl}.blocks.{j}", cin, w, S, not out, down))
+            cin, S = w, S // 2 if down else S
+    return out
+
+
+def _conv(out, name, cout, cin, k, gain):
+    bound = gain * math.sqrt(6.0 / ((cin + cout) * k * k))     # xavier uniform
+    out.append((name + ".weight", (cout, cin, k, k), ("uniform", bound)))
+    out.append((name + ".bias", (cout,), ("zero",)))
+
+
+def _conv_disc_params(out, d):
+    res = d["discriminator"]["residual"]
+    g2 = math.sqrt(2.0)
+    for pre, cin, cout, S, first, down in conv_units(d):
+        klast = 4 if down == "stride" else 3
+        if not res:
+            _conv(out, pre + ".conv", cout, cin, klast, g2)
+            continue
+        _conv(out, pre + ".conv1", cout, cin, 3, g2)
+        _conv(out, pre + ".conv2", cout, cout, klast, g2)
+        if cin != cout or down:
+            _conv(out, pre + ".shortcut", cout, cin, 1, 1.0)
+    C = d["discriminator"]["widths"][-1]
+    out.append(("discriminator.head.weight", (1, C), ("uniform", math.sqrt(6.0 / (C + 1)))))
+    out.append(("discriminator.head.bias", (1,), ("zero",)))
 
 
 def _trunc_normal(shape, gen, std=0.02, lo=-2.0, hi=2.0):
@@ -450,6 +554,8 @@ class Model:
     # ---- discriminator
     def discriminate(self, img):
         """images [B, C, S, S] -> raw scores [B]."""
+        if is_conv(self.d):
+            return self.discriminate_conv(img)
         dd = self.d["discriminator"]
         B, ch, S, _ = img.shape
         p = dd["patch_size"]
@@ -462,6 +568,38 @@ class Model:
             x = self.block(f"discriminator.blocks.{b}", x, dd["heads"], True)
         x = layer_norm(x[:, 0], self.P["discriminator.norm.weight"], self.P["discriminator.norm.bias"])
         return self.linear("discriminator.head", x).reshape(B)
+
+    def discriminate_conv(self, img):
+        """The convolutional discriminator (docs/SPECIFICATION.md): units, [act],
+        global sum / mean pool, Linear head."""
+        dd = self.d["discriminator"]
+        P = self.P
+
+        def conv(name, x, stride=1, pad=1):
+            return F.conv2d(x, P[name + ".weight"], P[name + ".bias"], stride=stride, padding=pad)
+
+        def act(x):
+            return F.leaky_relu(x, LEAKY_SLOPE)
+
+        x = img
+        for pre, cin, cout, S, first, down in conv_units(self.d):
+            last = dict(stride=2, pad=1) if down == "stride" else {}
+            if not dd["residual"]:
+                x = act(conv(pre + ".conv", x, **last))
+                x = F.avg_pool2d(x, 2) if down == "avgpool" else x
+                continue
+            h = conv(pre + ".conv2", act(conv(pre + ".conv1", x if first else act(x))), **last)
+            h = F.avg_pool2d(h, 2) if down == "avgpool" else h
+            if pre + ".shortcut.weight" in P:
+                sc = conv(pre + ".shortcut", x, pad=0)
+                sc = F.avg_pool2d(sc, 2) if down else sc
+            else:
+                sc = x
+            x = h + sc
+        if dd["residual"]:
+            x = act(x)
+        g = x.sum((2, 3)) if dd["pool"] == "sum" else x.mean((2, 3))
+        return self.linear("discriminator.head", g).reshape(img.shape[0])
 
 # ================================================================ safetensors
 # docs/CHECKPOINT.md; read and written with struct + numpy
@@ -806,9 +944,21 @@ def flops(d):
     gf += sum(depth * block_flops(widths[s] ** 2, dims[s], g["mlp_ratio"])
               for s, depth in enumerate(g["depths"]))
     gf += 2 * widths[-1] ** 2 * dims[-1] * im["channels"]
-    n = (im["size"] // dd["patch_size"]) ** 2
-    df = 2 * n * im["channels"] * dd["patch_size"] ** 2 * dd["embed_dim"]
-    df += dd["depth"] * block_flops(n + 1, dd["embed_dim"], dd["mlp_ratio"]) + 2 * dd["embed_dim"]
+    if is_conv(d):                      # 2 x multiply-adds of every conv and the head
+        df, res = 2 * dd["widths"][-1], dd["residual"]
+        for pre, cin, cout, S, first, down in conv_units(d):
+            So = S // 2 if down else S
+            klast, Sl = (4, So) if down == "stride" else (3, S)
+            if not res:
+                df += 2 * cin * cout * klast ** 2 * Sl ** 2
+                continue
+            df += 2 * cin * cout * 9 * S * S + 2 * cout * cout * klast ** 2 * Sl ** 2
+            if cin != cout or down:
+                df += 2 * cin * cout * S * S
+    else:
+        n = (im["size"] // dd["patch_size"]) ** 2
+        df = 2 * n * im["channels"] * dd["patch_size"] ** 2 * dd["embed_dim"]
+        df += dd["depth"] * block_flops(n + 1, dd["embed_dim"], dd["mlp_ratio"]) + 2 * dd["embed_dim"]
     count = {"generator": 0, "discriminator": 0}
     for name, shape, _ in parameter_table(d):
         count[name.split(".")[0]] += math.prod(shape)

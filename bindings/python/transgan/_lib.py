@@ -76,6 +76,7 @@ class Info(enum.IntEnum):
     THREADS = 11
     SAMPLING_ONLY = 12
     PRECISION = 13
+    D_KIND = 15
 
 
 class TransGANError(Exception):
