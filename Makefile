@@ -277,7 +277,8 @@ blender-test: blender-addon
 	@T=$$(mktemp -d); trap 'rm -rf "$$T"' EXIT; \
 	BLENDER_USER_SCRIPTS=$$T/scripts OMP_NUM_THREADS=2 blender -b --factory-startup \
 	    --python-exit-code 1 --python bindings/blender/tests/blender_test.py -- \
-	    $(B)/transgan_blender.zip models/pretrained/fmnist-mid.safetensors 2>&1 | \
+	    $(B)/transgan_blender.zip models/pretrained/fmnist-mid.safetensors \
+	    tests/fixtures/cond-ln.safetensors 2>&1 | \
 	    tee $$T/log | grep -E "^(FAILED|blender:|Traceback)"; \
 	grep -q "^blender: [0-9]* passed, 0 failed" $$T/log
 
