@@ -1,7 +1,7 @@
 /* generate.c - sample images from a trained model.
  *
  *   generate CKPT.safetensors [--n N] [--seed S] [--raw] [--png OUT.png] [--npy OUT.npy]
- *            [--grid COLS] [--class NAME|K|rows]
+ *            [--grid COLS] [--class NAME|K|rows|cycle]
  *
  * --n      images to sample (default 64)
  * --seed   seed of the latent vectors (default 1; train's sample grids use seed 1
@@ -15,7 +15,9 @@
  *          model's class_names) or number K; "rows": one class per grid row
  *          (row r shows class r modulo the class count; with --n and --grid
  *          unset, one row of 8 per class). Without it each latent picks its
- *          own class (tg_generate_labels with NULL labels).
+ *          own class (tg_generate_labels with NULL labels). "cycle": image i
+ *          of class i modulo the class count (for bench/fid's class report:
+ *          its targets are numpy's arange(N) % K).
  *
  * A descriptor (.json) works too: its freshly initialised weights.
  */
@@ -36,7 +38,7 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: generate CKPT.safetensors [--n N] [--seed S] [--raw] [--png OUT.png]\n"
-               "                [--npy OUT.npy] [--grid COLS] [--class NAME|K|rows]\n");
+               "                [--npy OUT.npy] [--grid COLS] [--class NAME|K|rows|cycle]\n");
 }
 
 static double now(void)
@@ -117,10 +119,10 @@ int main(int argc, char **argv)
     int64_t K;
     check(tg_model_info(m, TG_INFO_NUM_CLASSES, &K), "tg_model_info");
     int32_t fixed = -1; /* one class for all images */
-    int rows = cls && !strcmp(cls, "rows");
+    int rows = cls && !strcmp(cls, "rows"), cycle = cls && !strcmp(cls, "cycle");
     if (cls && K == 0)
         die("--class %s: the model is unconditional (num_classes = 0)", cls);
-    if (cls && !rows) {
+    if (cls && !rows && !cycle) {
         for (int64_t k = 0; k < K && fixed < 0; k++)
             if (tg_model_class_name(m, k) && !strcmp(tg_model_class_name(m, k), cls))
                 fixed = (int32_t)k;
@@ -151,7 +153,9 @@ int main(int argc, char **argv)
         while (grid * grid < n)
             grid++; /* io_write_png_grid's default: ceil(sqrt(n)) */
     for (size_t i = 0; lab && i < n; i++)
-        lab[i] = rows ? (int32_t)((i / grid) % (size_t)K) : fixed;
+        lab[i] = rows    ? (int32_t)((i / grid) % (size_t)K)
+                 : cycle ? (int32_t)(i % (size_t)K)
+                         : fixed;
     /* all z at once, so image i does not depend on the chunking */
     check(tg_latent_sample(m, seed, (size_t)n, z, (size_t)n * (size_t)L), "tg_latent_sample");
     double t0 = now();
