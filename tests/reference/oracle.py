@@ -24,6 +24,11 @@ that check them and bench/peer_bench.py use it.  Command line:
   oracle.py train-step   DESC.json CKPT.safetensors --real r.npy --zd zd.npy
                          [--zg zg.npy] [--alpha a.npy] [--steps K] --out OUT.safetensors
 
+Class-conditional descriptors (num_classes > 0) take the classes as integer
+.npy files: --labels (generate: of z; discriminate: of the images, which adds
+the projection term; train-step: of the real batch) and, for train-step,
+--fake-d and --fake-g (the fakes' classes; required there).
+
 (.npy arrays are float32, images NCHW in [-1, 1]; --double computes in float64.)
 Needs torch (1.13) and numpy only: run it with /usr/bin/python3.
 """
@@ -867,6 +872,9 @@ def main(argv=None):
     ap.add_argument("--alpha")
     ap.add_argument("--steps", type=int, default=1)
     ap.add_argument("--double", action="store_true")
+    ap.add_argument("--labels", help="conditional models: classes (integer .npy)")
+    ap.add_argument("--fake-d", help="train-step, conditional: the D update's fake classes")
+    ap.add_argument("--fake-g", help="train-step, conditional: the G update's fake classes")
     a = ap.parse_args(argv)
     d = load_descriptor(a.descriptor)
     if a.cmd == "flops":
@@ -884,18 +892,23 @@ def main(argv=None):
     def arr(path):
         return torch.from_numpy(np.load(path)).to(dt)
 
+    def ints(path):
+        return None if path is None else torch.from_numpy(np.load(path).astype(np.int64))
+
     with torch.no_grad():
         if a.cmd == "generate":
             model = st.ema_model() if a.ema else st.model
-            np.save(a.out, model.generate(arr(a.z), locality_masks(d, a.g_step)).float().numpy())
+            np.save(a.out, model.generate(arr(a.z), locality_masks(d, a.g_step),
+                                          ints(a.labels)).float().numpy())
         elif a.cmd == "discriminate":
-            np.save(a.out, st.model.discriminate(arr(a.images)).float().numpy())
+            np.save(a.out, st.model.discriminate(arr(a.images), ints(a.labels)).float().numpy())
     if a.cmd == "train-step":
         real, zd = arr(a.real), arr(a.zd)
         zg = arr(a.zg) if a.zg else None
         alpha = arr(a.alpha) if a.alpha else None
         for _ in range(a.steps):
-            print(json.dumps(train_step(st, real, zd, zg, alpha)))
+            print(json.dumps(train_step(st, real, zd, zg, alpha, labels=ints(a.labels),
+                                        fake_d=ints(a.fake_d), fake_g=ints(a.fake_g))))
         st.save(a.out)
     return 0
 
