@@ -295,6 +295,12 @@ example-test: examples
 	t '! $(EXB)/train --model tests/data/tiny-train.json --data $(EX_NO_FMNIST) --out $$T/x 2> $$T/nofm.txt && grep -q "Debian package dataset-fashion-mnist" $$T/nofm.txt'; \
 	t '! $(EX_PY)/train_folder.py --model tests/data/tiny-train.json --data $(EX_NO_FMNIST) --out $$T/x 2> $$T/nofm.txt && grep -q "Debian package dataset-fashion-mnist" $$T/nofm.txt'; \
 	t 'mkdir $$T/odd && cp $$T/pngs/a.png $$T/odd/a.png && echo text > $$T/odd/b.png && $(EX_PY)/sample_grid.py $$T/run/checkpoint.safetensors --n 1 --scale 2 --out $$T/odd/c.png && $(EXB)/train --model tests/data/tiny-train.json --data $$T/odd --steps 1 --every 0 --out $$T/odd-run 2> $$T/odd.txt && grep -q "b.png.: it is not a PNG image" $$T/odd.txt && grep -q "1 of 2 images are not 32x32 (.c.png. is 64x64); they were resized to 32x32" $$T/odd.txt'; \
+	t '$(EXB)/train --model tests/data/tiny-cond.json --data fmnist --limit 200 --steps 3 --every 0 --out $$T/cond > $$T/cond.txt && grep -q "^train: classes from .*train-labels-idx1" $$T/cond.txt && test -s $$T/cond/samples_3.png'; \
+	t '$(EXB)/generate $$T/cond/checkpoint.safetensors --class sneaker --n 4 --png $$T/sneaker.png && test -s $$T/sneaker.png && $(EXB)/generate $$T/cond/checkpoint.safetensors --class rows --npy $$T/rows.npy > $$T/rows.txt && grep -q "^generate: 80 images" $$T/rows.txt'; \
+	t '! $(EXB)/generate $$T/cond/checkpoint.safetensors --class sock 2> $$T/sock.txt && grep -q "sock is not a class of .* 7=sneaker" $$T/sock.txt'; \
+	t 'mkdir -p $$T/cls/bag $$T/cls/sneaker && cp $$T/pngs/a.png $$T/cls/bag/ && cp $$T/pngs/b.png $$T/cls/sneaker/ && cp $$T/pngs/a.png $$T/cls/sneaker/c.png && $(EXB)/train --model tests/data/tiny-cond.json --data $$T/cls --labels folders --steps 2 --every 0 --out $$T/cls-run > $$T/cls.txt && grep -q "^train: 2 classes from the sub-folders" $$T/cls.txt && grep -q "^train: 3 images from" $$T/cls.txt'; \
+	t '! $(EX_TRAIN) --labels fmnist --out $$T/x 2> $$T/unc.txt && grep -q "the model is unconditional" $$T/unc.txt'; \
+	t '$(EX_PY)/sample_grid.py $$T/cond/checkpoint.safetensors --n 4 --label bag --out $$T/py-bag.png && test -s $$T/py-bag.png'; \
 	echo "examples: $$pass passed, $$fail failed"; test $$fail -eq 0
 
 # ---------------------------------------------------------------- Blender
@@ -310,7 +316,8 @@ blender-test: blender-addon
 	@T=$$(mktemp -d); trap 'rm -rf "$$T"' EXIT; \
 	BLENDER_USER_SCRIPTS=$$T/scripts OMP_NUM_THREADS=2 blender -b --factory-startup \
 	    --python-exit-code 1 --python bindings/blender/tests/blender_test.py -- \
-	    $(B)/transgan_blender.zip models/pretrained/fmnist-mid.safetensors 2>&1 | \
+	    $(B)/transgan_blender.zip models/pretrained/fmnist-mid.safetensors \
+	    tests/fixtures/cond-ln.safetensors 2>&1 | \
 	    tee $$T/log | grep -E "^(FAILED|blender:|Traceback)"; \
 	grep -q "^blender: [0-9]* passed, 0 failed" $$T/log
 

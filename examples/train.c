@@ -3,6 +3,7 @@
  *   train --model DESC.json|CKPT.safetensors [--data fmnist|IDX_FILE|DIR_OF_PNGS]
  *         [--steps N] [--out DIR] [--every K] [--resume CKPT] [--seed S] [--limit N]
  *         [--keep 1] [--threads N] [--minutes M] [--every-minutes X]
+ *         [--labels fmnist|folders|IDX1_FILE]
  *
  * --model     a descriptor (fresh weights from its training.seed) or a checkpoint
  *             (its weights, optimiser state, step counters and RNG)
@@ -28,6 +29,13 @@
  *             (wall clock; fractions allowed); with --steps, whichever comes first
  * --every-minutes  also save every X minutes of wall clock (as --every does
  *             by steps; bench/quality uses it with --keep 1 for FID-vs-time)
+ * --labels    the classes of a class-conditional model (num_classes > 0, e.g.
+ *             models/fmnist-cond.json): "fmnist" (Fashion-MNIST's train label
+ *             file; the default with --data fmnist), an idx1 label file, or
+ *             "folders": the sub-folders of the --data folder are the classes
+ *             (matched to the model's class_names by name when it has them,
+ *             else in name order; --limit then counts per class). Sample grids
+ *             then show one class per row.
  *
  * Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves and exits 0.
  * log.tsv columns: d_steps, g_steps, seconds (wall time of the training loop,
@@ -75,7 +83,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: train --model DESC.json|CKPT.safetensors [--data fmnist|IDX_FILE|DIR_OF_PNGS]\n"
                "             [--steps N] [--out DIR] [--every K] [--resume CKPT] [--seed S]\n"
                "             [--keep 1]  (keep checkpoint_<d_steps>.safetensors at every save)\n"
-               "             [--limit N_IMAGES] [--threads N] [--minutes M] [--every-minutes X]\n");
+               "             [--limit N_IMAGES] [--threads N] [--minutes M] [--every-minutes X]\n"
+               "             [--labels fmnist|folders|IDX1_FILE]\n");
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -218,6 +227,7 @@ typedef struct run {
     float *z_fixed;    /* SAMPLE_N x L */
     float *img;        /* SAMPLE_N x C x S x S */
     uint8_t *px;       /* SAMPLE_N x S x S x C */
+    int32_t *ylab;     /* SAMPLE_N classes of a conditional model's grid, or NULL */
     double t0, prior;  /* loop start; seconds of earlier runs */
     means logm;        /* since the last log line */
     double last_g[3];
@@ -273,7 +283,8 @@ static void save_all(run *r)
     }
 
     size_t n = SAMPLE_N, per = (size_t)(r->C * r->S * r->S);
-    check(tg_generate(r->m, r->z_fixed, n, TG_GEN_EMA, r->img, n * per), "tg_generate");
+    check(tg_generate_labels(r->m, r->z_fixed, r->ylab, n, TG_GEN_EMA, r->img, n * per),
+          "tg_generate_labels");
     check(tg_images_to_pixels(r->img, n, (int)r->C, (int)r->S, (tg_pixel_format)r->C, r->px,
                               n * per),
           "tg_images_to_pixels");
@@ -320,7 +331,8 @@ static void progress(run *r, uint64_t calls, uint64_t total, double rate, const 
 int main(int argc, char **argv)
 {
     cli_prog = "train";
-    const char *model_path = NULL, *data = "fmnist", *out = NULL, *resume = NULL;
+    const char *model_path = NULL, *data = "fmnist", *out = NULL, *resume = NULL,
+               *labels_opt = NULL;
     uint64_t total = UINT64_MAX, every = 500, seed = 1, limit = 0, keep = 0, threads = 0;
     double minutes = 0, every_minutes = 0; /* 0: no limit / no timed saves */
     for (int i = 1; i < argc; i++) {
@@ -352,6 +364,8 @@ int main(int argc, char **argv)
             limit = parse_u64(a, v);
         else if (!strcmp(a, "--keep"))
             keep = parse_u64(a, v);
+        else if (!strcmp(a, "--labels"))
+            labels_opt = v;
         else if (!strcmp(a, "--threads"))
             threads = parse_u64(a, v);
         else if (!strcmp(a, "--minutes"))
@@ -395,16 +409,73 @@ int main(int argc, char **argv)
     check(tg_model_info(r.m, TG_INFO_G_PARAMS, &gp), "tg_model_info");
     check(tg_model_info(r.m, TG_INFO_D_PARAMS, &dp), "tg_model_info");
 
-    /* the data */
+    int64_t K;
+    check(tg_model_info(r.m, TG_INFO_NUM_CLASSES, &K), "tg_model_info");
+    if (labels_opt && K == 0)
+        die("--labels: the model is unconditional (num_classes = 0); train a descriptor with "
+            "num_classes, e.g. models/fmnist-cond.json");
+    if (K > 0 && !labels_opt && strcmp(data, "fmnist") != 0)
+        die("the model is class-conditional (num_classes = %lld): give the classes with "
+            "--labels folders (sub-folders of --data) or --labels IDX1_FILE", (long long)K);
+
+    /* the data (and a conditional model's classes) */
     float *images = NULL;
-    size_t n_images = 0;
+    int32_t *labels = NULL;
+    size_t n_images = 0, n_labels = 0;
     struct stat sb;
     const char *src = !strcmp(data, "fmnist") ? IO_FMNIST_TRAIN : data;
-    int rc = stat(src, &sb) == 0 && S_ISDIR(sb.st_mode)
+    int folders = labels_opt && !strcmp(labels_opt, "folders");
+    int rc;
+    if (folders) {
+        char **names;
+        int nc;
+        rc = io_load_png_classes(src, (int)r.S, (int)r.C, (size_t)limit, &images, &labels,
+                                 &n_images, &names, &nc);
+        if (rc)
+            die("%s", io_last_error());
+        /* folder c -> the model's class of the same name, else class c */
+        int32_t map[4096];
+        if (nc > 4096)
+            die("--labels folders: %d sub-folders; at most 4096 classes here", nc);
+        for (int c = 0; c < nc; c++) {
+            map[c] = c;
+            if (tg_model_class_name(r.m, 0)) {
+                map[c] = -1;
+                for (int64_t k = 0; k < K; k++)
+                    if (!strcmp(tg_model_class_name(r.m, k), names[c]))
+                        map[c] = (int32_t)k;
+                if (map[c] < 0)
+                    die("--labels folders: sub-folder '%s' of %s is not one of the model's "
+                        "class_names", names[c], src);
+            } else if (c >= K) {
+                die("--labels folders: %s has %d sub-folders, the model %lld classes", src, nc,
+                    (long long)K);
+            }
+        }
+        for (size_t i = 0; i < n_images; i++)
+            labels[i] = map[labels[i]];
+        printf("train: %d classes from the sub-folders of %s\n", nc, src);
+        io_free_names(names, nc);
+    } else {
+        rc = stat(src, &sb) == 0 && S_ISDIR(sb.st_mode)
                  ? io_load_png_dir(src, (int)r.S, (int)r.C, (size_t)limit, &images, &n_images)
                  : io_load_idx(src, (int)r.S, (int)r.C, (size_t)limit, &images, &n_images);
-    if (rc)
-        die("%s", io_last_error());
+        if (rc)
+            die("%s", io_last_error());
+        if (K > 0) {
+            const char *lp = !labels_opt || !strcmp(labels_opt, "fmnist") ? IO_FMNIST_TRAIN_LABELS
+                                                                           : labels_opt;
+            if (io_load_idx_labels(lp, (size_t)limit, &labels, &n_labels))
+                die("%s", io_last_error());
+            if (n_labels < n_images)
+                die("--labels %s: %zu labels for %zu images", lp, n_labels, n_images);
+            for (size_t i = 0; i < n_images; i++)
+                if (labels[i] >= K)
+                    die("--labels %s: label %d of image %zu is not a class of the model "
+                        "(num_classes = %lld)", lp, (int)labels[i], i, (long long)K);
+            printf("train: classes from %s\n", lp);
+        }
+    }
 
     /* the output folder and the log */
     char *resume_dir = resume ? dir_of(resume) : NULL;
@@ -446,8 +517,12 @@ int main(int argc, char **argv)
     r.z_fixed = malloc((size_t)(SAMPLE_N * r.L) * sizeof *r.z_fixed);
     r.img = malloc(SAMPLE_N * per * sizeof *r.img);
     r.px = malloc(SAMPLE_N * per);
-    if (!real || !r.z_fixed || !r.img || !r.px)
+    int32_t *yb = K ? malloc((size_t)dB * sizeof *yb) : NULL;
+    r.ylab = K ? malloc(SAMPLE_N * sizeof *r.ylab) : NULL;
+    if (!real || !r.z_fixed || !r.img || !r.px || (K && (!yb || !r.ylab)))
         die("out of memory");
+    for (int i = 0; K && i < SAMPLE_N; i++)
+        r.ylab[i] = (int32_t)((i / 8) % K); /* the grid has 8 columns: a class per row */
     check(tg_latent_sample(r.m, SAMPLE_SEED, SAMPLE_N, r.z_fixed, (size_t)(SAMPLE_N * r.L)),
           "tg_latent_sample");
     order ord = {.n = n_images, .seed = seed};
@@ -473,13 +548,22 @@ int main(int argc, char **argv)
             break;
         }
         uint64_t d = steps_of(r.m, TG_INFO_D_STEPS);
-        for (int64_t j = 0; j < dB; j++)
-            memcpy(real + j * per, images + order_at(&ord, d * (uint64_t)dB + (uint64_t)j) * per,
-                   per * sizeof *real);
+        for (int64_t j = 0; j < dB; j++) {
+            size_t k = order_at(&ord, d * (uint64_t)dB + (uint64_t)j);
+            memcpy(real + j * per, images + k * per, per * sizeof *real);
+            if (yb)
+                yb[j] = labels[k];
+        }
         tg_train_stats st;
         memset(&st, 0, sizeof st);
         st.struct_size = sizeof st;
-        check(tg_train_step(r.m, real, (size_t)dB, NULL, NULL, NULL, &st), "tg_train_step");
+        if (yb) {
+            tg_train_labels tl = {.struct_size = sizeof tl, .real = yb};
+            check(tg_train_step_labels(r.m, real, (size_t)dB, &tl, NULL, NULL, NULL, &st),
+                  "tg_train_step_labels");
+        } else {
+            check(tg_train_step(r.m, real, (size_t)dB, NULL, NULL, NULL, &st), "tg_train_step");
+        }
         calls++;
         means_add(&pm, &st);
         means_add(&r.logm, &st);
@@ -521,7 +605,7 @@ int main(int argc, char **argv)
         save_all(&r);
 
     free(ord.perm);
-    free(real), free(images);
+    free(real), free(images), free(labels), free(yb), free(r.ylab);
     free(r.z_fixed), free(r.img), free(r.px);
     free(r.ckpt_path), free(r.log_path), free(resume_dir);
     tg_model_destroy(r.m);

@@ -165,12 +165,23 @@ typedef enum tg_info {
                                       since 0.1.0 */
     TG_INFO_PRECISION = 13,        /* the inference precision in effect
                                       (tg_precision), since 0.1.0 */
+    TG_INFO_NUM_CLASSES = 14,      /* the descriptor's num_classes: 0 for an
+                                      unconditional model, K for a
+                                      class-conditional one (labels 0 .. K-1),
+                                      since 0.1.0 */
     TG_INFO_D_KIND = 15            /* discriminator.kind: 0 "transformer",
                                       1 "conv", since 0.1.0 */
 } tg_info;
 
 /* Read one fact into *value. Statuses: INVALID_ARGUMENT. Since 0.1.0. */
 TG_API tg_status tg_model_info(const tg_model *model, tg_info key, int64_t *value);
+
+/* The name of class k (0 <= k < TG_INFO_NUM_CLASSES) from the descriptor's
+ * class_names (kept in checkpoints with the descriptor), owned by the model
+ * and valid until it is destroyed. NULL when model is NULL, k is out of
+ * range, or the model has no class names. Cannot fail: leaves
+ * tg_last_error() as it is. Since 0.1.0. */
+TG_API const char *tg_model_class_name(const tg_model *model, int64_t k);
 
 /* The number of threads the model computes on. n >= 1 fixes it: for the
  * duration of each computing call the calling thread's OpenMP maximum is set
@@ -279,6 +290,18 @@ TG_API tg_status tg_latent_sample(const tg_model *model, uint64_t seed, size_t n
 TG_API tg_status tg_generate(tg_model *model, const float *z, size_t n, uint32_t flags,
                              float *out, size_t out_len);
 
+/* tg_generate for a class-conditional model (docs/SPECIFICATION.md "Class
+ * conditioning"): image i shows class labels[i], in 0 .. num_classes-1.
+ * labels = NULL gives every image a class derived from its z alone (a hash of
+ * z[i]'s float bits modulo num_classes: the same z always gives the same
+ * class, whatever n or the slicing), which is also what tg_generate does on a
+ * conditional model. On an unconditional model labels must be NULL (then it is
+ * tg_generate). Statuses: INVALID_ARGUMENT (also a label out of range, or
+ * labels on an unconditional model), NONFINITE, OUT_OF_MEMORY, BACKEND, STATE.
+ * Since 0.1.0. */
+TG_API tg_status tg_generate_labels(tg_model *model, const float *z, const int32_t *labels,
+                                    size_t n, uint32_t flags, float *out, size_t out_len);
+
 /* 8-bit interleaved pixel layouts; the value is the bytes per pixel.
  * Since 0.1.0. */
 typedef enum tg_pixel_format {
@@ -301,11 +324,28 @@ TG_API tg_status tg_images_to_pixels(const float *images, size_t n, int channels
 TG_API tg_status tg_generate_pixels(tg_model *model, const float *z, size_t n, uint32_t flags,
                                     tg_pixel_format format, uint8_t *out, size_t out_len);
 
+/* tg_generate_pixels with labels as in tg_generate_labels. Statuses:
+ * INVALID_ARGUMENT, NONFINITE, OUT_OF_MEMORY, BACKEND, STATE. Since 0.1.0. */
+TG_API tg_status tg_generate_pixels_labels(tg_model *model, const float *z,
+                                           const int32_t *labels, size_t n, uint32_t flags,
+                                           tg_pixel_format format, uint8_t *out,
+                                           size_t out_len);
+
 /* Score n images [n, C, S, S] with the discriminator: scores[i] is D's raw
  * output (higher = more real). Statuses: INVALID_ARGUMENT, NONFINITE,
  * OUT_OF_MEMORY, BACKEND, STATE (a sampling-only model). Since 0.1.0. */
 TG_API tg_status tg_discriminate(tg_model *model, const float *images, size_t n, float *scores,
                                  size_t scores_len);
+
+/* tg_discriminate with each image's class: on a conditional model the score
+ * includes the projection term <class_embed[labels[i]], h_i>, which
+ * tg_discriminate (and labels = NULL here) leaves out. On an unconditional
+ * model labels must be NULL. Statuses: INVALID_ARGUMENT (also a label out of
+ * range, or labels on an unconditional model), NONFINITE, OUT_OF_MEMORY,
+ * BACKEND, STATE. Since 0.1.0. */
+TG_API tg_status tg_discriminate_labels(tg_model *model, const float *images,
+                                        const int32_t *labels, size_t n, float *scores,
+                                        size_t scores_len);
 
 /* ----------------------------------------------------------------- training */
 
@@ -386,6 +426,37 @@ typedef int (*tg_allreduce_fn)(void *user, tg_allreduce_kind kind, float *buf, s
  * dividing d_batch and g_batch), STATE (a sampling-only model). Since 0.1.0. */
 TG_API tg_status tg_model_set_data_parallel(tg_model *model, int rank, int world,
                                             tg_allreduce_fn allreduce, void *user);
+/* The classes of a tg_train_step_labels call. Set struct_size =
+ * sizeof(tg_train_labels): later versions may append fields and read only
+ * what the caller's struct holds. Since 0.1.0. */
+typedef struct tg_train_labels {
+    uint32_t struct_size;   /* in: sizeof(tg_train_labels)                          */
+    uint32_t reserved;      /* 0                                                    */
+    const int32_t *real;    /* [d_batch] the real batch's classes (required on a
+                               conditional model)                                  */
+    const int32_t *fake_d;  /* [d_batch] classes of the discriminator update's
+                               fakes, or NULL: drawn uniformly from the model's RNG */
+    const int32_t *fake_g;  /* [g_batch] classes of the generator update's fakes,
+                               or NULL: drawn likewise                              */
+} tg_train_labels;
+
+/* tg_train_step for a class-conditional model (docs/SPECIFICATION.md "Class
+ * conditioning"): the real batch's classes are required; fakes take the given
+ * classes or uniformly drawn ones (from the model's RNG: D's after alpha, G's
+ * after z_g); the penalty's interpolates take the real classes. On an
+ * unconditional model `labels` must be NULL or hold only NULL arrays (then it
+ * is tg_train_step); tg_train_step on a conditional model fails with
+ * INVALID_ARGUMENT. A data-parallel replica (tg_model_set_data_parallel) gives
+ * its share: n = d_batch / world, fake_g of g_batch / world; drawn classes
+ * follow the noise's rule (the global batch's draw, the replica's rows). Failure leaves the model as before, as for tg_train_step.
+ * Statuses: INVALID_ARGUMENT (also a missing labels->real on a conditional
+ * model, labels on an unconditional one, a label out of range or an unset
+ * struct_size), NONFINITE, OUT_OF_MEMORY, BACKEND, STATE, IO (a data-parallel
+ * all-reduce failed). Since 0.1.0. */
+TG_API tg_status tg_train_step_labels(tg_model *model, const float *real, size_t n,
+                                      const tg_train_labels *labels, const float *z_d,
+                                      const float *z_g, const float *alpha,
+                                      tg_train_stats *stats);
 
 #ifdef __cplusplus
 }

@@ -164,6 +164,24 @@ public:
         const std::size_t s = static_cast<std::size_t>(image_size());
         return static_cast<std::size_t>(channels()) * s * s;
     }
+    /* class-conditional models: the number of classes (0: unconditional) */
+    int num_classes() const { return static_cast<int>(info(TG_INFO_NUM_CLASSES)); }
+    /* tg_model_class_name: the name of class k, "" when the model names none */
+    std::string class_name(std::int64_t k) const
+    {
+        const char *s = tg_model_class_name(handle(), k);
+        return s ? s : "";
+    }
+    /* the class whose name is `name`; throws transgan::error when there is none */
+    std::int32_t class_index(const std::string &name) const
+    {
+        const int k = num_classes();
+        for (int i = 0; i < k; i++)
+            if (class_name(i) == name)
+                return i;
+        throw error(TG_ERR_INVALID_ARGUMENT,
+                    "transgan::model: no class is named \"" + name + "\"");
+    }
     /* the full descriptor JSON (defaults filled in) */
     std::string descriptor() const { return tg_model_descriptor(handle()); }
     /* tg_model_set_threads: n >= 1 fixes the thread count, 0 = the caller's */
@@ -210,6 +228,32 @@ public:
         return out;
     }
 
+    /* tg_generate_labels: image i of class labels[i] (one label per latent) */
+    std::vector<float> generate_labels(view<const float> z, view<const std::int32_t> labels,
+                                       std::uint32_t flags = TG_GEN_EMA)
+    {
+        const std::size_t n = count(z.size(), latent_dim(), "z");
+        same_count(labels.size(), n);
+        std::vector<float> out(n * image_floats());
+        check(tg_generate_labels(handle(), z.data(), labels.data(), n, flags, out.data(),
+                                 out.size()));
+        return out;
+    }
+    /* tg_generate_pixels_labels */
+    std::vector<std::uint8_t> generate_pixels_labels(view<const float> z,
+                                                     view<const std::int32_t> labels,
+                                                     tg_pixel_format format,
+                                                     std::uint32_t flags = TG_GEN_EMA)
+    {
+        const std::size_t n = count(z.size(), latent_dim(), "z");
+        same_count(labels.size(), n);
+        const std::size_t s = static_cast<std::size_t>(image_size());
+        std::vector<std::uint8_t> out(n * s * s * static_cast<std::size_t>(format));
+        check(tg_generate_pixels_labels(handle(), z.data(), labels.data(), n, flags, format,
+                                        out.data(), out.size()));
+        return out;
+    }
+
     /* tg_discriminate: one raw score per image of `images` [n, C, S, S] */
     std::vector<float> discriminate(view<const float> images)
     {
@@ -227,6 +271,34 @@ public:
         tg_train_stats stats{};
         stats.struct_size = sizeof stats;
         check(tg_train_step(handle(), real.data(), n, nullptr, nullptr, nullptr, &stats));
+        return stats;
+    }
+
+    /* tg_discriminate_labels: scores with each image's class (projection term) */
+    std::vector<float> discriminate_labels(view<const float> images,
+                                           view<const std::int32_t> labels)
+    {
+        const std::size_t n = count(images.size(), image_floats(), "images");
+        same_count(labels.size(), n);
+        std::vector<float> scores(n);
+        check(tg_discriminate_labels(handle(), images.data(), labels.data(), n, scores.data(),
+                                     scores.size()));
+        return scores;
+    }
+
+    /* tg_train_step_labels on a real batch and its classes [d_batch]; the
+     * fakes' classes and the noise come from the model's RNG */
+    tg_train_stats train_step_labels(view<const float> real, view<const std::int32_t> labels)
+    {
+        const std::size_t n = count(real.size(), image_floats(), "real");
+        same_count(labels.size(), n);
+        tg_train_labels tl{};
+        tl.struct_size = sizeof tl;
+        tl.real = labels.data();
+        tg_train_stats stats{};
+        stats.struct_size = sizeof stats;
+        check(tg_train_step_labels(handle(), real.data(), n, &tl, nullptr, nullptr, nullptr,
+                                   &stats));
         return stats;
     }
 
@@ -257,6 +329,14 @@ private:
                                                      " floats, not a multiple of " +
                                                      std::to_string(unit));
         return len / unit;
+    }
+    /* one label per image */
+    static void same_count(std::size_t labels, std::size_t n)
+    {
+        if (labels != n)
+            throw error(TG_ERR_INVALID_ARGUMENT, "transgan::model: " + std::to_string(labels) +
+                                                     " labels for " + std::to_string(n) +
+                                                     " images");
     }
 };
 

@@ -20,6 +20,7 @@
 
 #include "io/safetensors.h"
 #include "models/model.h"
+#include "train/train.h"
 #include "testutil.h"
 #include "transgan.h"
 
@@ -1395,6 +1396,186 @@ START_TEST(descriptor_checkpoint_mixups)
 }
 END_TEST
 
+/* ------------------------------------------------ class-conditional API */
+
+/* cond-ln: tiny-ln's sizes with 3 named classes (tests/fixtures/cond-ln.json) */
+#define COND_CKPT "tests/fixtures/cond-ln.safetensors"
+static const char *COND_JSON =
+    "{\"format\":\"transgan\",\"format_version\":1,\"image\":{\"size\":8},\"latent_dim\":10,"
+    "\"num_classes\":3,\"class_names\":[\"boot\",\"bag\",\"shirt\"],"
+    "\"generator\":{\"bottom_width\":4,\"embed_dim\":24,\"depths\":[1,2],\"heads\":3,\"mlp_ratio\":2},"
+    "\"discriminator\":{\"patch_size\":2,\"embed_dim\":12,\"depth\":2,\"heads\":3,\"mlp_ratio\":2},"
+    "\"training\":{\"d_batch\":2,\"g_batch\":3,\"n_critic\":1,\"diffaug\":[]}}";
+
+/* the same without classes */
+static const char *UNCOND_JSON =
+    "{\"format\":\"transgan\",\"format_version\":1,\"image\":{\"size\":8},\"latent_dim\":10,"
+    "\"generator\":{\"bottom_width\":4,\"embed_dim\":24,\"depths\":[1,2],\"heads\":3,\"mlp_ratio\":2},"
+    "\"discriminator\":{\"patch_size\":2,\"embed_dim\":12,\"depth\":2,\"heads\":3,\"mlp_ratio\":2},"
+    "\"training\":{\"d_batch\":2,\"g_batch\":3,\"n_critic\":1,\"diffaug\":[]}}";
+
+START_TEST(cond_info_and_names)
+{
+    tg_model *m = NULL, *u = NULL;
+    int64_t v = -1;
+    OK(tg_model_load(COND_CKPT, &m));
+    OK(tg_model_info(m, TG_INFO_NUM_CLASSES, &v));
+    ck_assert_int_eq(v, 3);
+    ck_assert_str_eq(tg_model_class_name(m, 0), "boot");
+    ck_assert_str_eq(tg_model_class_name(m, 2), "shirt");
+    ck_assert_ptr_null(tg_model_class_name(m, 3));
+    ck_assert_ptr_null(tg_model_class_name(m, -1));
+    ck_assert_ptr_null(tg_model_class_name(NULL, 0));
+    /* an old, unconditional checkpoint: 0 classes, no names */
+    OK(tg_model_load(FIX_CKPT, &u));
+    OK(tg_model_info(u, TG_INFO_NUM_CLASSES, &v));
+    ck_assert_int_eq(v, 0);
+    ck_assert_ptr_null(tg_model_class_name(u, 0));
+    /* labels where they do not belong, out of range */
+    float z[2 * TINY_L] = {0}, out[2 * TINY_PER], sc[2];
+    int32_t good[2] = {0, 2}, bad[2] = {0, 3}, neg[2] = {-1, 0};
+    FAILS_WITH(tg_generate_labels(u, z, good, 2, 0, out, 2 * TINY_PER), TG_ERR_INVALID_ARGUMENT,
+               "unconditional");
+    FAILS_WITH(tg_generate_labels(m, z, bad, 2, 0, out, 2 * TINY_PER), TG_ERR_INVALID_ARGUMENT,
+               "labels[1] = 3 is out of range");
+    FAILS_WITH(tg_generate_labels(m, z, neg, 2, 0, out, 2 * TINY_PER), TG_ERR_INVALID_ARGUMENT,
+               "labels[0] = -1");
+    uint8_t px[2 * TINY_S * TINY_S];
+    FAILS_WITH(tg_generate_pixels_labels(m, z, bad, 2, 0, TG_PIXEL_GRAY8, px, sizeof px),
+               TG_ERR_INVALID_ARGUMENT, "out of range");
+    FAILS_WITH(tg_discriminate_labels(u, out, good, 2, sc, 2), TG_ERR_INVALID_ARGUMENT,
+               "unconditional");
+    FAILS_WITH(tg_discriminate_labels(m, out, bad, 2, sc, 2), TG_ERR_INVALID_ARGUMENT,
+               "out of range");
+    /* unconditional models: the labels calls with NULL are the old calls */
+    float a[2 * TINY_PER], b[2 * TINY_PER];
+    OK(tg_latent_sample(u, 5, 2, z, 2 * TINY_L));
+    OK(tg_generate(u, z, 2, 0, a, 2 * TINY_PER));
+    OK(tg_generate_labels(u, z, NULL, 2, 0, b, 2 * TINY_PER));
+    ck_assert_mem_eq(a, b, sizeof a);
+    tg_model_destroy(m);
+    tg_model_destroy(u);
+}
+END_TEST
+
+/* labels = NULL: each image's class comes from its z alone, so it does not
+ * depend on the batch; it is one of the classes (the image equals the one
+ * asked for with that class). */
+START_TEST(cond_default_labels)
+{
+    tg_model *m = NULL;
+    OK(tg_model_load(COND_CKPT, &m));
+    enum { N = 8 };
+    float z[N * TINY_L], a[N * TINY_PER], b[N * TINY_PER], one[TINY_PER];
+    OK(tg_latent_sample(m, 77, N, z, sizeof z / sizeof *z));
+    OK(tg_generate(m, z, N, 0, a, N * TINY_PER));
+    OK(tg_generate_labels(m, z, NULL, N, 0, b, N * TINY_PER));
+    ck_assert_mem_eq(a, b, sizeof a);
+    int seen[3] = {0};
+    for (int i = 0; i < N; i++) {
+        OK(tg_generate_labels(m, z + i * TINY_L, NULL, 1, 0, one, TINY_PER));
+        double e = 0;
+        for (int k = 0; k < TINY_PER; k++)
+            e = fmax(e, fabs(one[k] - a[i * TINY_PER + k]));
+        ck_assert_msg(e < 1e-5, "image %d depends on its batch (%g)", i, e);
+        int match = -1;
+        for (int32_t c = 0; c < 3; c++) {
+            OK(tg_generate_labels(m, z + i * TINY_L, &c, 1, 0, one, TINY_PER));
+            double d = 0;
+            for (int k = 0; k < TINY_PER; k++)
+                d = fmax(d, fabs(one[k] - a[i * TINY_PER + k]));
+            if (d < 1e-5)
+                match = c;
+        }
+        ck_assert_msg(match >= 0, "image %d is none of the classes", i);
+        seen[match]++;
+    }
+    ck_assert_msg(seen[0] + seen[1] + seen[2] == N && (!!seen[0] + !!seen[1] + !!seen[2]) >= 2,
+                  "the default classes of 8 latents are all the same");
+    tg_model_destroy(m);
+}
+END_TEST
+
+static void cond_batch(float *x, int32_t *y)
+{
+    tu_seed(5);
+    for (int i = 0; i < 2 * TINY_PER; i++)
+        x[i] = (float)(2.0 * (i % 7) / 6.0 - 1.0);
+    y[0] = 2, y[1] = 0;
+}
+
+START_TEST(cond_train_step)
+{
+    tg_model *m = NULL, *m2 = NULL, *u = NULL;
+    OK(tg_model_create(COND_JSON, 1, &m));
+    OK(tg_model_create(COND_JSON, 1, &m2));
+    OK(tg_model_create(UNCOND_JSON, 1, &u));
+    float x[2 * TINY_PER];
+    int32_t y[2], bad[3] = {0, 1, 3};
+    cond_batch(x, y);
+    tg_train_stats st = {.struct_size = sizeof st};
+    tg_train_labels tl = {.struct_size = sizeof tl, .real = y};
+    /* missing labels, labels on an unconditional model, bad ranges, struct_size */
+    FAILS_WITH(tg_train_step(m, x, 2, NULL, NULL, NULL, &st), TG_ERR_INVALID_ARGUMENT,
+               "tg_train_step_labels");
+    FAILS_WITH(tg_train_step_labels(m, x, 2, NULL, NULL, NULL, NULL, &st),
+               TG_ERR_INVALID_ARGUMENT, "labels->real must hold");
+    tg_train_labels none = {.struct_size = sizeof none};
+    FAILS_WITH(tg_train_step_labels(m, x, 2, &none, NULL, NULL, NULL, &st),
+               TG_ERR_INVALID_ARGUMENT, "class-conditional");
+    tg_train_labels t2 = {.struct_size = 4, .real = y};
+    FAILS_WITH(tg_train_step_labels(m, x, 2, &t2, NULL, NULL, NULL, &st),
+               TG_ERR_INVALID_ARGUMENT, "struct_size");
+    tg_train_labels t3 = {.struct_size = sizeof t3, .real = y, .fake_g = bad};
+    FAILS_WITH(tg_train_step_labels(m, x, 2, &t3, NULL, NULL, NULL, &st),
+               TG_ERR_INVALID_ARGUMENT, "labels->fake_g[2] = 3 is out of range");
+    tg_train_labels t4 = {.struct_size = sizeof t4, .real = bad + 1};
+    FAILS_WITH(tg_train_step_labels(m, x, 2, &t4, NULL, NULL, NULL, &st),
+               TG_ERR_INVALID_ARGUMENT, "labels->real[1] = 3");
+    FAILS_WITH(tg_train_step_labels(u, x, 2, &tl, NULL, NULL, NULL, &st),
+               TG_ERR_INVALID_ARGUMENT, "unconditional");
+    /* the failures changed nothing: no training state was even made */
+    int64_t v = -1;
+    OK(tg_model_info(m, TG_INFO_D_STEPS, &v));
+    ck_assert_int_eq(v, 0);
+    ck_assert_ptr_null(m->trainer);
+    ck_assert_ptr_null(m->dnet.adam_m);
+    /* an unconditional model takes NULL labels (the plain step) */
+    tg_train_stats su = {.struct_size = sizeof su};
+    OK(tg_train_step_labels(u, x, 2, &none, NULL, NULL, NULL, &su));
+    ck_assert_uint_eq(su.d_steps, 1);
+    /* steps with drawn fake classes are deterministic and change the class tables */
+    float *cls0 = malloc(m->disc.P.total * sizeof(float));
+    memcpy(cls0, m->dnet.w, m->disc.P.total * sizeof(float));
+    for (int k = 0; k < 2; k++) {
+        OK(tg_train_step_labels(m, x, 2, &tl, NULL, NULL, NULL, &st));
+        OK(tg_train_step_labels(m2, x, 2, &tl, NULL, NULL, NULL, &st));
+    }
+    ck_assert_uint_eq(st.d_steps, 2);
+    ck_assert(isfinite(st.d_loss) && isfinite(st.gp) && st.gp > 0 && st.g_updated);
+    ck_assert_mem_eq(m->dnet.w, m2->dnet.w, m->disc.P.total * sizeof(float));
+    ck_assert_mem_eq(m->gnet.w, m2->gnet.w, m->gen.P.total * sizeof(float));
+    ck_assert_mem_eq(&m->rng, &m2->rng, sizeof m->rng);
+    size_t off = m->disc.proj, n = 3 * (size_t)m->disc.C;
+    ck_assert_msg(memcmp(cls0 + off, m->dnet.w + off, n * sizeof(float)) != 0,
+                  "the projection's class embedding did not change");
+    /* nothing of the caller's stays behind in the model */
+    ck_assert_ptr_null(m->step_real);
+    ck_assert_ptr_null(m->trainer->da.labels);
+    /* given fake classes are used: other classes give another result */
+    int32_t fd[2] = {1, 1}, fg[3] = {0, 1, 2};
+    tg_train_labels t5 = {.struct_size = sizeof t5, .real = y, .fake_d = fd, .fake_g = fg};
+    OK(tg_train_step_labels(m, x, 2, &t5, NULL, NULL, NULL, &st));
+    OK(tg_train_step_labels(m2, x, 2, &tl, NULL, NULL, NULL, &st));
+    ck_assert_msg(memcmp(m->dnet.w, m2->dnet.w, m->disc.P.total * sizeof(float)) != 0,
+                  "the given fake classes were ignored");
+    free(cls0);
+    tg_model_destroy(m);
+    tg_model_destroy(m2);
+    tg_model_destroy(u);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
@@ -1447,6 +1628,13 @@ int main(void)
     tcase_add_test(tc, latent_sampler);
     tcase_add_test(tc, thread_count_option);
     tcase_add_test(tc, steady_state_allocates_nothing);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("conditional");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, cond_info_and_names);
+    tcase_add_test(tc, cond_default_labels);
+    tcase_add_test(tc, cond_train_step);
     suite_add_tcase(s, tc);
 
     return tu_run(s) ? 1 : 0;

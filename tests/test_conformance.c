@@ -13,8 +13,8 @@
 #include "transgan.h"
 
 
-static const char *fixtures[] = {"tiny-ln",  "gray-relbias-tanh", "rgba-locality",
-                                 "rgb-sr",   "conv-res",          "conv-plain-stride"};
+static const char *fixtures[] = {"tiny-ln", "gray-relbias-tanh", "rgba-locality", "rgb-sr",
+                                 "conv-res", "conv-plain-stride", "cond-ln"};
 #define NFIX (sizeof fixtures / sizeof *fixtures)
 
 static double rel_l2(const float *a, const float *b, size_t n)
@@ -43,24 +43,49 @@ static float *io_f32(const tg_st_file *f, const char *name, size_t *n)
     return x;
 }
 
+/* A conditional fixture's classes (stored as float32 integers), or NULL. */
+static int32_t *io_labels(const tg_st_file *f)
+{
+    if (!tg_st_find(f, "labels"))
+        return NULL;
+    size_t n;
+    float *x = io_f32(f, "labels", &n);
+    int32_t *y = malloc(n * sizeof *y);
+    for (size_t i = 0; i < n; i++)
+        y[i] = (int32_t)x[i];
+    free(x);
+    return y;
+}
+
 static void check_model_against(tg_model *m, const tg_st_file *io, const char *fx)
 {
     size_t nz, nraw, nema, nimg, nsc;
     float *z = io_f32(io, "z", &nz), *raw = io_f32(io, "gen_raw", &nraw),
           *ema = io_f32(io, "gen_ema", &nema), *img = io_f32(io, "images", &nimg),
           *sc = io_f32(io, "scores", &nsc);
+    int32_t *lab = io_labels(io);
     size_t n = nsc;
     float *out = malloc(nraw * sizeof *out), *s = malloc(n * sizeof *s);
-    OK(tg_generate(m, z, n, TG_GEN_RAW, out, nraw));
+    OK(tg_generate_labels(m, z, lab, n, TG_GEN_RAW, out, nraw));
     double e = rel_l2(out, raw, nraw);
     ck_assert_msg(e < 1e-4, "%s: raw generator rel L2 error %g", fx, e);
-    OK(tg_generate(m, z, n, TG_GEN_EMA, out, nema));
+    OK(tg_generate_labels(m, z, lab, n, TG_GEN_EMA, out, nema));
     e = rel_l2(out, ema, nema);
     ck_assert_msg(e < 1e-4, "%s: EMA generator rel L2 error %g", fx, e);
-    OK(tg_discriminate(m, img, n, s, n));
+    if (lab) { /* the classes matter: other classes give other images and scores */
+        int32_t *other = malloc(n * sizeof *other);
+        for (size_t i = 0; i < n; i++)
+            other[i] = (lab[i] + 1) % (int32_t)m->desc.num_classes;
+        OK(tg_generate_labels(m, z, other, n, TG_GEN_EMA, out, nema));
+        ck_assert_msg(rel_l2(out, ema, nema) > 1e-2, "%s: the class does not change the image", fx);
+        OK(tg_discriminate_labels(m, img, other, n, s, n));
+        ck_assert_msg(rel_l2(s, sc, n) > 1e-3, "%s: the class does not change the score", fx);
+        free(other);
+    }
+    OK(tg_discriminate_labels(m, img, lab, n, s, n));
     e = rel_l2(s, sc, n);
     ck_assert_msg(e < 1e-4, "%s: discriminator rel L2 error %g", fx, e);
-    free(z), free(raw), free(ema), free(img), free(sc), free(out), free(s);
+    free(z), free(raw), free(ema), free(img), free(sc), free(out), free(s), free(lab);
 }
 
 START_TEST(reference_outputs)
@@ -80,11 +105,13 @@ START_TEST(reference_outputs)
         int64_t B = 5;
         tg_gen_acts a;
         OK(tg_gen_acts_alloc(&m->gen, B, &a));
+        int32_t *lab = io_labels(&io);
+        a.labels = lab;
         OK(tg_gen_fwd(m->dnn, &m->gen, m->gnet.w, lr, 1, tg_model_masks(m, m->gnet.steps), &a));
         double e = rel_l2(a.img, sr, nr);
         ck_assert_msg(e < 1e-4, "%s: sr forward rel L2 error %g", fx, e);
         tg_gen_acts_free(&a);
-        free(lr), free(sr);
+        free(lr), free(sr), free(lab);
     }
     /* the training forward agrees with inference */
     {
@@ -92,11 +119,13 @@ START_TEST(reference_outputs)
         float *z = io_f32(&io, "z", &nz), *raw = io_f32(&io, "gen_raw", &nraw);
         tg_gen_acts a;
         OK(tg_gen_acts_alloc(&m->gen, 5, &a));
+        int32_t *lab = io_labels(&io);
+        a.labels = lab;
         OK(tg_gen_fwd(m->dnn, &m->gen, m->gnet.w, z, 0, tg_model_masks(m, m->gnet.steps), &a));
         double e = rel_l2(a.img, raw, nraw);
         ck_assert_msg(e < 1e-4, "%s: training forward rel L2 error %g", fx, e);
         tg_gen_acts_free(&a);
-        free(z), free(raw);
+        free(z), free(raw), free(lab);
     }
     tg_st_free(&io);
     tg_model_destroy(m);

@@ -187,6 +187,46 @@ int main()
 
     std::remove(ck.c_str());
     rmdir(dir);
+    // class-conditional models (tests/fixtures/cond-ln: 3 named classes)
+    {
+        transgan::model c = transgan::model::load("tests/fixtures/cond-ln.safetensors");
+        EXPECT(c.num_classes() == 3);
+        EXPECT(c.class_name(1) == "bag" && c.class_name(3).empty());
+        EXPECT(c.class_index("shirt") == 2);
+        expect_error([&] { c.class_index("sock"); }, TG_ERR_INVALID_ARGUMENT);
+        const std::vector<float> z = c.latent(3, 2);
+        const std::vector<std::int32_t> y = {c.class_index("boot"), 2};
+        const std::vector<float> img = c.generate_labels(z, y);
+        EXPECT(img.size() == 2 * c.image_floats());
+        // one image at a time, the same classes: the same images
+        const std::vector<float> one = c.generate_labels(
+            transgan::view<const float>(z.data() + c.latent_dim(), c.latent_dim()),
+            transgan::view<const std::int32_t>(y.data() + 1, 1));
+        double e = 0;
+        for (std::size_t i = 0; i < one.size(); i++)
+            e = std::fmax(e, std::fabs(one[i] - img[c.image_floats() + i]));
+        EXPECT(e < 1e-5);
+        EXPECT(c.generate_pixels_labels(z, y, TG_PIXEL_RGB8).size() == 2 * 8 * 8 * 3);
+        EXPECT(c.discriminate_labels(img, y).size() == 2);
+        std::string msg = expect_error([&] { c.generate_labels(z, std::vector<std::int32_t>{0}); },
+                                       TG_ERR_INVALID_ARGUMENT);
+        EXPECT(msg.find("1 labels for 2 images") != std::string::npos);
+        msg = expect_error([&] { c.generate_labels(z, std::vector<std::int32_t>{0, 3}); },
+                           TG_ERR_INVALID_ARGUMENT);
+        EXPECT(msg.find("out of range") != std::string::npos);
+        // a plain training step on a conditional model says what to call
+        std::vector<float> real(static_cast<std::size_t>(c.info(TG_INFO_D_BATCH)) *
+                                    c.image_floats(), 0.25f);
+        msg = expect_error([&] { c.train_step(real); }, TG_ERR_INVALID_ARGUMENT);
+        EXPECT(msg.find("tg_train_step_labels") != std::string::npos);
+        std::vector<std::int32_t> yr(real.size() / c.image_floats());
+        for (std::size_t i = 0; i < yr.size(); i++)
+            yr[i] = static_cast<std::int32_t>(i % 3);
+        const tg_train_stats st = c.train_step_labels(real, yr);
+        EXPECT(st.d_steps == 1 && std::isfinite(st.d_loss));
+        EXPECT(a.num_classes() == 0 && a.class_name(0).empty());
+    }
+
     std::printf("cpp: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

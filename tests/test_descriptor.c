@@ -60,10 +60,14 @@ static void expect_err(const char *json_q, const char *want)
  * so comparing the bytes (name aside) is exact, doubles bit for bit. */
 static int desc_equal(const tg_desc *a, const tg_desc *b)
 {
-    if (strcmp(a->name, b->name) != 0)
+    if (strcmp(a->name, b->name) != 0 || !a->class_names != !b->class_names)
         return 0;
+    for (int i = 0; a->class_names && i < a->num_classes && i < b->num_classes; i++)
+        if (strcmp(a->class_names[i], b->class_names[i]) != 0)
+            return 0;
     tg_desc x = *a, y = *b;
     x.name = y.name = NULL;
+    x.class_names = y.class_names = NULL;
     return memcmp(&x, &y, sizeof x) == 0;
 }
 
@@ -589,6 +593,8 @@ static const char *const rt_cases[] = {
     H("'image':{'size':6,'channels':1},'generator':{'bottom_width':3,'depths':[1,1],'embed_dim':16},"
       "'discriminator':{'kind':'conv','widths':[3,5],'blocks':[2,1],'down':'stride',"
       "'residual':false,'pool':'mean'}"),
+    H("'num_classes':3,'class_names':['t-shirt','bag','ankle-\\u00e9-boot']"),
+    H("'num_classes':65536"),
 };
 
 START_TEST(round_trip)
@@ -623,7 +629,8 @@ static void check_keys(const cJSON *o, const char *const *keys, int n)
 START_TEST(writer_shape)
 {
     static const char *const root_k[] = {"format", "format_version", "name", "image", "latent_dim",
-                                         "generator", "discriminator", "training"};
+                                         "num_classes", "class_names", "generator",
+                                         "discriminator", "training"};
     static const char *const image_k[] = {"size", "channels"};
     static const char *const gen_k[] = {"bottom_width", "embed_dim", "depths", "heads", "mlp_ratio",
                                         "norm", "relative_position_bias", "output"};
@@ -638,7 +645,9 @@ START_TEST(writer_shape)
     ck_assert_ptr_nonnull(s);
     cJSON *r = cJSON_Parse(s);
     ck_assert_ptr_nonnull(r);
-    check_keys(r, root_k, 8);
+    check_keys(r, root_k, 10);
+    ck_assert_int_eq(cJSON_GetObjectItem(r, "num_classes")->valueint, 0);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(r, "class_names")));
     check_keys(cJSON_GetObjectItem(r, "image"), image_k, 2);
     check_keys(cJSON_GetObjectItem(r, "generator"), gen_k, 8);
     check_keys(cJSON_GetObjectItem(r, "discriminator"), disc_k, 5);
@@ -672,6 +681,44 @@ START_TEST(writer_shape)
     ck_assert_msg(strstr(s, "\"locality\":{\"stages\":[1],\"schedule\":[[10,2]]}"), "%s", s);
     free(s);
     tg_desc_free(&d);
+}
+END_TEST
+
+/* num_classes and class_names (docs/SPECIFICATION.md "Class conditioning"). */
+START_TEST(class_keys)
+{
+    tg_desc d;
+    parse_ok("{" HDR "}", &d);
+    ck_assert_int_eq(d.num_classes, 0);
+    ck_assert_ptr_null(d.class_names);
+    tg_desc_free(&d);
+    parse_ok(H("'num_classes':2,'class_names':['boot','bag']"), &d);
+    ck_assert_int_eq(d.num_classes, 2);
+    ck_assert_str_eq(d.class_names[0], "boot");
+    ck_assert_str_eq(d.class_names[1], "bag");
+    tg_desc_free(&d);
+    parse_ok(H("'num_classes':4,'class_names':null"), &d); /* names are optional */
+    ck_assert_int_eq(d.num_classes, 4);
+    ck_assert_ptr_null(d.class_names);
+    char *s = tg_desc_to_json(&d);
+    ck_assert_msg(strstr(s, "\"num_classes\":4,\"class_names\":null"), "%s", s);
+    free(s);
+    tg_desc_free(&d);
+    parse_ok(H("'num_classes':0,'class_names':[]"), &d);
+    ck_assert_ptr_null(d.class_names);
+    tg_desc_free(&d);
+    expect_err(H("'num_classes':-1"), "num_classes: must be a non-negative integer");
+    expect_err(H("'num_classes':65537"), "num_classes");
+    expect_err(H("'num_classes':1.5"), "num_classes");
+    expect_err(H("'class_names':['a']"), "class_names: must have num_classes = 0 names (got 1)");
+    expect_err(H("'num_classes':2,'class_names':['a']"), "class_names: must have num_classes = 2");
+    expect_err(H("'num_classes':2,'class_names':'ab'"), "class_names: must be null or an array");
+    expect_err(H("'num_classes':2,'class_names':['a','a']"),
+               "class_names[1]: must differ from every other class name");
+    expect_err(H("'num_classes':2,'class_names':['a','']"), "class_names[1]: must be a non-empty");
+    expect_err(H("'num_classes':2,'class_names':['a',3]"), "class_names[1]: must be a non-empty");
+    expect_err(H("'num_classes':2,'discriminator':{'kind':'conv'}"),
+               "num_classes: a class-conditional model needs discriminator.kind \"transformer\"");
 }
 END_TEST
 
@@ -844,6 +891,7 @@ int main(void)
     tcase_add_test(tc, writer_shape);
     tcase_add_test(tc, writer_locale);
     tcase_add_test(tc, conv_kind);
+    tcase_add_test(tc, class_keys);
     tcase_add_test(tc, models_parse);
     tcase_add_test(tc, models_sizes);
     suite_add_tcase(s, tc);

@@ -65,6 +65,30 @@ static uint64_t disc_sig(const tg_disc *d, const tg_disc_acts *a)
     return h;
 }
 
+/* class-conditional (docs/SPECIFICATION.md "Class conditioning"): the
+ * conditional norms over LayerNorm and PixelNorm, the class embedding of z,
+ * the projection discriminator */
+static const char *desc_ln_c =
+    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":5,\"num_classes\":3,"
+    "\"image\":{\"size\":8,\"channels\":3},"
+    "\"generator\":{\"bottom_width\":4,\"embed_dim\":24,\"depths\":[1,1],\"heads\":3,\"mlp_ratio\":2},"
+    "\"discriminator\":{\"patch_size\":4,\"embed_dim\":12,\"depth\":2,\"heads\":3,\"mlp_ratio\":2},"
+    "\"training\":{\"sr_aux_weight\":1}}";
+static const char *desc_pn_c =
+    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":6,\"num_classes\":4,"
+    "\"image\":{\"size\":6,\"channels\":1},"
+    "\"generator\":{\"bottom_width\":3,\"embed_dim\":20,\"depths\":[1,1],\"heads\":5,\"mlp_ratio\":2,"
+    "\"norm\":\"pixelnorm\",\"relative_position_bias\":true,\"output\":\"tanh\"},"
+    "\"discriminator\":{\"patch_size\":3,\"embed_dim\":10,\"depth\":1,\"heads\":2,\"mlp_ratio\":2}}";
+/* the batch's classes for conditional models (a repeated class: its table
+ * rows collect the gradients of several images) */
+static const int32_t labels[4] = {2, 0, 2, 1};
+
+static const int32_t *labels_for(const tg_model *m)
+{
+    return m->desc.num_classes ? labels : NULL;
+}
+
 static tg_model *make(const char *json)
 {
     tg_model *m;
@@ -97,6 +121,7 @@ static void check_disc(const char *json, int64_t B)
     size_t npx = (size_t)B * m->disc.ch * m->disc.S * m->disc.S;
     c.img = tu_rand(npx, -1, 1);
     OK(tg_disc_acts_alloc(&m->disc, B, &c.a));
+    c.a.labels = labels_for(m);
     float *r = tu_rand((size_t)B, -1, 1), *y = calloc(B, 4), *G = calloc(m->disc.P.total, 4),
           *dimg = calloc(npx, 4);
     d_f(&c, y);
@@ -161,6 +186,7 @@ static void check_disc2(const char *json, int64_t B)
     c.imgd = tu_rand(npx, -1, 1);
     OK(tg_disc_acts_alloc(&m->disc, B, &c.a));
     OK(tg_disc_acts_alloc(&m->disc, B, &c.ta));
+    c.a.labels = labels_for(m);
     float sd[8], sp[8], sm[8], num[8], *keep = malloc(npx * 4);
     int conv = m->disc.kind == TG_DISC_CONV;
     float eps = conv ? 1e-3f : 1e-2f;
@@ -236,13 +262,15 @@ static void check_gen(const char *json, int64_t B, int first)
     size_t nin = first ? (size_t)B * g->ch * g->st[1].N : (size_t)B * g->L;
     c.in = tu_rand(nin, -1, 1);
     OK(tg_gen_acts_alloc(g, B, &c.a));
+    c.a.labels = labels_for(m);
     size_t npx = (size_t)B * g->ch * g->S * g->S;
     float *r = tu_rand(npx, -1, 1), *y = calloc(npx, 4), *G = calloc(g->P.total, 4);
     g_f(&c, y);
     OK(tg_gen_bwd(m->dnn, g, m->gnet.w, G, c.in, tg_model_masks(m, m->gnet.steps), &c.a, r));
     for (size_t i = 0; i < g->P.count; i++) {
         const tg_param *p = &g->P.p[i];
-        int unused = first ? (strstr(p->name, "input.") != NULL || strstr(p->name, "stages.0.") != NULL)
+        int unused = first ? (strstr(p->name, "input.") != NULL || strstr(p->name, "stages.0.") != NULL ||
+                              strstr(p->name, "class_embed") != NULL)
                            : strstr(p->name, "sr_embed") != NULL;
         if (unused) /* its gradient must stay exactly zero */
             for (size_t j = 0; j < p->n; j++)
@@ -265,6 +293,14 @@ START_TEST(gen_grad_relbias_mask) { check_gen(desc_pn, 2, 0); }
 END_TEST
 START_TEST(gen_grad_sr) { check_gen(desc_ln, 2, 1); }
 END_TEST
+START_TEST(cond_disc_grad) { check_disc(desc_ln_c, 3); check_disc(desc_pn_c, 4); }
+END_TEST
+START_TEST(cond_disc_second_order) { check_disc2(desc_ln_c, 3); check_disc2(desc_pn_c, 4); }
+END_TEST
+START_TEST(cond_gen_grad) { check_gen(desc_ln_c, 3, 0); check_gen(desc_pn_c, 4, 0); }
+END_TEST
+START_TEST(cond_gen_grad_sr) { check_gen(desc_ln_c, 3, 1); }
+END_TEST
 
 int main(void)
 {
@@ -278,6 +314,10 @@ int main(void)
     tcase_add_test(tc, gen_grad_b3);
     tcase_add_test(tc, gen_grad_relbias_mask);
     tcase_add_test(tc, gen_grad_sr);
+    tcase_add_test(tc, cond_disc_grad);
+    tcase_add_test(tc, cond_disc_second_order);
+    tcase_add_test(tc, cond_gen_grad);
+    tcase_add_test(tc, cond_gen_grad_sr);
     suite_add_tcase(s, tc);
     /* the conv D: five networks, two passes each, at a smaller step (more
      * probes straddle no kink); its own, longer timeout for sanitizer builds */

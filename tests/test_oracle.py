@@ -96,6 +96,7 @@ def test_draws_are_in_range():
     ({"training": {"ada": {"kimg": 0}}}, "training.ada.kimg"),
     ({"training": {"ada": {"interval": 0}}}, "training.ada.interval"),
     ({"training": {"ada": {}, "diffaug": []}}, "training.ada"),
+    ({"num_classes": 2, "discriminator": {"kind": "conv"}}, "num_classes"),
     ({"discriminator": {"kind": "cnn"}}, "discriminator.kind"),
     ({"discriminator": {"kind": "conv", "depth": 2}}, "discriminator.depth"),
     ({"discriminator": {"widths": [8]}}, "discriminator.widths"),

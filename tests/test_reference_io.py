@@ -65,7 +65,8 @@ def test_descriptor_and_checkpoint(name):
     d = O.load_descriptor(jpath)
     t, meta = O.st_read(cpath)
     assert meta["format"] == "transgan-checkpoint"
-    assert json.loads(meta["descriptor"]) == d
+    assert O.load_descriptor(meta["descriptor"]) == d   # class keys may be left out
+    assert meta["descriptor"] == O.descriptor_json(d)
     st = O.State.load(cpath, d)                       # all weights present, shapes right
     table = O.parameter_table(d)
     assert set(t) == {n for n, _, _ in table} | {"ema." + n for n in st.names("generator")}
@@ -89,23 +90,36 @@ def test_expected_outputs_match_oracle(name):
     assert io["images"].min() >= -1 and io["images"].max() <= 1
     assert ("sr_raw" in io) == (d["training"]["sr_aux_weight"] > 0)
 
+    assert ("labels" in io) == (d["num_classes"] > 0)
+    y = None
+    if "labels" in io:                                # integers in [0, num_classes)
+        assert io["labels"].shape == (n,)
+        y = torch.from_numpy(io["labels"].astype(np.int64))
+        assert np.array_equal(y.numpy(), io["labels"]) and 0 <= int(y.min())
+        assert int(y.max()) < d["num_classes"]
     st = O.State.load(cpath, d, torch.float64)
     masks = O.locality_masks(d, st.g_steps)
     z = torch.from_numpy(io["z"]).double()
     x = torch.from_numpy(io["images"]).double()
     with torch.no_grad():
-        _close(st.model.discriminate(x).numpy(), io["scores"].astype(np.float64), f"{name}: scores")
-        _close(st.model.generate(z, masks).numpy(), io["gen_raw"].astype(np.float64),
+        _close(st.model.discriminate(x, y).numpy(), io["scores"].astype(np.float64),
+               f"{name}: scores")
+        _close(st.model.generate(z, masks, y).numpy(), io["gen_raw"].astype(np.float64),
                f"{name}: gen_raw")
         if "sr_raw" in io:
             low = st.model.sr_lowres(x)
             assert low.shape[-1] == O.stage_widths(d)[1]
             _close(low.numpy(), io["sr_lowres"].astype(np.float64), f"{name}: sr_lowres")
-            _close(st.model.generate_sr(low, masks).numpy(), io["sr_raw"].astype(np.float64),
+            _close(st.model.generate_sr(low, masks, y).numpy(), io["sr_raw"].astype(np.float64),
                    f"{name}: sr_raw")
         ema = st.ema_model()
-        _close(ema.generate(z, masks).numpy(), io["gen_ema"].astype(np.float64),
+        _close(ema.generate(z, masks, y).numpy(), io["gen_ema"].astype(np.float64),
                f"{name}: gen_ema")
+        if y is not None:                             # the classes must matter
+            other = (y + 1) % d["num_classes"]
+            assert not np.allclose(ema.generate(z, masks, other).numpy(), io["gen_ema"], rtol=1e-3)
+            assert not np.allclose(st.model.discriminate(x, other).numpy(), io["scores"],
+                                   rtol=1e-3)
         if masks:                                     # the mask must matter
             assert not np.allclose(ema.generate(z, None).numpy(), io["gen_ema"], rtol=1e-3)
     assert not np.allclose(io["gen_ema"], io["gen_raw"], rtol=1e-3)

@@ -43,10 +43,35 @@ static const char *SWEEP_CONV_JSON =
     "\"widths\":[3,4],\"blocks\":[1,1]},\"training\":{\"loss\":\"wgan-gp\","
     "\"n_critic\":1,\"g_batch\":2,\"d_batch\":2,\"diffaug\":[\"translation\",\"cutout\"],"
     "\"sr_aux_weight\":0.5,\"locality\":{\"stages\":[2],\"schedule\":[[100,1]]}}}";
-static const char *g_sweep_json; /* the sweep's descriptor: one of the two */
+/* The same, class-conditional with named classes: the sweep's second run
+ * (the conditional calls; the fakes' classes drawn by the step). */
+static const char *SWEEP_COND_JSON =
+    "{\"format\":\"transgan\",\"format_version\":1,\"name\":\"sweep\",\"num_classes\":2,"
+    "\"class_names\":[\"a\",\"b\"],\"image\":{\"size\":8,"
+    "\"channels\":1},\"latent_dim\":4,\"generator\":{\"bottom_width\":2,\"embed_dim\":16,"
+    "\"depths\":[1,1,1],\"heads\":1,\"mlp_ratio\":1},\"discriminator\":{\"patch_size\":4,"
+    "\"embed_dim\":8,\"depth\":1,\"heads\":2,\"mlp_ratio\":1},\"training\":{\"loss\":\"wgan-gp\","
+    "\"n_critic\":1,\"g_batch\":2,\"d_batch\":2,\"diffaug\":[\"translation\",\"cutout\"],"
+    "\"sr_aux_weight\":0.5,\"locality\":{\"stages\":[2],\"schedule\":[[100,1]]}}}";
+/* the sweep's variants (allocation_failure_sweep's _i): plain, conditional, conv D */
+#define SWEEP_VARIANTS 3
 #define SW_PX 64 /* 1 x 8 x 8 */
 #define SW_L 4
 #define SW_B 2
+static const int32_t SW_Y[SW_B] = {1, 0};
+static const tg_train_labels SW_LAB = {.struct_size = sizeof SW_LAB, .real = SW_Y};
+
+/* the sequence's scoring and training calls, plain or conditional */
+static tg_status sw_disc(int cond, tg_model *m, const float *x, float *out)
+{
+    return cond ? tg_discriminate_labels(m, x, SW_Y, SW_B, out, SW_B)
+                : tg_discriminate(m, x, SW_B, out, SW_B);
+}
+static tg_status sw_step(int cond, tg_model *m, const float *x, tg_train_stats *st)
+{
+    return cond ? tg_train_step_labels(m, x, SW_B, &SW_LAB, NULL, NULL, NULL, st)
+                : tg_train_step(m, x, SW_B, NULL, NULL, NULL, st);
+}
 
 #define FAILS_OOM(expr)                                                                       \
     do {                                                                                      \
@@ -188,8 +213,11 @@ typedef struct {
 /* One sequence; the allocation k (counted from its start) fails, or none
  * when k < 0. Each call that fails must fail cleanly and is then repeated
  * with the gate disarmed. */
-static void sequence(long k, seq_out *o)
+static void sequence(long k, seq_out *o, int variant)
 {
+    static const char *const jsons[SWEEP_VARIANTS] = {SWEEP_JSON, SWEEP_COND_JSON, SWEEP_CONV_JSON};
+    const char *json = jsons[variant];
+    int cond = variant == 1;
     float z[SW_B * SW_L], real[SW_B * SW_PX];
     tu_seed(7);
     tu_fill(z, SW_B * SW_L, -1, 1);
@@ -203,12 +231,12 @@ static void sequence(long k, seq_out *o)
     tg_status st;
     arm(k);
 
-    st = tg_model_create(g_sweep_json, 1, &m);
+    st = tg_model_create(json, 1, &m);
     if (st != TG_OK) {
         FAILS_OOM(st);
         ck_assert_ptr_null(m);
         pause_gate();
-        OK(tg_model_create(g_sweep_json, 1, &m));
+        OK(tg_model_create(json, 1, &m));
         resume_gate();
     }
 
@@ -225,12 +253,12 @@ static void sequence(long k, seq_out *o)
         OK(tg_generate(m, z, SW_B, 0, o->gen, SW_B * SW_PX));
         resume_gate();
     }
-    st = tg_discriminate(m, real, SW_B, o->disc, SW_B);
+    st = sw_disc(cond, m, real, o->disc);
     if (st != TG_OK) {
         FAILS_OOM(st);
         assert_unchanged(m, before, nb, "tg_discriminate");
         pause_gate();
-        OK(tg_discriminate(m, real, SW_B, o->disc, SW_B));
+        OK(sw_disc(cond, m, real, o->disc));
         resume_gate();
     }
     free(before);
@@ -240,7 +268,7 @@ static void sequence(long k, seq_out *o)
         before = snapshot(m, &nb);
         unsigned arrays = arrays_present(m);
         o->st[s].struct_size = sizeof o->st[s];
-        st = tg_train_step(m, real, SW_B, NULL, NULL, NULL, &o->st[s]);
+        st = sw_step(cond, m, real, &o->st[s]);
         if (st != TG_OK) {
             FAILS_OOM(st);
             assert_unchanged(m, before, nb, "tg_train_step");
@@ -251,7 +279,7 @@ static void sequence(long k, seq_out *o)
             ck_assert_msg((now & 1u << 16) ? (now & pair) == pair : now == arrays,
                           "a failed tg_train_step left state arrays 0x%x (was 0x%x)", now, arrays);
             pause_gate();
-            OK(tg_train_step(m, real, SW_B, NULL, NULL, NULL, &o->st[s]));
+            OK(sw_step(cond, m, real, &o->st[s]));
             resume_gate();
         }
         free(before);
@@ -280,7 +308,7 @@ static void sequence(long k, seq_out *o)
     /* load_weights over a model that has trained: from its own checkpoint
      * after one more step, so a success would change it */
     pause_gate();
-    OK(tg_train_step(m2, real, SW_B, NULL, NULL, NULL, NULL));
+    OK(sw_step(cond, m2, real, NULL));
     resume_gate();
     before = snapshot(m2, &nb);
     st = tg_model_load_weights(m2, path);
@@ -315,20 +343,22 @@ static void sequence(long k, seq_out *o)
     tg_model_destroy(m2);
 }
 
-static void sweep(const char *json)
+/* _i = 1: the same sequence on a class-conditional model; 2: with the
+ * convolutional discriminator */
+START_TEST(allocation_failure_sweep)
 {
-    g_sweep_json = json;
+    int cond = _i;
     seq_out ref = {0};
-    sequence(-1, &ref);
+    sequence(-1, &ref, cond);
     long k = 0, failed = 0;
     long t0 = tg_alloc_count();
     seq_out probe = {0};
-    sequence(-1, &probe);
+    sequence(-1, &probe, cond);
     free(probe.ckpt);
     fprintf(stderr, "sequence: %ld allocations\n", tg_alloc_count() - t0);
     for (;; k++) {
         seq_out o = {0};
-        sequence(k, &o);
+        sequence(k, &o, cond);
         int hit = fired();
         /* whatever failed, the end is the same as without failures */
         ck_assert_msg(memcmp(o.gen, ref.gen, sizeof o.gen) == 0, "k=%ld: generate differs", k);
@@ -349,12 +379,9 @@ static void sweep(const char *json)
     }
     free(ref.ckpt);
     ck_assert_msg(failed > 100, "only %ld allocations in the sequence", failed);
-    printf("allocation_failure_sweep: %ld allocations failed in turn\n", failed);
+    printf("allocation_failure_sweep%s: %ld allocations failed in turn\n",
+           cond == 1 ? " (conditional)" : cond == 2 ? " (conv D)" : "", failed);
 }
-
-START_TEST(allocation_failure_sweep) { sweep(SWEEP_JSON); }
-END_TEST
-START_TEST(allocation_failure_sweep_conv) { sweep(SWEEP_CONV_JSON); }
 END_TEST
 
 /* ------------------------------------------------ cJSON's allocations */
@@ -716,8 +743,7 @@ int main(void)
     TCase *sw = tcase_create("sweep");
     tcase_add_checked_fixture(sw, setup, teardown);
     tcase_set_timeout(sw, 900);
-    tcase_add_test(sw, allocation_failure_sweep);
-    tcase_add_test(sw, allocation_failure_sweep_conv);
+    tcase_add_loop_test(sw, allocation_failure_sweep, 0, SWEEP_VARIANTS);
     suite_add_tcase(s, sw);
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -18,7 +18,7 @@
 
 static const char *fixtures[] = {"sgd-wgan-gp-eps", "sgd-wgan-gp", "sgd-hinge",
                                  "sgd-lsgan",       "sgd-mtct",    "sgd-locality",
-                                 "sgd-gray-pixelnorm", "sgd-clip", "adam-recipe",
+                                 "sgd-gray-pixelnorm", "sgd-clip", "adam-recipe", "sgd-cond",
                                  "adam-clip", "sgd-conv-res", "sgd-conv-plain"};
 #define NFIX (int)(sizeof fixtures / sizeof *fixtures)
 
@@ -108,9 +108,25 @@ START_TEST(reference_train_step)
     float *g0 = malloc(G * 4), *d0 = malloc(D * 4);
     memcpy(g0, m->gnet.w, G * 4);
     memcpy(d0, m->dnet.w, D * 4);
+    /* a conditional fixture's classes (float32 integers in the file) */
+    int32_t *lab[3] = {NULL, NULL, NULL};
+    static const char *const lab_names[3] = {"labels", "fake_d", "fake_g"};
+    for (int i = 0; i < 3 && tg_st_find(&io, "labels"); i++) {
+        size_t n;
+        float *x = get(&io, lab_names[i], &n);
+        lab[i] = malloc(n * sizeof *lab[i]);
+        for (size_t j = 0; j < n; j++)
+            lab[i][j] = (int32_t)x[j];
+        free(x);
+    }
+    tg_train_labels tl = {.struct_size = sizeof tl, .real = lab[0], .fake_d = lab[1],
+                          .fake_g = lab[2]};
     for (size_t k = 0; k < K; k++) {
         tg_train_stats st = {.struct_size = sizeof st};
-        OK(tg_train_step(m, real, (size_t)m->desc.t.d_batch, zd, zg, alpha, &st));
+        if (lab[0])
+            OK(tg_train_step_labels(m, real, (size_t)m->desc.t.d_batch, &tl, zd, zg, alpha, &st));
+        else
+            OK(tg_train_step(m, real, (size_t)m->desc.t.d_batch, zd, zg, alpha, &st));
         ck_assert_msg(fabs(st.d_loss - dl[k]) <= 1e-4 * (1 + fabs(dl[k])), "%s call %zu: d_loss %.7g, reference %.7g", fx, k, st.d_loss, (double)dl[k]);
         ck_assert_msg(fabs(st.gp - gp[k]) <= 1e-4 * (1 + fabs(gp[k])), "%s call %zu: gp %.7g, reference %.7g", fx, k, st.gp, (double)gp[k]);
         ck_assert_int_eq(st.g_updated, !isnan(gl[k]));
@@ -145,6 +161,7 @@ START_TEST(reference_train_step)
     OK(tg_model_info(m, TG_INFO_D_STEPS, &steps));
     ck_assert_int_eq(steps, (int64_t)K);
     free(real), free(zd), free(zg), free(alpha), free(dl), free(gp), free(gl), free(g0), free(d0);
+    free(lab[0]), free(lab[1]), free(lab[2]);
     tg_st_free(&io), tg_st_free(&delta), tg_st_free(&after);
     tg_model_destroy(m);
     tu_assert_no_ref();

@@ -40,7 +40,8 @@ import oracle as O  # noqa: E402
 
 F = torch.nn.functional
 EXPECTED = {"sgd-wgan-gp-eps", "sgd-wgan-gp", "sgd-hinge", "sgd-lsgan", "sgd-mtct",
-            "sgd-locality", "sgd-gray-pixelnorm", "sgd-clip", "adam-recipe", "adam-clip"}
+            "sgd-locality", "sgd-gray-pixelnorm", "sgd-clip", "adam-recipe", "adam-clip",
+            "sgd-cond"}
 NAMES = sorted(os.path.basename(p)[:-len(".delta.safetensors")]
                for p in glob.glob(os.path.join(FIXDIR, "*.delta.safetensors")))
 SUFFIXES = (".json", ".init.safetensors", ".io.safetensors", ".after.safetensors",
@@ -66,6 +67,12 @@ def _load(name):
     d = O.load_descriptor(_path(name, ".json"))
     io, io_meta = O.st_read(_path(name, ".io.safetensors"))
     return d, io, int(io_meta["steps"])
+
+
+def _labels(io):
+    """A conditional fixture's classes as train_step's keyword arguments."""
+    return {k: torch.from_numpy(io[k].astype(np.int64))
+            for k in ("labels", "fake_d", "fake_g") if k in io}
 
 
 def _g_calls(d, K):
@@ -105,7 +112,8 @@ def test_fixture_is_consistent(name):
     delta, _ = O.st_read(_path(name, ".delta.safetensors"))
     for meta in (imeta, ameta):
         assert meta["format"] == "transgan-checkpoint"
-        assert json.loads(meta["descriptor"]) == d
+        assert O.load_descriptor(meta["descriptor"]) == d
+        assert meta["descriptor"] == O.descriptor_json(d)
     params = {n: shape for n, shape, _ in O.parameter_table(d)}
     gnames = [k for k in params if k.startswith("generator.")]
     # the starting checkpoint
@@ -127,6 +135,11 @@ def test_fixture_is_consistent(name):
     S, C, L = d["image"]["size"], d["image"]["channels"], d["latent_dim"]
     shapes = {"real": (t["d_batch"], C, S, S), "zd": (t["d_batch"], L),
               "zg": (t["g_batch"], L), "alpha": (t["d_batch"],)}
+    if d["num_classes"]:
+        shapes.update(labels=(t["d_batch"],), fake_d=(t["d_batch"],), fake_g=(t["g_batch"],))
+        for k, v in _labels(io).items():
+            assert np.array_equal(v.numpy(), io[k]), k
+            assert 0 <= int(v.min()) and int(v.max()) < d["num_classes"], k
     shapes.update({"stats." + s: (K,) for s in ("d_loss", "gp", "g_loss", "d_grad_norm",
                                                 "g_grad_norm")})
     assert {k: v.shape for k, v in io.items()} == shapes
@@ -160,7 +173,8 @@ def test_oracle_rerun_matches(name):
     st = O.State.load(_path(name, ".init.safetensors"), d, torch.float64)
     init = {k: p.detach().clone() for k, p in st.params.items()}
     x = {k: torch.from_numpy(io[k]).double() for k in ("real", "zd", "zg", "alpha")}
-    stats = [O.train_step(st, x["real"], x["zd"], x["zg"], x["alpha"]) for _ in range(K)]
+    stats = [O.train_step(st, x["real"], x["zd"], x["zg"], x["alpha"], **_labels(io))
+             for _ in range(K)]
 
     delta, _ = O.st_read(_path(name, ".delta.safetensors"))
     after, ameta = O.st_read(_path(name, ".after.safetensors"))
@@ -192,9 +206,10 @@ def test_oracle_rerun_matches(name):
                                    rtol=1e-6, atol=1e-7, equal_nan=True, err_msg=key)
 
 
-def _spec_d_loss(t, D, real, fake, alpha):
-    """docs/SPECIFICATION.md "Training step" 1, without augmentation."""
-    dr, df = D(real), D(fake)
+def _spec_d_loss(t, D, real, fake, alpha, yr=None, yf=None):
+    """docs/SPECIFICATION.md "Training step" 1, without augmentation (a
+    conditional model: real and interpolates with yr, fakes with yf)."""
+    dr, df = D(real, yr), D(fake, yf)
     kind = t["loss"]
     if kind == "hinge":
         return F.relu(1 - dr).mean() + F.relu(1 + df).mean()
@@ -205,7 +220,7 @@ def _spec_d_loss(t, D, real, fake, alpha):
         loss = loss + t["drift_weight"] * dr.mean() ** 2
     a = alpha.view(-1, 1, 1, 1)
     xh = (a * real + (1 - a) * fake).requires_grad_(True)
-    g, = torch.autograd.grad(D(xh).sum(), xh, create_graph=True)
+    g, = torch.autograd.grad(D(xh, yr).sum(), xh, create_graph=True)
     return loss + t["gp_weight"] * ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
@@ -227,21 +242,23 @@ def test_sgd_delta_is_minus_gradient(name):
     masks = O.locality_masks(d, 0)
     dp = {k: st.params[k] for k in st.names("discriminator")}
     gp = {k: st.params[k] for k in st.names("generator")}
+    y = _labels(io)
+    yr, yd, yg = y.get("labels"), y.get("fake_d"), y.get("fake_g")
     # D: gradient at the initial weights
     with torch.no_grad():
-        fake = G(x["zd"], masks)
-    loss = _spec_d_loss(t, D, x["real"], fake, x["alpha"])
+        fake = G(x["zd"], masks, yd)
+    loss = _spec_d_loss(t, D, x["real"], fake, x["alpha"], yr, yd)
     grads = torch.autograd.grad(loss, list(dp.values()))
     bad = {k: _rel(-g.numpy(), delta[k]) for k, g in zip(dp, grads)}
     # G: gradient with D already updated
     with torch.no_grad():
         for k, p in dp.items():
             p.add_(torch.from_numpy(delta[k]).double())
-    out = D(G(x["zg"], masks))
+    out = D(G(x["zg"], masks, yg), yg)
     loss = ((out - 1) ** 2).mean() if t["loss"] == "lsgan" else -out.mean()
     if t["sr_aux_weight"] > 0:
         low = F.avg_pool2d(x["real"], d["image"]["size"] // O.stage_widths(d)[1])
-        loss = loss + t["sr_aux_weight"] * ((st.model.generate_sr(low, masks) - x["real"]) ** 2).mean()
+        loss = loss + t["sr_aux_weight"] * ((st.model.generate_sr(low, masks, yr) - x["real"]) ** 2).mean()
     grads = torch.autograd.grad(loss, list(gp.values()))
     bad.update({k: _rel(-g.numpy(), delta[k]) for k, g in zip(gp, grads)})
     # the D update above used the float32-rounded delta: allow for that in G's gradient

@@ -146,6 +146,44 @@ int io_load_idx(const char *path, int size, int channels, size_t limit, float **
     return 0;
 }
 
+int io_load_idx_labels(const char *path, size_t limit, int32_t **out, size_t *n)
+{
+    *out = NULL, *n = 0;
+    errno = 0;
+    gzFile f = gzopen(path, "rb");
+    if (!f && errno == ENOENT && !strncmp(path, IO_FMNIST_DIR, strlen(IO_FMNIST_DIR)))
+        return io_fail("cannot open '%s': %s; Fashion-MNIST comes with the Debian package %s "
+                       "(apt-get install %s)", path, strerror(errno), IO_FMNIST_PACKAGE,
+                       IO_FMNIST_PACKAGE);
+    if (!f)
+        return io_fail("cannot open '%s': %s", path, errno ? strerror(errno) : "out of memory");
+    unsigned char hdr[8];
+    if (gz_read_all(f, hdr, sizeof hdr) || hdr[0] || hdr[1] || hdr[2] != 8 || hdr[3] != 1) {
+        gzclose(f);
+        return io_fail("'%s' is not an idx1 file of unsigned bytes (labels), such as "
+                       "Fashion-MNIST's train-labels-idx1-ubyte.gz", path);
+    }
+    size_t count = be32(hdr + 4);
+    if (limit && limit < count)
+        count = limit;
+    unsigned char *buf = malloc(count ? count : 1);
+    int32_t *y = malloc((count ? count : 1) * sizeof *y);
+    if (!buf || !y) {
+        free(buf), free(y), gzclose(f);
+        return io_fail("out of memory for %zu labels", count);
+    }
+    if (gz_read_all(f, buf, count)) {
+        free(buf), free(y), gzclose(f);
+        return io_fail("'%s' is truncated", path);
+    }
+    for (size_t i = 0; i < count; i++)
+        y[i] = buf[i];
+    free(buf);
+    gzclose(f);
+    *out = y, *n = count;
+    return 0;
+}
+
 /* ---------------------------------------------------------- PNG folders */
 
 /* Why stb_image could not decode a file, in words (its own reasons are terse
@@ -359,6 +397,100 @@ done:
         return rc;
     }
     *out = img, *n = got;
+    return 0;
+}
+
+void io_free_names(char **names, int n)
+{
+    for (int i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+int io_load_png_classes(const char *dir, int size, int channels, size_t limit, float **out,
+                        int32_t **labels, size_t *n, char ***names, int *n_classes)
+{
+    *out = NULL, *labels = NULL, *n = 0, *names = NULL, *n_classes = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return io_fail("cannot open folder '%s': %s", dir, strerror(errno));
+    char **sub = NULL;
+    int k = 0, cap = 0, rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        size_t plen = strlen(dir) + strlen(e->d_name) + 2;
+        char *path = malloc(plen);
+        struct stat sb;
+        if (!path)
+            break;
+        snprintf(path, plen, "%s/%s", dir, e->d_name);
+        int is_dir = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+        free(path);
+        if (!is_dir)
+            continue;
+        if (k == cap) {
+            cap = cap ? 2 * cap : 16;
+            char **grown = realloc(sub, (size_t)cap * sizeof *sub);
+            if (!grown)
+                break;
+            sub = grown;
+        }
+        if (!(sub[k] = strdup(e->d_name)))
+            break;
+        k++;
+    }
+    int listed = e == NULL;
+    closedir(d);
+    if (!listed) {
+        io_free_names(sub, k);
+        return io_fail("out of memory listing '%s'", dir);
+    }
+    if (k == 0) {
+        free(sub);
+        return io_fail("folder '%s' has no sub-folders (one per class)", dir);
+    }
+    qsort(sub, (size_t)k, sizeof *sub, cmp_names);
+    float *img = NULL;
+    int32_t *y = NULL;
+    size_t total = 0, per = (size_t)channels * size * size;
+    for (int c = 0; c < k && rc == 0; c++) {
+        size_t plen = strlen(dir) + strlen(sub[c]) + 2, got;
+        char *path = malloc(plen);
+        float *part = NULL;
+        if (!path) {
+            rc = io_fail("out of memory");
+            break;
+        }
+        snprintf(path, plen, "%s/%s", dir, sub[c]);
+        rc = io_load_png_dir(path, size, channels, limit, &part, &got);
+        free(path);
+        if (rc)
+            break;
+        float *gi = realloc(img, (total + got) * per * sizeof *img);
+        int32_t *gy = gi ? realloc(y, (total + got) * sizeof *y) : NULL;
+        if (gi)
+            img = gi;
+        if (gy)
+            y = gy;
+        if (!gi || !gy) {
+            free(part);
+            rc = io_fail("out of memory for %zu images", total + got);
+            break;
+        }
+        memcpy(img + total * per, part, got * per * sizeof *img);
+        for (size_t i = 0; i < got; i++)
+            y[total + i] = c;
+        total += got;
+        free(part);
+    }
+    if (rc) {
+        free(img), free(y);
+        io_free_names(sub, k);
+        return rc;
+    }
+    *out = img, *labels = y, *n = total, *names = sub, *n_classes = k;
     return 0;
 }
 

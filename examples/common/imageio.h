@@ -25,6 +25,11 @@
 #define IO_FMNIST_PACKAGE "dataset-fashion-mnist"
 #define IO_FMNIST_DIR "/usr/share/datasets/fashion-mnist/"
 #define IO_FMNIST_TRAIN IO_FMNIST_DIR "train-images-idx3-ubyte.gz"
+#define IO_FMNIST_TRAIN_LABELS IO_FMNIST_DIR "train-labels-idx1-ubyte.gz"
+/* Fashion-MNIST's ten classes, in label order (models/fmnist-cond.json) */
+#define IO_FMNIST_CLASSES                                                                   \
+    {"t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", \
+     "ankle-boot"}
 
 /* The message of the last failure ("" if none); static storage. */
 const char *io_last_error(void);
@@ -45,6 +50,20 @@ int io_load_idx(const char *path, int size, int channels, size_t limit, float **
  * drawn over black) is said there too. limit > 0 keeps the first `limit`. */
 int io_load_png_dir(const char *dir, int size, int channels, size_t limit, float **out,
                     size_t *n);
+
+/* Load the labels of an idx1 file of unsigned bytes (gzip'd or plain), such as
+ * Fashion-MNIST's train-labels-idx1-ubyte.gz, into *out, a malloc'd int32
+ * array [*n]. limit > 0 keeps the first `limit`. */
+int io_load_idx_labels(const char *path, size_t limit, int32_t **out, size_t *n);
+
+/* Load a folder whose sub-folders are classes: every sub-folder (in name order)
+ * is loaded as by io_load_png_dir (limit > 0: the first `limit` images of each)
+ * and its images get the sub-folder's index as their label. *out [*n, channels,
+ * size, size], *labels [*n] and *names [*n_classes] (the sub-folder names) are
+ * malloc'd; free them with io_free_names for the names. */
+int io_load_png_classes(const char *dir, int size, int channels, size_t limit, float **out,
+                        int32_t **labels, size_t *n, char ***names, int *n_classes);
+void io_free_names(char **names, int n);
 
 /* Write n images of 8-bit interleaved pixels [n, size, size, bpp] (bpp 1, 3 or
  * 4, as tg_images_to_pixels makes them) as one PNG: a grid of `cols` columns

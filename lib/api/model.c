@@ -100,6 +100,13 @@ TG_API const char *tg_model_descriptor(const tg_model *m)
     return m ? m->desc_json : NULL;
 }
 
+TG_API const char *tg_model_class_name(const tg_model *m, int64_t k)
+{
+    if (!m || !m->desc.class_names || k < 0 || k >= m->desc.num_classes)
+        return NULL;
+    return m->desc.class_names[k];
+}
+
 TG_API tg_status tg_model_info(const tg_model *m, tg_info key, int64_t *value)
 {
     tg_error_clear();
@@ -133,6 +140,7 @@ TG_API tg_status tg_model_info(const tg_model *m, tg_info key, int64_t *value)
     case TG_INFO_SAMPLING_ONLY: v = m->sampling_only; break;
     case TG_INFO_PRECISION: v = m->precision; break;
     case TG_INFO_D_KIND: v = m->desc.d.kind; break;
+    case TG_INFO_NUM_CLASSES: v = m->desc.num_classes; break;
     default: return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_info: unknown key %d", (int)key);
     }
     *value = v;

@@ -66,43 +66,92 @@ static tg_status grow(float **buf, size_t *floats, size_t need)
     return TG_OK;
 }
 
-static tg_status generate(tg_model *m, const float *z, size_t n, uint32_t flags, float *out,
-                          size_t out_len)
+/* Labels given to a call: none on an unconditional model, each in range on
+ * a conditional one (docs/SPECIFICATION.md "Class conditioning"). */
+static tg_status check_labels(const tg_model *m, const char *fn, const int32_t *labels, size_t n)
+{
+    int K = m->desc.num_classes;
+    if (!labels)
+        return TG_OK;
+    if (K == 0)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "%s: labels given, but the model is unconditional "
+                       "(num_classes = 0); pass labels = NULL", fn);
+    for (size_t i = 0; i < n; i++)
+        if (labels[i] < 0 || labels[i] >= K)
+            return tg_fail(TG_ERR_INVALID_ARGUMENT, "%s: labels[%zu] = %d is out of range "
+                           "(the model has num_classes = %d: 0 .. %d)", fn, i, (int)labels[i], K,
+                           K - 1);
+    return TG_OK;
+}
+
+/* The class of latent z[L] when the caller gives none: a hash of its float
+ * bits, so the same z always gives the same class (include/transgan.h,
+ * tg_generate_labels). FNV-1a over the bytes, then splitmix64's finaliser. */
+static int32_t label_of_z(const float *z, size_t L, int K)
+{
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *p = (const unsigned char *)z;
+    for (size_t i = 0; i < L * sizeof(float); i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    h ^= h >> 30, h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27, h *= 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    return (int32_t)(h % (uint64_t)K);
+}
+
+static tg_status generate(tg_model *m, const char *fn, const float *z, const int32_t *labels,
+                          size_t n, uint32_t flags, float *out, size_t out_len)
 {
     tg_error_clear();
     if (!m || (n && (!z || !out)))
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_generate: %s is NULL",
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
                        !m ? "model" : !z ? "z" : "out");
     if (flags & ~TG_GEN_RAW)
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_generate: unknown flags 0x%x", flags);
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "%s: unknown flags 0x%x", fn, flags);
     const float *W = (m->gnet.ema && !(flags & TG_GEN_RAW)) ? m->gnet.ema : m->gnet.w;
     if (!W) /* sampling only, the EMA kept */
-        return tg_api_sampling_only("tg_generate", "raw generator (TG_GEN_RAW): it kept the EMA "
+        return tg_api_sampling_only(fn, "raw generator (TG_GEN_RAW): it kept the EMA "
                                     "generator only");
     size_t L = (size_t)m->desc.latent_dim, per = (size_t)m->desc.channels * m->desc.image_size *
                                                  m->desc.image_size;
-    TG_TRY(check_len("tg_generate", "out", n, per, out_len));
+    TG_TRY(check_len(fn, "out", n, per, out_len));
+    TG_TRY(check_labels(m, fn, labels, n));
     if (n == 0)
         return TG_OK;
     if (!all_finite(z, n * L))
-        return tg_fail(TG_ERR_NONFINITE, "tg_generate: z contains NaN or infinity");
+        return tg_fail(TG_ERR_NONFINITE, "%s: z contains NaN or infinity", fn);
 
     int64_t slice = gen_slice(m, n);
     TG_TRY(grow(&m->g_ws, &m->g_ws_floats, tg_gen_infer_floats(&m->gen, slice)));
     uint8_t *const *masks = tg_model_masks(m, m->gnet.steps);
+    int32_t drawn[TG_SLICE_MAX]; /* a slice's classes when the caller gives none */
     for (size_t i = 0; i < n; i += (size_t)slice) {
         int64_t b = (int64_t)TG_MIN((size_t)slice, n - i);
-        TG_TRY(tg_gen_infer(m->dnn, &m->gen, W, z + i * L, b, masks, out + i * per, m->g_ws));
+        const int32_t *lab = labels ? labels + i : NULL;
+        if (m->desc.num_classes && !labels) {
+            for (int64_t k = 0; k < b; k++)
+                drawn[k] = label_of_z(z + (i + (size_t)k) * L, L, m->desc.num_classes);
+            lab = drawn;
+        }
+        TG_TRY(tg_gen_infer_labels(m->dnn, &m->gen, W, z + i * L, lab, b, masks, out + i * per,
+                                   m->g_ws));
     }
     if (!all_finite(out, n * per))
-        return tg_fail(TG_ERR_NONFINITE, "tg_generate: the generator produced NaN or infinity");
+        return tg_fail(TG_ERR_NONFINITE, "%s: the generator produced NaN or infinity", fn);
     return TG_OK;
 }
 
 TG_API tg_status tg_generate(tg_model *m, const float *z, size_t n, uint32_t flags, float *out,
                              size_t out_len)
 {
-    TG_RETURN_ON_MODEL_THREADS(m, generate(m, z, n, flags, out, out_len));
+    TG_RETURN_ON_MODEL_THREADS(m, generate(m, "tg_generate", z, NULL, n, flags, out, out_len));
+}
+
+TG_API tg_status tg_generate_labels(tg_model *m, const float *z, const int32_t *labels, size_t n,
+                                    uint32_t flags, float *out, size_t out_len)
+{
+    TG_RETURN_ON_MODEL_THREADS(m, generate(m, "tg_generate_labels", z, labels, n, flags, out,
+                                           out_len));
 }
 
 static uint8_t to_u8(float x)
@@ -156,19 +205,21 @@ TG_API tg_status tg_images_to_pixels(const float *img, size_t n, int channels, i
     return TG_OK;
 }
 
-TG_API tg_status tg_generate_pixels(tg_model *m, const float *z, size_t n, uint32_t flags,
-                                    tg_pixel_format format, uint8_t *out, size_t out_len)
+static tg_status generate_pixels(tg_model *m, const char *fn, const float *z,
+                                 const int32_t *labels, size_t n, uint32_t flags,
+                                 tg_pixel_format format, uint8_t *out, size_t out_len)
 {
     tg_error_clear();
     if (!m || (n && (!z || !out)))
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_generate_pixels: %s is NULL",
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
                        !m ? "model" : !z ? "z" : "out");
     int bpp = (int)format, S = m->desc.image_size, ch = m->desc.channels;
     if (bpp != 1 && bpp != 3 && bpp != 4)
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_generate_pixels: unknown pixel format %d", bpp);
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "%s: unknown pixel format %d", fn, bpp);
     if (flags & ~TG_GEN_RAW)
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_generate_pixels: unknown flags 0x%x", flags);
-    TG_TRY(check_len("tg_generate_pixels", "out", n, (size_t)S * S * bpp, out_len));
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "%s: unknown flags 0x%x", fn, flags);
+    TG_TRY(check_len(fn, "out", n, (size_t)S * S * bpp, out_len));
+    TG_TRY(check_labels(m, fn, labels, n));
     /* one slice of float images at a time keeps memory bounded */
     size_t per = (size_t)ch * S * S, L = (size_t)m->desc.latent_dim;
     size_t slice = (size_t)gen_slice(m, n ? n : 1);
@@ -178,7 +229,7 @@ TG_API tg_status tg_generate_pixels(tg_model *m, const float *z, size_t n, uint3
     tg_status st = TG_OK;
     for (size_t i = 0; i < n && st == TG_OK; i += slice) {
         size_t b = TG_MIN(slice, n - i);
-        st = tg_generate(m, z + i * L, b, flags, img, b * per);
+        st = tg_generate_labels(m, z + i * L, labels ? labels + i : NULL, b, flags, img, b * per);
         if (st == TG_OK)
             st = tg_images_to_pixels(img, b, ch, S, format, out + i * (size_t)S * S * bpp,
                                      b * (size_t)S * S * bpp);
@@ -186,24 +237,39 @@ TG_API tg_status tg_generate_pixels(tg_model *m, const float *z, size_t n, uint3
     return st;
 }
 
-static tg_status discriminate(tg_model *m, const float *images, size_t n, float *scores,
-                              size_t scores_len)
+TG_API tg_status tg_generate_pixels(tg_model *m, const float *z, size_t n, uint32_t flags,
+                                    tg_pixel_format format, uint8_t *out, size_t out_len)
+{
+    return generate_pixels(m, "tg_generate_pixels", z, NULL, n, flags, format, out, out_len);
+}
+
+TG_API tg_status tg_generate_pixels_labels(tg_model *m, const float *z, const int32_t *labels,
+                                           size_t n, uint32_t flags, tg_pixel_format format,
+                                           uint8_t *out, size_t out_len)
+{
+    return generate_pixels(m, "tg_generate_pixels_labels", z, labels, n, flags, format, out,
+                           out_len);
+}
+
+static tg_status discriminate(tg_model *m, const char *fn, const float *images,
+                              const int32_t *labels, size_t n, float *scores, size_t scores_len)
 {
     tg_error_clear();
     if (!m || (n && (!images || !scores)))
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_discriminate: %s is NULL",
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
                        !m ? "model" : !images ? "images" : "scores");
     if (m->sampling_only)
-        return tg_api_sampling_only("tg_discriminate", "discriminator");
-    TG_TRY(check_len("tg_discriminate", "scores", n, 1, scores_len));
+        return tg_api_sampling_only(fn, "discriminator");
+    TG_TRY(check_len(fn, "scores", n, 1, scores_len));
+    TG_TRY(check_labels(m, fn, labels, n));
     size_t per = (size_t)m->desc.channels * m->desc.image_size * m->desc.image_size;
     size_t total;
     if (tg_mul_overflow(n, per, &total))
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_discriminate: n = %zu is too large", n);
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "%s: n = %zu is too large", fn, n);
     if (n == 0)
         return TG_OK;
     if (!all_finite(images, total))
-        return tg_fail(TG_ERR_NONFINITE, "tg_discriminate: images contain NaN or infinity");
+        return tg_fail(TG_ERR_NONFINITE, "%s: images contain NaN or infinity", fn);
     int64_t slice = (int64_t)TG_MIN(n, (size_t)TG_SLICE_MAX);
     if (m->d_ws_cap < slice) {
         tg_disc_acts_free(&m->d_ws);
@@ -214,15 +280,27 @@ static tg_status discriminate(tg_model *m, const float *images, size_t n, float 
     for (size_t i = 0; i < n; i += (size_t)slice) {
         int64_t b = (int64_t)TG_MIN((size_t)slice, n - i);
         m->d_ws.B = b; /* a smaller slice fits in the same buffers */
-        TG_TRY(tg_disc_fwd(m->dnn, &m->disc, m->dnet.w, images + i * per, scores + i, &m->d_ws, 0));
+        m->d_ws.labels = labels ? labels + i : NULL; /* NULL: without the projection term */
+        tg_status st = tg_disc_fwd(m->dnn, &m->disc, m->dnet.w, images + i * per, scores + i,
+                                   &m->d_ws, 0);
+        m->d_ws.labels = NULL; /* the caller's buffer is not kept */
+        TG_TRY(st);
     }
     if (!all_finite(scores, n))
-        return tg_fail(TG_ERR_NONFINITE, "tg_discriminate: the discriminator produced NaN or infinity");
+        return tg_fail(TG_ERR_NONFINITE, "%s: the discriminator produced NaN or infinity", fn);
     return TG_OK;
 }
 
 TG_API tg_status tg_discriminate(tg_model *m, const float *images, size_t n, float *scores,
                                  size_t scores_len)
 {
-    TG_RETURN_ON_MODEL_THREADS(m, discriminate(m, images, n, scores, scores_len));
+    TG_RETURN_ON_MODEL_THREADS(m, discriminate(m, "tg_discriminate", images, NULL, n, scores,
+                                               scores_len));
+}
+
+TG_API tg_status tg_discriminate_labels(tg_model *m, const float *images, const int32_t *labels,
+                                        size_t n, float *scores, size_t scores_len)
+{
+    TG_RETURN_ON_MODEL_THREADS(m, discriminate(m, "tg_discriminate_labels", images, labels, n,
+                                               scores, scores_len));
 }

@@ -25,6 +25,8 @@ typedef struct tg_desc {
     char *name;                 /* owned; "" by default */
     int image_size, channels;   /* 32, 3 */
     int latent_dim;             /* 256 */
+    int num_classes;            /* 0: unconditional (the default) */
+    char **class_names;         /* owned; NULL, or num_classes names */
     struct {
         int bottom_width;       /* 8 */
         int embed_dim;          /* 384 */
@@ -72,7 +74,8 @@ typedef struct tg_desc {
     } t;
 } tg_desc;
 
-/* Free what a descriptor owns (its name) and zero it; NULL is fine. */
+/* Free what a descriptor owns (its name, its class names) and zero it; NULL
+ * is fine. */
 void tg_desc_free(tg_desc *d);
 
 /* Derived sizes. */

@@ -57,6 +57,7 @@ void tg_params_init(const tg_params *t, float *w, tg_rng *rng)
             case TG_INIT_ZERO: x[j] = 0.0f; break;
             case TG_INIT_ONE: x[j] = 1.0f; break;
             case TG_INIT_UNIFORM: x[j] = (float)((2.0 * tg_rng_uniform(rng) - 1.0) * p->bound); break;
+            case TG_INIT_NORMAL: x[j] = (float)tg_rng_normal(rng); break;
             default: x[j] = (float)tg_rng_trunc_normal(rng, 0.02, -2.0, 2.0); break;
             }
         }

@@ -12,7 +12,8 @@ enum tg_init {
     TG_INIT_ZERO,
     TG_INIT_ONE,
     TG_INIT_UNIFORM,     /* U(-bound, bound) */
-    TG_INIT_TRUNC_NORMAL /* N(0, 0.02) truncated to [-2, 2] */
+    TG_INIT_TRUNC_NORMAL, /* N(0, 0.02) truncated to [-2, 2] */
+    TG_INIT_NORMAL       /* N(0, 1): a class embedding (PyTorch's nn.Embedding) */
 };
 
 typedef struct tg_param {

@@ -20,6 +20,8 @@
 #define MAX_CONV_WIDTH 4096         /* discriminator.widths[i] */
 #define MAX_CONV_BLOCKS 64          /* discriminator.blocks[i] */
 #define MAX_BIG (1 << 20)           /* latent_dim, batches, n_critic, radius */
+#define MAX_CLASSES 65536
+#define MAX_CLASS_NAME 255
 #define DESC_MAX_NESTING 16         /* a descriptor is 4 levels deep */
 #define MAX_EXACT 9007199254740992.0 /* 2^53: the largest exactly representable integer range */
 
@@ -246,7 +248,8 @@ static tg_status get_section(const cJSON *root, const char *name, const char *co
 /* ------------------------------------------------------------ sections */
 
 static const char *const root_keys[] = {"format", "format_version", "name", "image", "latent_dim",
-                                        "generator", "discriminator", "training"};
+                                        "generator", "discriminator", "training", "num_classes",
+                                        "class_names"};
 static const char *const image_keys[] = {"size", "channels"};
 static const char *const gen_keys[] = {"bottom_width", "embed_dim", "depths", "heads", "mlp_ratio",
                                        "norm", "relative_position_bias", "output"};
@@ -615,6 +618,11 @@ static tg_status check_shapes(const tg_desc *d)
                            "generator.heads: must divide every stage's dim; stage %d has dim %d (got %d)",
                            s, c, d->g.heads);
     }
+    if (d->d.kind == TG_DISC_CONV && d->num_classes > 0)
+        /* the projection head exists for the transformer D only (so far) */
+        return tg_fail(TG_ERR_DESCRIPTOR, "num_classes: a class-conditional model needs "
+                       "discriminator.kind \"transformer\" (the conv discriminator has no "
+                       "projection head yet; got num_classes %d)", d->num_classes);
     if (d->d.kind == TG_DISC_CONV) {
         /* every level but the last halves the image */
         int div = 1 << (d->d.nlevels - 1);
@@ -637,6 +645,39 @@ static tg_status check_shapes(const tg_desc *d)
         return tg_fail(TG_ERR_DESCRIPTOR,
                        "training.ada: adapts the DiffAugment probability, so it needs at least one "
                        "training.diffaug op (got [])");
+    return TG_OK;
+}
+
+/* class_names: null, or one distinct, non-empty string per class (so a
+ * name picks one class); they travel with the descriptor into checkpoints. */
+static tg_status parse_class_names(const cJSON *v, tg_desc *d)
+{
+    if (!v || cJSON_IsNull(v))
+        return TG_OK;
+    if (!cJSON_IsArray(v))
+        return bad("class_names", "must be null or an array of strings", v);
+    int n = cJSON_GetArraySize(v);
+    if (n != d->num_classes)
+        return tg_fail(TG_ERR_DESCRIPTOR, "class_names: must have num_classes = %d names (got %d)",
+                       d->num_classes, n);
+    if (n == 0)
+        return TG_OK;
+    d->class_names = tg_calloc((size_t)n, sizeof *d->class_names);
+    if (!d->class_names)
+        return tg_fail(TG_ERR_OUT_OF_MEMORY, "out of memory copying the class names");
+    int i = 0;
+    for (const cJSON *e = v->child; e; e = e->next, i++) {
+        char path[PATH_MAX_LEN];
+        index_path(path, "class_names", i);
+        if (!cJSON_IsString(e) || !e->valuestring[0] || strlen(e->valuestring) > MAX_CLASS_NAME)
+            return bad(path, "must be a non-empty string of at most 255 bytes", e);
+        for (int j = 0; j < i; j++)
+            if (strcmp(d->class_names[j], e->valuestring) == 0)
+                return bad(path, "must differ from every other class name", e);
+        d->class_names[i] = tg_strdup(e->valuestring);
+        if (!d->class_names[i])
+            return tg_fail(TG_ERR_OUT_OF_MEMORY, "out of memory copying the class names");
+    }
     return TG_OK;
 }
 
@@ -673,6 +714,8 @@ static tg_status parse_root(const cJSON *root, tg_desc *d)
         }
     }
     TG_TRY(get_int(root, "", "latent_dim", 1, MAX_BIG, &d->latent_dim));
+    TG_TRY(get_int(root, "", "num_classes", 0, MAX_CLASSES, &d->num_classes));
+    TG_TRY(parse_class_names(cJSON_GetObjectItemCaseSensitive(root, "class_names"), d));
     TG_TRY(parse_generator(gen, d));
     TG_TRY(parse_discriminator(disc, d));
     TG_TRY(parse_training(train, d)); /* after the generator: locality needs its stage count */
@@ -798,6 +841,13 @@ char *tg_desc_to_json(const tg_desc *d)
         add_int(&w, o, "channels", d->channels);
     }
     add_int(&w, root, "latent_dim", d->latent_dim);
+    add_int(&w, root, "num_classes", d->num_classes);
+    if (!d->class_names) {
+        add(&w, root, "class_names", cJSON_CreateNull());
+    } else if ((a = add(&w, root, "class_names", cJSON_CreateArray()))) {
+        for (int i = 0; i < d->num_classes; i++)
+            add_str(&w, a, NULL, d->class_names[i]);
+    }
     if ((o = add(&w, root, "generator", cJSON_CreateObject()))) {
         add_int(&w, o, "bottom_width", d->g.bottom_width);
         add_int(&w, o, "embed_dim", d->g.embed_dim);

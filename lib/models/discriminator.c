@@ -44,7 +44,41 @@ tg_status tg_disc_define(tg_disc *d, const tg_desc *desc)
     d->head_w = tg_params_add(P, "discriminator.head.weight", 2, (int64_t[]){1, d->C},
                               TG_INIT_TRUNC_NORMAL, 0);
     d->head_b = tg_params_add(P, "discriminator.head.bias", 1, (int64_t[]){1}, TG_INIT_ZERO, 0);
+    d->ncls = desc->num_classes;
+    d->proj = SIZE_MAX;
+    if (d->ncls) /* the projection discriminator's class embedding, initialised like the head */
+        d->proj = tg_params_add(P, "discriminator.class_embed", 2, (int64_t[]){d->ncls, d->C},
+                                TG_INIT_TRUNC_NORMAL, 0);
     return P->oom ? TG_ERR_OUT_OF_MEMORY : TG_OK;
+}
+
+/* The projection term (Miyato & Koyama 2018; docs/SPECIFICATION.md "Class
+ * conditioning"): s[b] += <class_embed[y_b], h[b]>, h [B, C] the normed cls
+ * feature (or its tangent: the term is linear in h for fixed y). */
+static void proj_fwd(const tg_disc *d, const float *W, const int32_t *lab, const float *h,
+                     float *s, int64_t B)
+{
+    for (int64_t b = 0; lab && b < B; b++) {
+        const float *e = W + d->proj + (size_t)lab[b] * d->C;
+        double acc = 0;
+        for (int64_t i = 0; i < d->C; i++)
+            acc += (double)e[i] * h[b * d->C + i];
+        s[b] += (float)acc;
+    }
+}
+
+/* its reverse: dh[b] += ds[b] class_embed[y_b]; G's row y_b += ds[b] h[b] */
+static void proj_bwd(const tg_disc *d, const float *W, float *G, const int32_t *lab,
+                     const float *h, const float *ds, float *dh, int64_t B)
+{
+    for (int64_t b = 0; lab && b < B; b++) {
+        const float *e = W + d->proj + (size_t)lab[b] * d->C;
+        for (int64_t i = 0; i < d->C; i++) {
+            dh[b * d->C + i] += ds[b] * e[i];
+            if (G)
+                G[d->proj + (size_t)lab[b] * d->C + i] += ds[b] * h[b * d->C + i];
+        }
+    }
 }
 
 void tg_disc_free(tg_disc *d)
@@ -120,7 +154,10 @@ tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *
         memcpy(a->xc + b * C, a->x + b * T * C, (size_t)C * sizeof(float));
     TG_TRY(tg_layernorm_fwd(c, a->xn, training ? a->mean : NULL, training ? a->var : NULL, a->xc,
                             W + d->norm_g, W + d->norm_b, B, C));
-    return tg_linear_fwd(c, scores, a->xn, W + d->head_w, W + d->head_b, B, C, 1);
+    TG_TRY(tg_linear_fwd(c, scores, a->xn, W + d->head_w, W + d->head_b, B, C, 1));
+    if (d->ncls)
+        proj_fwd(d, W, a->labels, a->xn, scores, B);
+    return TG_OK;
 }
 
 tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
@@ -132,6 +169,8 @@ tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_
     float *dx = a->scratch, *dtok = dx + M * C, *blk = dtok + (size_t)B * T1 * TG_MAX(d->F, C);
     float *dxn = blk, *dxc = blk + B * C; /* used before the blocks need blk */
     TG_TRY(tg_linear_bwd(c, dxn, GRAD(G, d->head_w), GRAD(G, d->head_b), dscores, a->xn, W + d->head_w, B, C, 1));
+    if (d->ncls)
+        proj_bwd(d, W, G, a->labels, a->xn, dscores, dxn, B);
     TG_TRY(tg_layernorm_bwd(c, dxc, GRAD(G, d->norm_g), GRAD(G, d->norm_b), dxn, a->xc, a->mean, a->var,
                             W + d->norm_g, W + d->norm_b, B, C));
     memset(dx, 0, (size_t)(M * C) * sizeof *dx);
@@ -180,7 +219,10 @@ tg_status tg_disc_jvp(tg_dnn *c, const tg_disc *d, const float *W, const tg_disc
     for (int64_t b = 0; b < B; b++)
         memcpy(ta->xc + b * C, ta->x + b * T * C, (size_t)C * sizeof(float));
     tg_layernorm_jvp(ta->xn, ta->xc, a->xc, a->mean, a->var, W + d->norm_g, B, C);
-    return tg_linear_fwd(c, scoresd, ta->xn, W + d->head_w, NULL, B, C, 1);
+    TG_TRY(tg_linear_fwd(c, scoresd, ta->xn, W + d->head_w, NULL, B, C, 1));
+    if (d->ncls)
+        proj_fwd(d, W, a->labels, ta->xn, scoresd, B);
+    return TG_OK;
 }
 
 tg_status tg_disc_bwd2(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
@@ -197,6 +239,8 @@ tg_status tg_disc_bwd2(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg
      * tangent), so the head's primal path contributes nothing */
     memset(zero, 0, (size_t)(B * C) * sizeof(float));
     TG_TRY(tg_linear_bwd(c, dxnd, G + d->head_w, NULL, dscoresd, ta->xn, W + d->head_w, B, C, 1));
+    if (d->ncls) /* linear in the tangent feature too: the same reverse on ta->xn */
+        proj_bwd(d, W, G, a->labels, ta->xn, dscoresd, dxnd, B);
     tg_layernorm_bwd2(dxc, dxcd, G + d->norm_g, G + d->norm_b, zero, dxnd, a->xc, ta->xc, a->mean,
                       a->var, W + d->norm_g, B, C);
     memset(dx, 0, (size_t)(2 * M * C) * sizeof(float));

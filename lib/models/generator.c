@@ -27,6 +27,10 @@ tg_status tg_gen_define(tg_gen *g, const tg_desc *d)
     double bl = 1.0 / sqrt((double)g->L);
     g->in_w = add_t(P, "generator.input.weight", 2, (int64_t)w0 * w0 * C0, g->L, 0, TG_INIT_UNIFORM, bl);
     g->in_b = add_t(P, "generator.input.bias", 1, (int64_t)w0 * w0 * C0, 0, 0, TG_INIT_UNIFORM, bl);
+    g->ncls = d->num_classes;
+    g->cls = SIZE_MAX;
+    if (g->ncls) /* a class embedding added to z (docs/SPECIFICATION.md "Class conditioning") */
+        g->cls = add_t(P, "generator.class_embed", 2, g->ncls, g->L, 0, TG_INIT_NORMAL, 0);
     for (int s = 0; s < g->nst; s++) {
         tg_gen_stage *st = &g->st[s];
         st->res = tg_desc_stage_res(d, s);
@@ -43,6 +47,8 @@ tg_status tg_gen_define(tg_gen *g, const tg_desc *d)
             snprintf(name, sizeof name, "generator.stages.%d.blocks.%d", s, b);
             TG_TRY(tg_block_define(&st->blocks[b], P, name, st->dim, d->g.heads, d->g.mlp_ratio,
                                    d->g.norm, d->g.rel_bias ? st->res : 0, 0));
+            if (g->ncls)
+                TG_TRY(tg_block_add_classes(&st->blocks[b], P, name, g->ncls));
         }
         if (d->g.rel_bias) {
             st->rel_idx = tg_alloc(sizeof(int32_t) * (size_t)st->N * (size_t)st->N);
@@ -97,18 +103,29 @@ size_t tg_gen_infer_floats(const tg_gen *g, int64_t B)
     for (int s = 0; s < g->nst; s++)
         if (g->st[s].depth)
             acts = TG_MAX(acts, tg_block_acts_floats(&g->st[s].blocks[0], B * g->st[s].N));
-    return 2 * tokens_floats(g, B) + acts + max_bias_floats(g) + last_px(g, B);
+    return 2 * tokens_floats(g, B) + acts + max_bias_floats(g) + last_px(g, B) +
+           (g->ncls ? (size_t)B * g->L : 0);
+}
+
+/* zc = z + class_embed[labels] [B, L] */
+static void class_latent(const tg_gen *g, const float *W, float *zc, const float *z,
+                         const int32_t *labels, int64_t B)
+{
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < g->L; i++)
+            zc[b * g->L + i] = z[b * g->L + i] + W[g->cls + (size_t)labels[b] * g->L + i];
 }
 
 /* Add pos_embed and run stage s's blocks on x (in place). */
 static tg_status run_stage(tg_dnn *c, const tg_gen *g, const float *W, int s, float *x,
                            int64_t B, const uint8_t *mask, float *bias, tg_block_acts *acts,
-                           int training)
+                           const int32_t *labels, int training)
 {
     const tg_gen_stage *st = &g->st[s];
     tg_add_broadcast_fwd(x, W + st->pos, (size_t)B, (size_t)st->N * st->dim);
     for (int b = 0; b < st->depth; b++) {
         const tg_block *blk = &st->blocks[b];
+        (training ? &acts[b] : acts)->labels = labels;
         if (blk->rel_w)
             tg_relbias_gather(bias, W + blk->rel, st->rel_idx, st->N, blk->H);
         TG_TRY(tg_block_fwd(c, blk, W, x, B, st->N, blk->rel_w ? bias : NULL, mask,
@@ -132,10 +149,23 @@ static tg_status to_image(tg_dnn *c, const tg_gen *g, const float *W, const floa
 tg_status tg_gen_infer(tg_dnn *c, const tg_gen *g, const float *W, const float *z, int64_t B,
                        uint8_t *const *masks, float *img, float *ws)
 {
+    return tg_gen_infer_labels(c, g, W, z, NULL, B, masks, img, ws);
+}
+
+tg_status tg_gen_infer_labels(tg_dnn *c, const tg_gen *g, const float *W, const float *z,
+                              const int32_t *labels, int64_t B, uint8_t *const *masks,
+                              float *img, float *ws)
+{
     size_t tf = tokens_floats(g, B);
     float *xa = ws, *xb = xa + tf, *bias = xb + tf, *rgb = bias + max_bias_floats(g),
-          *acts_buf = rgb + last_px(g, B);
+          *zc = rgb + last_px(g, B), *acts_buf = zc + (g->ncls ? (size_t)B * g->L : 0);
     const tg_gen_stage *s0 = &g->st[0];
+    if (g->ncls) {
+        if (!labels)
+            return tg_fail(TG_ERR_INTERNAL, "a conditional generator ran without labels");
+        class_latent(g, W, zc, z, labels, B);
+        z = zc;
+    }
     TG_TRY(tg_linear_fwd(c, xa, z, W + g->in_w, W + g->in_b, B, g->L, (int64_t)s0->N * s0->dim));
     for (int s = 0; s < g->nst; s++) {
         if (s > 0) {
@@ -146,7 +176,7 @@ tg_status tg_gen_infer(tg_dnn *c, const tg_gen *g, const float *W, const float *
         tg_block_acts acts;
         if (g->st[s].depth)
             tg_block_acts_carve(&g->st[s].blocks[0], B * g->st[s].N, acts_buf, &acts);
-        TG_TRY(run_stage(c, g, W, s, xa, B, masks ? masks[s] : NULL, bias, &acts, 0));
+        TG_TRY(run_stage(c, g, W, s, xa, B, masks ? masks[s] : NULL, bias, &acts, labels, 0));
     }
     return to_image(c, g, W, xa, B, rgb, img);
 }
@@ -175,6 +205,8 @@ tg_status tg_gen_acts_alloc(const tg_gen *g, int64_t B, tg_gen_acts *a)
     size_t lr = g->nst > 1 ? (size_t)B * g->st[1].N * g->ch : 0;
     /* x, x_final, 2 dx, rgb, drgb, img, lowres tokens, bias, dbias, scratch */
     total += 4 * tf + 3 * last_px(g, B) + lr + 2 * max_bias_floats(g) + grad_scratch(g, B);
+    size_t zcf = g->ncls ? (size_t)B * g->L : 0;
+    total += 2 * zcf;
     a->blk = tg_alloc(sizeof *a->blk * (size_t)(nblk ? nblk : 1));
     a->buf = tg_alloc(total * sizeof(float));
     if (!a->blk || !a->buf) {
@@ -192,6 +224,8 @@ tg_status tg_gen_acts_alloc(const tg_gen *g, int64_t B, tg_gen_acts *a)
     a->x_final = p, p += tf;
     a->rgb = p, p += last_px(g, B);
     a->img = p, p += last_px(g, B);
+    a->zc = zcf ? p : NULL, p += zcf;
+    a->dzc = zcf ? p : NULL, p += zcf;
     a->scratch = p; /* 2 dx, drgb, lowres tokens, bias, dbias, block scratch */
     return TG_OK;
 }
@@ -234,8 +268,14 @@ tg_status tg_gen_fwd(tg_dnn *c, const tg_gen *g, const float *W, const float *in
     gen_scr sc = carve_scr(g, a);
     a->first = first;
     float *x = a->x, *y = sc.dx2; /* dx2 doubles as the shuffle target in forward */
+    if (g->ncls && !a->labels)
+        return tg_fail(TG_ERR_INTERNAL, "a conditional generator ran without labels");
     if (first == 0) {
         const tg_gen_stage *s0 = &g->st[0];
+        if (g->ncls) {
+            class_latent(g, W, a->zc, in, a->labels, B);
+            in = a->zc;
+        }
         TG_TRY(tg_linear_fwd(c, x, in, W + g->in_w, W + g->in_b, B, g->L, (int64_t)s0->N * s0->dim));
     } else {
         if (g->sr_w == SIZE_MAX)
@@ -250,7 +290,7 @@ tg_status tg_gen_fwd(tg_dnn *c, const tg_gen *g, const float *W, const float *in
             memcpy(x, y, tokens_floats(g, B) * sizeof *x);
         }
         TG_TRY(run_stage(c, g, W, s, x, B, masks ? masks[s] : NULL, sc.bias,
-                         &a->blk[first_block(g, s)], 1));
+                         &a->blk[first_block(g, s)], a->labels, 1));
     }
     memcpy(a->x_final, x, tokens_floats(g, B) * sizeof *x);
     return to_image(c, g, W, a->x_final, B, a->rgb, a->img);
@@ -292,8 +332,16 @@ tg_status tg_gen_bwd(tg_dnn *c, const tg_gen *g, const float *W, float *G, const
     }
     if (a->first == 0) {
         const tg_gen_stage *s0 = &g->st[0];
-        return tg_linear_bwd(c, NULL, G + g->in_w, G + g->in_b, dx, in, W + g->in_w, B, g->L,
-                             (int64_t)s0->N * s0->dim);
+        if (!g->ncls)
+            return tg_linear_bwd(c, NULL, G + g->in_w, G + g->in_b, dx, in, W + g->in_w, B,
+                                 g->L, (int64_t)s0->N * s0->dim);
+        /* z + class_embed[label]: the embedding row gets the latent's gradient */
+        TG_TRY(tg_linear_bwd(c, a->dzc, G + g->in_w, G + g->in_b, dx, a->zc, W + g->in_w, B,
+                             g->L, (int64_t)s0->N * s0->dim));
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = 0; i < g->L; i++)
+                G[g->cls + (size_t)a->labels[b] * g->L + i] += a->dzc[b * g->L + i];
+        return TG_OK;
     }
     const tg_gen_stage *s1 = &g->st[1];
     return tg_linear_bwd(c, NULL, G + g->sr_w, G + g->sr_b, dx, sc.lr_tok, W + g->sr_w,

@@ -26,6 +26,8 @@ typedef struct tg_gen {
     tg_params P;
     int L, ch, S, nst, tanh_out, heads;
     size_t in_w, in_b, rgb_w, rgb_b, sr_w, sr_b; /* sr_*: SIZE_MAX when off */
+    int ncls;            /* classes; 0: unconditional */
+    size_t cls;          /* class_embed [ncls, L], added to z; SIZE_MAX when off */
     tg_gen_stage st[TG_MAX_STAGES];
 } tg_gen;
 
@@ -33,6 +35,10 @@ typedef struct tg_gen {
 typedef struct tg_gen_acts {
     int64_t B;
     int first;                     /* first stage run (1 for MT-CT) */
+    const int32_t *labels;         /* [B] classes of a conditional generator,
+                                      set by the caller before tg_gen_fwd */
+    float *zc, *dzc;               /* z + class_embed[label] and its gradient
+                                      [B, L] (conditional only) */
     tg_block_acts *blk;            /* all blocks of all stages, in order */
     float *x;                      /* running tokens [B, w0^2 * C0] */
     float *x_final;                /* input of to_rgb [B, N, C_last] */
@@ -51,6 +57,11 @@ void tg_gen_free(tg_gen *g);
 size_t tg_gen_infer_floats(const tg_gen *g, int64_t B);
 tg_status tg_gen_infer(tg_dnn *c, const tg_gen *g, const float *W, const float *z, int64_t B,
                        uint8_t *const *masks, float *img, float *ws);
+/* The same for a conditional generator: labels [B] in [0, ncls) (checked
+ * by the caller); NULL for an unconditional one. */
+tg_status tg_gen_infer_labels(tg_dnn *c, const tg_gen *g, const float *W, const float *z,
+                              const int32_t *labels, int64_t B, uint8_t *const *masks,
+                              float *img, float *ws);
 
 /* Training forward/backward. first = 0: from z [B, L]; first = 1 (MT-CT):
  * from low-resolution images [B, ch, w1, w1] through sr_embed. */
@@ -67,6 +78,8 @@ typedef struct tg_disc {
     tg_params P;
     int ch, S, p, grid, T, C, F, depth;
     size_t pe_w, pe_b, cls, pos, norm_g, norm_b, head_w, head_b;
+    int ncls;      /* classes; 0: unconditional */
+    size_t proj;   /* the projection's class_embed [ncls, C]; SIZE_MAX when off */
     tg_block *blocks;
     /* kind "conv" (models/disc_conv.c): its units, the last one's width and
      * size, pooling; head_w/head_b are its Linear head */
@@ -78,6 +91,10 @@ typedef struct tg_disc {
 
 typedef struct tg_disc_acts {
     int64_t B;
+    /* [B] classes of the batch for the projection term of a conditional D,
+     * set by the caller before tg_disc_fwd and read by every later pass
+     * (bwd, jvp, bwd2) over the same activations; NULL: no projection term */
+    const int32_t *labels;
     tg_block_acts *blk;
     float *tok;      /* patches [B, T-1, F] */
     float *emb;      /* patch embeddings [B, T-1, C] */
@@ -151,6 +168,10 @@ struct tg_model {
      * the file had it) or the weights; dnet holds none; no trainer, ever */
     int sampling_only;
     struct tg_trainer *trainer; /* training buffers, made by the first step */
+    /* the classes of the training step in progress on a conditional model:
+     * the real batch's, D's fakes', G's fakes' (NULL: drawn by the step);
+     * set by train/'s tg_train_run_labels for one call, NULL otherwise */
+    const int32_t *step_real, *step_fake_d, *step_fake_g;
     int threads;      /* tg_model_set_threads: 0 = the caller's OpenMP maximum */
     /* locality masks for the stages that use them, at mask_radius[s] */
     uint8_t *masks[TG_MAX_STAGES];

@@ -36,6 +36,7 @@ tg_status tg_block_define(tg_block *b, tg_params *t, const char *prefix, int C, 
 {
     *b = (tg_block){.C = C, .H = H, .hid = C * mlp_ratio, .norm = norm, .rel_w = rel_w};
     b->n1_g = b->n1_b = b->n2_g = b->n2_b = b->rel = SIZE_MAX;
+    b->n1_cg = b->n1_cb = b->n2_cg = b->n2_cb = SIZE_MAX;
     if (norm == TG_NORM_LAYERNORM) {
         b->n1_g = add(t, prefix, "norm1.weight", 1, C, 0, TG_INIT_ONE, 0);
         b->n1_b = add(t, prefix, "norm1.bias", 1, C, 0, TG_INIT_ZERO, 0);
@@ -51,6 +52,16 @@ tg_status tg_block_define(tg_block *b, tg_params *t, const char *prefix, int C, 
     }
     add_linear(t, prefix, "mlp.fc1", b->hid, C, 1, d_init, &b->fc1_w, &b->fc1_b);
     add_linear(t, prefix, "mlp.fc2", C, b->hid, 1, d_init, &b->fc2_w, &b->fc2_b);
+    return t->oom ? TG_ERR_OUT_OF_MEMORY : TG_OK;
+}
+
+tg_status tg_block_add_classes(tg_block *b, tg_params *t, const char *prefix, int ncls)
+{
+    b->ncls = ncls;
+    b->n1_cg = add(t, prefix, "norm1.class_weight", 2, ncls, b->C, TG_INIT_ZERO, 0);
+    b->n1_cb = add(t, prefix, "norm1.class_bias", 2, ncls, b->C, TG_INIT_ZERO, 0);
+    b->n2_cg = add(t, prefix, "norm2.class_weight", 2, ncls, b->C, TG_INIT_ZERO, 0);
+    b->n2_cb = add(t, prefix, "norm2.class_bias", 2, ncls, b->C, TG_INIT_ZERO, 0);
     return t->oom ? TG_ERR_OUT_OF_MEMORY : TG_OK;
 }
 
@@ -85,10 +96,23 @@ size_t tg_block_grad_floats(const tg_block *b, int64_t M, int64_t N)
     return (size_t)M * (2 * b->C + 3 * b->C + 2 * b->hid) + (size_t)(b->H * N * N);
 }
 
-static tg_status norm_fwd(tg_dnn *c, const tg_block *b, const float *W, size_t g, size_t bb,
-                          float *y, float *mean, float *var, const float *x, int64_t M,
-                          int training)
+/* which: 1 or 2, the block's norm; lab [M / N] the classes of the batch
+ * (used when the block has class tables) */
+static tg_status norm_fwd(tg_dnn *c, const tg_block *b, const float *W, int which, float *y,
+                          float *mean, float *var, const float *x, int64_t M, int64_t N,
+                          const int32_t *lab, int training)
 {
+    size_t g = which == 1 ? b->n1_g : b->n2_g, bb = which == 1 ? b->n1_b : b->n2_b;
+    if (b->ncls) {
+        size_t cg = which == 1 ? b->n1_cg : b->n2_cg, cb = which == 1 ? b->n1_cb : b->n2_cb;
+        int pixel = b->norm == TG_NORM_PIXELNORM;
+        if (!lab)
+            return tg_fail(TG_ERR_INTERNAL, "a class-conditional block ran without labels");
+        tg_cond_norm_fwd(y, training ? mean : NULL, training ? var : NULL, x,
+                         pixel ? NULL : W + g, pixel ? NULL : W + bb, W + cg, W + cb, lab, M,
+                         N, b->C, pixel);
+        return TG_OK;
+    }
     if (b->norm == TG_NORM_PIXELNORM) {
         tg_pixelnorm_fwd(y, x, M, b->C);
         return TG_OK;
@@ -97,10 +121,19 @@ static tg_status norm_fwd(tg_dnn *c, const tg_block *b, const float *W, size_t g
                             W + bb, M, b->C);
 }
 
-static tg_status norm_bwd(tg_dnn *c, const tg_block *b, const float *W, float *G, size_t g,
-                          size_t bb, float *dx, const float *dy, const float *x,
-                          const float *mean, const float *var, int64_t M)
+static tg_status norm_bwd(tg_dnn *c, const tg_block *b, const float *W, float *G, int which,
+                          float *dx, const float *dy, const float *x, const float *mean,
+                          const float *var, int64_t M, int64_t N, const int32_t *lab)
 {
+    size_t g = which == 1 ? b->n1_g : b->n2_g, bb = which == 1 ? b->n1_b : b->n2_b;
+    if (b->ncls) {
+        size_t cg = which == 1 ? b->n1_cg : b->n2_cg, cb = which == 1 ? b->n1_cb : b->n2_cb;
+        int pixel = b->norm == TG_NORM_PIXELNORM;
+        tg_cond_norm_bwd(dx, pixel ? NULL : GRAD(G, g), pixel ? NULL : GRAD(G, bb), GRAD(G, cg),
+                         GRAD(G, cb), dy, x, pixel ? NULL : W + g, W + cg, lab, M, N, b->C,
+                         pixel);
+        return TG_OK;
+    }
     if (b->norm == TG_NORM_PIXELNORM) {
         tg_pixelnorm_bwd(dx, dy, x, M, b->C);
         return TG_OK;
@@ -116,12 +149,12 @@ tg_status tg_block_fwd(tg_dnn *c, const tg_block *b, const float *W, float *x, i
     int64_t M = B * N, C = b->C;
     if (training)
         memcpy(a->x_in, x, (size_t)(M * C) * sizeof *x);
-    TG_TRY(norm_fwd(c, b, W, b->n1_g, b->n1_b, a->ln1, a->mean1, a->var1, x, M, training));
+    TG_TRY(norm_fwd(c, b, W, 1, a->ln1, a->mean1, a->var1, x, M, N, a->labels, training));
     TG_TRY(tg_linear_fwd(c, a->qkv, a->ln1, W + b->qkv_w, NULL, M, C, 3 * C));
     TG_TRY(tg_attention_fwd(c, a->att, a->qkv, bias, mask, B, N, C, b->H));
     if (!training) { /* residual adds and GELU fused into the matmuls: x is updated in place */
         TG_TRY(tg_linear_fwd_post(c, x, a->att, W + b->proj_w, W + b->proj_b, M, C, C, TG_MM_SUM));
-        TG_TRY(norm_fwd(c, b, W, b->n2_g, b->n2_b, a->ln2, NULL, NULL, x, M, 0));
+        TG_TRY(norm_fwd(c, b, W, 2, a->ln2, NULL, NULL, x, M, N, a->labels, 0));
         TG_TRY(tg_linear_fwd_post(c, a->g1, a->ln2, W + b->fc1_w, W + b->fc1_b, M, C, b->hid,
                                   TG_MM_GELU));
         return tg_linear_fwd_post(c, x, a->g1, W + b->fc2_w, W + b->fc2_b, M, b->hid, C,
@@ -129,7 +162,7 @@ tg_status tg_block_fwd(tg_dnn *c, const tg_block *b, const float *W, float *x, i
     }
     TG_TRY(tg_linear_fwd(c, a->x_mid, a->att, W + b->proj_w, W + b->proj_b, M, C, C));
     tg_add_inplace(a->x_mid, x, (size_t)(M * C));
-    TG_TRY(norm_fwd(c, b, W, b->n2_g, b->n2_b, a->ln2, a->mean2, a->var2, a->x_mid, M, training));
+    TG_TRY(norm_fwd(c, b, W, 2, a->ln2, a->mean2, a->var2, a->x_mid, M, N, a->labels, training));
     TG_TRY(tg_linear_fwd(c, a->h1, a->ln2, W + b->fc1_w, W + b->fc1_b, M, C, b->hid));
     TG_TRY(tg_gelu_fwd(c, a->g1, a->h1, M * b->hid));
     TG_TRY(tg_linear_fwd(c, x, a->g1, W + b->fc2_w, W + b->fc2_b, M, b->hid, C));
@@ -149,13 +182,13 @@ tg_status tg_block_bwd(tg_dnn *c, const tg_block *b, const float *W, float *G, f
     TG_TRY(tg_linear_bwd(c, dh1, GRAD(G, b->fc2_w), GRAD(G, b->fc2_b), dx, a->g1, W + b->fc2_w, M, hid, C));
     TG_TRY(tg_gelu_bwd(c, dh2, dh1, a->h1, M * hid));
     TG_TRY(tg_linear_bwd(c, dtmp, GRAD(G, b->fc1_w), GRAD(G, b->fc1_b), dh2, a->ln2, W + b->fc1_w, M, C, hid));
-    TG_TRY(norm_bwd(c, b, W, G, b->n2_g, b->n2_b, dmid, dtmp, a->x_mid, a->mean2, a->var2, M));
+    TG_TRY(norm_bwd(c, b, W, G, 2, dmid, dtmp, a->x_mid, a->mean2, a->var2, M, N, a->labels));
     tg_add_inplace(dmid, dx, mc);
     /* attention branch: x_mid = x_in + proj(attn(qkv(norm1(x_in)))) */
     TG_TRY(tg_linear_bwd(c, dtmp, GRAD(G, b->proj_w), GRAD(G, b->proj_b), dmid, a->att, W + b->proj_w, M, C, C));
     TG_TRY(tg_attention_bwd(c, dqkv, dbias, dtmp, a->qkv, bias, mask, B, N, C, b->H));
     TG_TRY(tg_linear_bwd(c, dtmp, GRAD(G, b->qkv_w), NULL, dqkv, a->ln1, W + b->qkv_w, M, C, 3 * C));
-    TG_TRY(norm_bwd(c, b, W, G, b->n1_g, b->n1_b, dx, dtmp, a->x_in, a->mean1, a->var1, M));
+    TG_TRY(norm_bwd(c, b, W, G, 1, dx, dtmp, a->x_in, a->mean1, a->var1, M, N, a->labels));
     tg_add_inplace(dx, dmid, mc);
     return TG_OK;
 }
@@ -201,8 +234,9 @@ tg_status tg_block_jvp(tg_dnn *c, const tg_block *b, const float *W, float *xd, 
                        int64_t N, const tg_block_acts *a, tg_block_acts *ta)
 {
     int64_t M = B * N, C = b->C;
-    if (b->norm != TG_NORM_LAYERNORM || b->rel_w)
-        return tg_fail(TG_ERR_INTERNAL, "second order is implemented for layernorm blocks without bias");
+    if (b->norm != TG_NORM_LAYERNORM || b->rel_w || b->ncls)
+        return tg_fail(TG_ERR_INTERNAL, "second order is implemented for layernorm blocks without "
+                       "bias or class tables");
     /* a Linear's tangent is the Linear without its bias */
     memcpy(ta->x_in, xd, (size_t)(M * C) * sizeof *xd);
     tg_layernorm_jvp(ta->ln1, xd, a->x_in, a->mean1, a->var1, W + b->n1_g, M, C);

@@ -12,6 +12,10 @@ typedef struct tg_block {
     int rel_w;           /* token grid width for the relative bias, 0 = none */
     /* offsets into the network's parameter array; SIZE_MAX where absent */
     size_t n1_g, n1_b, qkv_w, proj_w, proj_b, n2_g, n2_b, fc1_w, fc1_b, fc2_w, fc2_b, rel;
+    /* class-conditional norms (tg_block_add_classes): per-class gain and
+     * bias offsets [ncls, C] of norm1 and norm2; ncls = 0: none */
+    int ncls;
+    size_t n1_cg, n1_cb, n2_cg, n2_cb;
 } tg_block;
 
 /* Register the block's tensors under `prefix` ("generator.stages.0.blocks.1").
@@ -20,10 +24,19 @@ typedef struct tg_block {
 tg_status tg_block_define(tg_block *b, tg_params *t, const char *prefix, int C, int H,
                           int mlp_ratio, int norm, int rel_w, int d_init);
 
+/* Make both norms of a defined block class-conditional (docs/SPECIFICATION.md
+ * "Class conditioning"): registers `<prefix>.norm{1,2}.class_weight` and
+ * `.class_bias`, [ncls, C] each, initialised to 0 (the block starts as the
+ * unconditional one). */
+tg_status tg_block_add_classes(tg_block *b, tg_params *t, const char *prefix, int ncls);
+
 /* What one block keeps from forward for backward; M = B * N rows. In
- * inference the same buffers serve as scratch (x_in unused). */
+ * inference the same buffers serve as scratch (x_in unused). `labels` [B]
+ * is the batch's classes, set by the caller before forward when the block
+ * has class tables (read by forward and backward). */
 typedef struct tg_block_acts {
     float *x_in, *ln1, *mean1, *var1, *qkv, *att, *x_mid, *ln2, *mean2, *var2, *h1, *g1;
+    const int32_t *labels;
 } tg_block_acts;
 
 size_t tg_block_acts_floats(const tg_block *b, int64_t M);

@@ -188,3 +188,85 @@ void tg_layernorm_bwd2(float *dx, float *dxd, float *dg, float *db, const float 
         }
     }
 }
+
+/* ---- the class-conditional norm (ops.h): plain C, because oneDNN's
+ * LayerNorm has one scale and shift for all rows ---- */
+
+/* mean and r = (var + eps)^-1/2 of row x[C]; PixelNorm: mean 0, var = mean x^2 */
+static void row_stats(const float *x, int64_t C, int pixel, double *mu, double *var, double *r)
+{
+    double s = 0, ss = 0;
+    for (int64_t i = 0; i < C; i++)
+        s += x[i];
+    double m = pixel ? 0.0 : s / (double)C;
+    for (int64_t i = 0; i < C; i++)
+        ss += (x[i] - m) * (x[i] - m);
+    *mu = m;
+    *var = ss / (double)C;
+    *r = 1.0 / sqrt(*var + (pixel ? (double)PN_EPS : (double)LN_EPS));
+}
+
+void tg_cond_norm_fwd(float *y, float *mean, float *var, const float *x, const float *g,
+                      const float *b, const float *cg, const float *cb, const int32_t *lab,
+                      int64_t M, int64_t N, int64_t C, int pixel)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < M; m++) {
+        const float *xr = x + m * C, *cgr = cg + (int64_t)lab[m / N] * C,
+                    *cbr = cb + (int64_t)lab[m / N] * C;
+        double mu, v, r;
+        row_stats(xr, C, pixel, &mu, &v, &r);
+        if (mean) {
+            mean[m] = (float)mu;
+            var[m] = (float)v;
+        }
+        for (int64_t i = 0; i < C; i++) {
+            double n = (xr[i] - mu) * r;
+            double gain = (g ? g[i] : 1.0) + cgr[i], bias = (b ? b[i] : 0.0) + cbr[i];
+            y[m * C + i] = (float)(n * gain + bias);
+        }
+    }
+}
+
+/* With nb = dy (g + cg[lab]) the gradient of n: LayerNorm
+ * dx = r (nb - mean(nb) - n mean(nb n)); PixelNorm dx = r (nb - n mean(nb n)). */
+void tg_cond_norm_bwd(float *dx, float *dg, float *db, float *dcg, float *dcb, const float *dy,
+                      const float *x, const float *g, const float *cg, const int32_t *lab,
+                      int64_t M, int64_t N, int64_t C, int pixel)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < M; m++) {
+        const float *xr = x + m * C, *dyr = dy + m * C, *cgr = cg + (int64_t)lab[m / N] * C;
+        double mu, v, r, mnb = 0, nnb = 0;
+        row_stats(xr, C, pixel, &mu, &v, &r);
+        for (int64_t i = 0; i < C; i++) {
+            double nb = dyr[i] * ((g ? g[i] : 1.0) + cgr[i]);
+            mnb += nb;
+            nnb += nb * (xr[i] - mu) * r;
+        }
+        mnb = pixel ? 0.0 : mnb / (double)C;
+        nnb /= (double)C;
+        for (int64_t i = 0; i < C; i++) {
+            double nb = dyr[i] * ((g ? g[i] : 1.0) + cgr[i]), n = (xr[i] - mu) * r;
+            dx[m * C + i] = (float)(r * (nb - mnb - n * nnb));
+        }
+    }
+    if (!dcg)
+        return;
+    /* serial: rows of one class add into the same table row */
+    for (int64_t m = 0; m < M; m++) {
+        const float *xr = x + m * C, *dyr = dy + m * C;
+        float *dcgr = dcg + (int64_t)lab[m / N] * C, *dcbr = dcb + (int64_t)lab[m / N] * C;
+        double mu, v, r;
+        row_stats(xr, C, pixel, &mu, &v, &r);
+        for (int64_t i = 0; i < C; i++) {
+            float gn = (float)(dyr[i] * (xr[i] - mu) * r);
+            dcgr[i] += gn;
+            dcbr[i] += dyr[i];
+            if (dg) {
+                dg[i] += gn;
+                db[i] += dyr[i];
+            }
+        }
+    }
+}

@@ -52,6 +52,22 @@ tg_status tg_layernorm_bwd(tg_dnn *c, float *dx, float *dg, float *db, const flo
 void tg_pixelnorm_fwd(float *y, const float *x, int64_t M, int64_t C);
 void tg_pixelnorm_bwd(float *dx, const float *dy, const float *x, int64_t M, int64_t C);
 
+/* ---- class-conditional norm (the generator of a conditional model;
+ * docs/SPECIFICATION.md "Class conditioning"). Row m of x [M, C] belongs to
+ * image m / N, whose class is lab[m / N]. With n the row normalised without
+ * affine (LayerNorm: (x - mean) (var + 1e-5)^-1/2; pixel != 0, PixelNorm:
+ * x (mean x^2 + 1e-8)^-1/2):  y = n (g + cg[lab]) + b + cb[lab], where g and
+ * b are NULL for PixelNorm (1 and 0) and cg, cb are [classes, C] tables.
+ * mean/var [M] are written when not NULL (PixelNorm: 0 and mean x^2). */
+void tg_cond_norm_fwd(float *y, float *mean, float *var, const float *x, const float *g,
+                      const float *b, const float *cg, const float *cb, const int32_t *lab,
+                      int64_t M, int64_t N, int64_t C, int pixel);
+/* dx [M, C] from dy (dx != dy); the parameter gradients are added into dg,
+ * db, dcg, dcb when dcg is not NULL (dg, db only for LayerNorm). */
+void tg_cond_norm_bwd(float *dx, float *dg, float *db, float *dcg, float *dcb, const float *dy,
+                      const float *x, const float *g, const float *cg, const int32_t *lab,
+                      int64_t M, int64_t N, int64_t C, int pixel);
+
 /* ---- element-wise activations (exact erf GELU; tanh) */
 tg_status tg_gelu_fwd(tg_dnn *c, float *y, const float *x, int64_t n);
 tg_status tg_gelu_bwd(tg_dnn *c, float *dx, const float *dy, const float *x, int64_t n);

@@ -24,6 +24,8 @@ void tg_trainer_free(tg_trainer *t)
                      t->lowres, t->z, t->alpha, t->s,  t->ds, t->gws};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
+    free(t->lab_d);
+    free(t->lab_g);
     free(t);
 }
 
@@ -76,6 +78,11 @@ tg_status tg_trainer_make(tg_model *m)
     t->z = falloc((size_t)bmax * d->latent_dim, &oom), t->alpha = falloc((size_t)B, &oom);
     t->s = falloc((size_t)bmax, &oom), t->ds = falloc((size_t)bmax, &oom);
     t->gws = falloc(tg_gen_infer_floats(&m->gen, B), &oom);
+    if (d->num_classes) {
+        t->lab_d = tg_alloc((size_t)bmax * sizeof *t->lab_d);
+        t->lab_g = tg_alloc((size_t)bmax * sizeof *t->lab_g);
+        oom |= !t->lab_d || !t->lab_g;
+    }
     if (oom)
         st = TG_ERR_OUT_OF_MEMORY;
 fail:
@@ -316,6 +323,25 @@ tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug,
     return tg_disc_bwd2(c, &m->disc, m->dnet.w, G, &t->da, &t->dta, t->ds);
 }
 
+/* The classes of a conditional step's fakes: the caller's, or drawn
+ * uniformly from the model's RNG into buf. NULL on an unconditional model. */
+static const int32_t *fake_labels(tg_model *m, const int32_t *given, int32_t *buf, int64_t B)
+{
+    int K = m->desc.num_classes;
+    if (!K || given)
+        return given;
+    /* data parallel: the global batch's classes are drawn on every replica,
+     * which keeps its B rows (as draw_rows does for the noise) */
+    tg_trainer *t = m->trainer;
+    int64_t lo = (int64_t)t->rank * B, n = B * (t->world > 1 ? t->world : 1);
+    for (int64_t b = 0; b < n; b++) {
+        int64_t k = (int64_t)(tg_rng_uniform(&m->rng) * K);
+        if (b >= lo && b < lo + B)
+            buf[b - lo] = (int32_t)(k < K ? k : K - 1);
+    }
+    return buf;
+}
+
 static tg_status d_update(tg_model *m, const float *real, const float *zd, const float *alpha,
                           uint8_t *const *masks, tg_train_stats *o)
 {
@@ -324,11 +350,20 @@ static tg_status d_update(tg_model *m, const float *real, const float *zd, const
     tg_dnn *c = m->dnn;
     int64_t B = t->bd, C = d->channels, S = d->image_size;
     size_t px = (size_t)C * S * S;
-    TG_TRY(tg_gen_infer(c, &m->gen, m->gnet.w, zd, B, masks, t->fake, t->gws));
+    if (d->num_classes && !m->step_real)
+        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_train_step: the model is class-conditional "
+                       "(num_classes = %d): give the real batch's labels "
+                       "(tg_train_step_labels)", d->num_classes);
+    /* conditional: real images with their classes, fakes with theirs; the
+     * penalty's interpolates with the real ones (docs/SPECIFICATION.md
+     * "Class conditioning") */
+    const int32_t *yr = m->step_real, *yf = fake_labels(m, m->step_fake_d, t->lab_d, B);
+    TG_TRY(tg_gen_infer_labels(c, &m->gen, m->gnet.w, zd, yf, B, masks, t->fake, t->gws));
     memset(m->dnet.grad, 0, m->disc.P.total * sizeof(float));
     t->da.B = B;
     /* real, then fake: each forward and backward in turn (one activation set) */
     const float *u = augment(t, &m->rng, real, t->u, B, (int)S, C);
+    t->da.labels = yr;
     TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da, 1));
     double l_real;
     TG_TRY(d_loss_real(m, t->s, B, t->ds, &l_real));
@@ -345,6 +380,7 @@ static tg_status d_update(tg_model *m, const float *real, const float *zd, const
     }
     TG_TRY(tg_disc_bwd(c, &m->disc, m->dnet.w, m->dnet.grad, &t->da, t->ds, NULL));
     u = augment(t, &m->rng, t->fake, t->u, B, (int)S, C);
+    t->da.labels = yf;
     TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da, 1));
     double l_fake = tg_d_loss_fake(d->t.loss, t->s, B, t->ds);
     o->d_fake = mean_of(t->s, B);
@@ -356,6 +392,7 @@ static tg_status d_update(tg_model *m, const float *real, const float *zd, const
                 t->xh[b * px + i] = alpha[b] * real[b * px + i] + (1 - alpha[b]) * t->fake[b * px + i];
         if (t->aug.n_ops)
             aug_draw(t, &m->rng, B, (int)S);
+        t->da.labels = yr;
         TG_TRY(tg_penalty(m, t->xh, B, t->aug.n_ops ? &t->aug : NULL, m->dnet.grad, &o->gp));
     }
     o->d_loss = l_real + l_fake + d->t.gp_weight * o->gp;
@@ -377,9 +414,12 @@ static tg_status g_update(tg_model *m, const float *real, const float *zg, uint8
     int64_t Bg = t->bg, B = t->bd, C = d->channels, S = d->image_size;
     memset(m->gnet.grad, 0, m->gen.P.total * sizeof(float));
     t->ga.B = Bg;
+    const int32_t *yg = fake_labels(m, m->step_fake_g, t->lab_g, Bg);
+    t->ga.labels = yg;
     TG_TRY(tg_gen_fwd(c, &m->gen, m->gnet.w, zg, 0, masks, &t->ga));
     const float *u = augment(t, &m->rng, t->ga.img, t->u, Bg, (int)S, C);
     t->da.B = Bg;
+    t->da.labels = yg;
     TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da, 1));
     double gl = tg_g_loss(d->t.loss, t->s, Bg, t->ds);
     TG_TRY(tg_disc_bwd(c, &m->disc, m->dnet.w, NULL, &t->da, t->ds, t->du));
@@ -394,6 +434,7 @@ static tg_status g_update(tg_model *m, const float *real, const float *zg, uint8
         size_t n = (size_t)B * C * S * S;
         tg_avgpool_fwd(t->lowres, real, B, C, S, S / m->gen.st[1].res);
         t->ga.B = B;
+        t->ga.labels = m->step_real; /* the real images' classes */
         TG_TRY(tg_gen_fwd(c, &m->gen, m->gnet.w, t->lowres, 1, masks, &t->ga));
         o->sr_loss = tg_mse_fwd(t->ga.img, real, n);
         tg_mse_bwd(t->gx, t->ga.img, real, n, (float)d->t.sr_aux_weight);
@@ -483,4 +524,18 @@ tg_status tg_train_run(tg_model *m, const float *real, size_t n, const float *z_
         memcpy(stats, &o, sz);
     }
     return TG_OK;
+}
+
+tg_status tg_train_run_labels(tg_model *m, const float *real, size_t n, const int32_t *labels,
+                              const int32_t *fake_d, const int32_t *fake_g, const float *z_d,
+                              const float *z_g, const float *alpha, tg_train_stats *stats)
+{
+    /* the step reads the classes from the model for this call only */
+    m->step_real = labels, m->step_fake_d = fake_d, m->step_fake_g = fake_g;
+    tg_status st = tg_train_run(m, real, n, z_d, z_g, alpha, stats);
+    m->step_real = m->step_fake_d = m->step_fake_g = NULL;
+    if (m->trainer) { /* no pointer to the caller's buffers stays behind */
+        m->trainer->da.labels = m->trainer->dta.labels = m->trainer->ga.labels = NULL;
+    }
+    return st;
 }

@@ -20,6 +20,7 @@ typedef struct tg_trainer {
     float *lowres;             /* real batch pooled to stage 1 (MT-CT) */
     float *z, *alpha, *s, *ds; /* drawn noise, scores and their gradients */
     float *gws;                /* generator inference workspace for the fakes */
+    int32_t *lab_d, *lab_g;    /* fakes' classes drawn by a conditional step */
     /* the state a failed step is rolled back to (gradients are in the
      * networks' state, group TG_GROUP_GRAD) */
     tg_net_state bk_g, bk_d;
@@ -35,6 +36,14 @@ void tg_trainer_free(tg_trainer *t);
  * arguments checked here; run by api/ on the model's threads. */
 tg_status tg_train_run(tg_model *m, const float *real, size_t n, const float *z_d,
                        const float *z_g, const float *alpha, tg_train_stats *stats);
+
+/* tg_train_run with the classes of a conditional model (the body of
+ * tg_train_step_labels, whose api/ checks the labels): real [n] (required),
+ * fake_d [d_batch] and fake_g [g_batch] (NULL: drawn from the model's RNG,
+ * uniformly, after alpha and after z_g respectively). */
+tg_status tg_train_run_labels(tg_model *m, const float *real, size_t n, const int32_t *labels,
+                              const int32_t *fake_d, const int32_t *fake_g, const float *z_d,
+                              const float *z_g, const float *alpha, tg_train_stats *stats);
 
 /* The gradient penalty (docs/SPECIFICATION.md "Training step") at
  * interpolates xh [B, C, S, S] under the augmentation draw `aug` (NULL:

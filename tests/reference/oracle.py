@@ -24,6 +24,11 @@ that check them and bench/peer_bench.py use it.  Command line:
   oracle.py train-step   DESC.json CKPT.safetensors --real r.npy --zd zd.npy
                          [--zg zg.npy] [--alpha a.npy] [--steps K] --out OUT.safetensors
 
+Class-conditional descriptors (num_classes > 0) take the classes as integer
+.npy files: --labels (generate: of z; discriminate: of the images, which adds
+the projection term; train-step: of the real batch) and, for train-step,
+--fake-d and --fake-g (the fakes' classes; required there).
+
 (.npy arrays are float32, images NCHW in [-1, 1]; --double computes in float64.)
 Needs torch (1.13) and numpy only: run it with /usr/bin/python3.
 """
@@ -50,6 +55,8 @@ DEFAULTS = {
     "name": "",
     "image": {"size": 32, "channels": 3},
     "latent_dim": 256,
+    "num_classes": 0,
+    "class_names": None,
     "generator": {"bottom_width": 8, "embed_dim": 384, "depths": [5, 2, 2], "heads": 4,
                   "mlp_ratio": 4, "norm": "layernorm", "relative_position_bias": False,
                   "output": "linear"},
@@ -114,6 +121,22 @@ def _check_values(d):
     if im["channels"] not in (1, 3, 4) or isinstance(im["channels"], bool):
         _fail("image.channels", "must be 1, 3 or 4", im["channels"])
     _int(d["latent_dim"], "latent_dim", 1)
+    K = _int(d["num_classes"], "num_classes", 0)
+    if K > 65536:
+        _fail("num_classes", "must be a non-negative integer <= 65536", K)
+    if K and d["discriminator"].get("kind") == "conv":
+        _fail("num_classes", 'a class-conditional model needs discriminator.kind "transformer"', K)
+    names = d["class_names"]
+    if names is not None:
+        if not isinstance(names, list):
+            _fail("class_names", "must be null or an array of strings", names)
+        if len(names) != K:
+            _fail("class_names", f"must have num_classes = {K} names (got {len(names)})")
+        for i, v in enumerate(names):
+            if not isinstance(v, str) or not v or len(v.encode()) > 255:
+                _fail(f"class_names[{i}]", "must be a non-empty string of at most 255 bytes", v)
+            if v in names[:i]:
+                _fail(f"class_names[{i}]", "must differ from every other class name", v)
     for k in ("bottom_width", "embed_dim", "heads", "mlp_ratio"):
         _int(g[k], "generator." + k, 1)
     if not isinstance(g["depths"], list) or not g["depths"]:
@@ -295,6 +318,13 @@ def is_conv(d):
 def section_defaults(d, key):
     """The defaults of section key for descriptor d (the conv D's for kind "conv")."""
     return CONV_DEFAULTS if key == "discriminator" and is_conv(d) else DEFAULTS[key]
+def descriptor_json(d):
+    """A full descriptor as the JSON a checkpoint stores.  The class keys are
+    left out of unconditional models' files (which are then what they were
+    before class conditioning existed); loading fills them in again."""
+    if not d["num_classes"] and d["class_names"] is None:
+        d = {k: v for k, v in d.items() if k not in ("num_classes", "class_names")}
+    return json.dumps(d)
 
 
 def stage_dims(d):
@@ -328,7 +358,7 @@ def _linear(out, name, n_in, n_out, bias=True, init="generator"):
             out.append((name + ".bias", (n_out,), ("zero",)))
 
 
-def _block(out, pre, dim, heads, mlp_ratio, layernorm, rel_width, gen):
+def _block(out, pre, dim, heads, mlp_ratio, layernorm, rel_width, gen, classes=0):
     init = "generator" if gen else ("trunc",)
     for norm in ("norm1", "norm2"):
         if layernorm:
@@ -341,6 +371,9 @@ def _block(out, pre, dim, heads, mlp_ratio, layernorm, rel_width, gen):
                 out.append((pre + ".attn.rel_bias", ((2 * rel_width - 1) ** 2, heads), ("trunc",)))
     _linear(out, pre + ".mlp.fc1", dim, dim * mlp_ratio, init=init)
     _linear(out, pre + ".mlp.fc2", dim * mlp_ratio, dim, init=init)
+    for norm in ("norm1", "norm2") if classes else ():   # "Class conditioning"
+        out.append((f"{pre}.{norm}.class_weight", (classes, dim), ("zero",)))
+        out.append((f"{pre}.{norm}.class_bias", (classes, dim), ("zero",)))
 
 
 def parameter_table(d):
@@ -348,12 +381,16 @@ def parameter_table(d):
     g, dd, ch = d["generator"], d["discriminator"], d["image"]["channels"]
     dims, widths = stage_dims(d), stage_widths(d)
     out = []
+    K = d["num_classes"]
     _linear(out, "generator.input", d["latent_dim"], widths[0] ** 2 * dims[0])
+    if K:
+        out.append(("generator.class_embed", (K, d["latent_dim"]), ("normal",)))
     for s, depth in enumerate(g["depths"]):
         out.append((f"generator.stages.{s}.pos_embed", (1, widths[s] ** 2, dims[s]), ("trunc",)))
         for b in range(depth):
             _block(out, f"generator.stages.{s}.blocks.{b}", dims[s], g["heads"], g["mlp_ratio"],
-                   g["norm"] == "layernorm", widths[s] if g["relative_position_bias"] else 0, True)
+                   g["norm"] == "layernorm", widths[s] if g["relative_position_bias"] else 0, True,
+                   K)
     _linear(out, "generator.to_rgb", dims[-1], ch)
     if has_sr(d):
         _linear(out, "generator.sr_embed", ch, dims[1])
@@ -372,6 +409,8 @@ def parameter_table(d):
     out.append(("discriminator.norm.weight", (C,), ("one",)))
     out.append(("discriminator.norm.bias", (C,), ("zero",)))
     _linear(out, "discriminator.head", C, 1, init=("trunc",))
+    if K:
+        out.append(("discriminator.class_embed", (K, C), ("trunc",)))
     return out
 
 
@@ -431,6 +470,8 @@ def init_params(d, seed, dtype=torch.float32):
             x = (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * init[1]
         elif init[0] == "trunc":
             x = _trunc_normal(shape, gen)
+        elif init[0] == "normal":              # a class embedding: nn.Embedding's N(0, 1)
+            x = torch.randn(shape, generator=gen, dtype=torch.float64)
         else:
             x = torch.full(shape, 1.0 if init[0] == "one" else 0.0, dtype=torch.float64)
         out[name] = x.to(dtype)
@@ -511,8 +552,16 @@ class Model:
         y = torch.matmul(torch.softmax(logits, -1), v)                   # [B, H, N, dh]
         return self.linear(pre + ".proj", y.transpose(1, 2).reshape(B, N, C))
 
-    def block(self, pre, x, heads, layernorm, rel_w=0, mask=None):
+    def block(self, pre, x, heads, layernorm, rel_w=0, mask=None, labels=None):
         def norm(which, t):
+            if labels is not None:           # conditional: per-class gain and bias offsets
+                cw = self.P[f"{pre}.{which}.class_weight"][labels][:, None, :]
+                cb = self.P[f"{pre}.{which}.class_bias"][labels][:, None, :]
+                if layernorm:
+                    n = F.layer_norm(t, t.shape[-1:], eps=1e-5)
+                    return n * (self.P[f"{pre}.{which}.weight"] + cw) + (
+                        self.P[f"{pre}.{which}.bias"] + cb)
+                return pixel_norm(t) * (1 + cw) + cb
             if layernorm:
                 return layer_norm(t, self.P[f"{pre}.{which}.weight"], self.P[f"{pre}.{which}.bias"])
             return pixel_norm(t)
@@ -521,7 +570,20 @@ class Model:
         return x + self.linear(pre + ".mlp.fc2", h)
 
     # ---- generator
-    def _stages(self, x, first, masks):
+    def _labels(self, labels, B):
+        """The batch's classes as a LongTensor (None for an unconditional model)."""
+        if not self.d["num_classes"]:
+            if labels is not None:
+                raise ValueError("labels given to an unconditional model")
+            return None
+        if labels is None:
+            raise ValueError("a conditional model needs labels")
+        labels = torch.as_tensor(labels, dtype=torch.long).reshape(B)
+        if (labels < 0).any() or (labels >= self.d["num_classes"]).any():
+            raise ValueError("a label is out of range")
+        return labels
+
+    def _stages(self, x, first, masks, labels=None):
         g = self.d["generator"]
         for s in range(first, len(g["depths"])):
             if s > first:
@@ -531,29 +593,35 @@ class Model:
             rel_w = self.widths[s] if g["relative_position_bias"] else 0
             for b in range(g["depths"][s]):
                 x = self.block(f"generator.stages.{s}.blocks.{b}", x, g["heads"],
-                               g["norm"] == "layernorm", rel_w, mask)
+                               g["norm"] == "layernorm", rel_w, mask, labels)
         S, ch = self.widths[-1], self.d["image"]["channels"]
         img = self.linear("generator.to_rgb", x).transpose(1, 2).reshape(x.shape[0], ch, S, S)
         return torch.tanh(img) if g["output"] == "tanh" else img
 
-    def generate(self, z, masks=None):
-        """z [B, latent_dim] -> images [B, C, S, S]."""
+    def generate(self, z, masks=None, labels=None):
+        """z [B, latent_dim] (and, conditional, labels [B]) -> images [B, C, S, S]."""
         C0 = stage_dims(self.d)[0]
-        return self._stages(self.linear("generator.input", z).reshape(z.shape[0], -1, C0), 0, masks)
+        labels = self._labels(labels, z.shape[0])
+        if labels is not None:               # the class embedding added to z
+            z = z + self.P["generator.class_embed"][labels]
+        return self._stages(self.linear("generator.input", z).reshape(z.shape[0], -1, C0), 0,
+                            masks, labels)
 
-    def generate_sr(self, lowres, masks=None):
+    def generate_sr(self, lowres, masks=None, labels=None):
         """MT-CT: images [B, C, w1, w1] -> [B, C, S, S] through stage 1 onward."""
         B, ch, w, _ = lowres.shape
         tokens = lowres.reshape(B, ch, w * w).transpose(1, 2)
-        return self._stages(self.linear("generator.sr_embed", tokens), 1, masks)
+        return self._stages(self.linear("generator.sr_embed", tokens), 1, masks,
+                            self._labels(labels, B))
 
     def sr_lowres(self, images):
         """The MT-CT input: images average-pooled to the stage-1 grid."""
         return F.avg_pool2d(images, images.shape[-1] // self.widths[1])
 
     # ---- discriminator
-    def discriminate(self, img):
-        """images [B, C, S, S] -> raw scores [B]."""
+    def discriminate(self, img, labels=None):
+        """images [B, C, S, S] -> raw scores [B]; a conditional model's labels [B]
+        add the projection term <class_embed[y], h> (None: left out)."""
         if is_conv(self.d):
             return self.discriminate_conv(img)
         dd = self.d["discriminator"]
@@ -567,7 +635,11 @@ class Model:
         for b in range(dd["depth"]):
             x = self.block(f"discriminator.blocks.{b}", x, dd["heads"], True)
         x = layer_norm(x[:, 0], self.P["discriminator.norm.weight"], self.P["discriminator.norm.bias"])
-        return self.linear("discriminator.head", x).reshape(B)
+        score = self.linear("discriminator.head", x).reshape(B)
+        if labels is not None and self.d["num_classes"]:   # the projection discriminator
+            y = self._labels(labels, B)
+            score = score + (self.P["discriminator.class_embed"][y] * x).sum(-1)
+        return score
 
     def discriminate_conv(self, img):
         """The convolutional discriminator (docs/SPECIFICATION.md): units, [act],
@@ -704,7 +776,7 @@ class State:
             for n, (m, v) in self.adam.items():
                 f32["adam.m." + n] = m.to(torch.float32).numpy()
                 f32["adam.v." + n] = v.to(torch.float32).numpy()
-        st_write(path, f32, {"format": "transgan-checkpoint", "descriptor": json.dumps(self.d),
+        st_write(path, f32, {"format": "transgan-checkpoint", "descriptor": descriptor_json(self.d),
                              "d_steps": self.d_steps, "g_steps": self.g_steps})
 
     def ema_model(self):
@@ -868,14 +940,17 @@ def ema_beta(d, d_steps):
     return 0.5 ** (bs / max(seen, 1e-8))
 
 
-def train_step(st, real, zd, zg=None, alpha=None, aug=None):
+def train_step(st, real, zd, zg=None, alpha=None, aug=None, labels=None, fake_d=None,
+               fake_g=None):
     """One library train step (a D update; a G update on calls 1, n_critic + 1, ...).
 
     aug: None (no augmentation) or a function (B, S) -> draw (see draw_aug) called
     for the real, fake and interpolated batches of the D update and the generated
     batch of the G update, in that order; ignored when training.diffaug is [].
     Returns the statistics: d_loss (with the penalty), gp, d_real, d_fake,
-    d_grad_norm (before clipping) and, after a G update, g_loss, sr_loss, g_grad_norm."""
+    d_grad_norm (before clipping) and, after a G update, g_loss, sr_loss, g_grad_norm.
+    A conditional model needs labels (the real batch's), fake_d (the D update's
+    fakes') and, for a G update, fake_g; the penalty's interpolates take labels."""
     d, t = st.d, st.d["training"]
     m = st.model
     policy = t["diffaug"] if aug is not None else []
@@ -889,13 +964,13 @@ def train_step(st, real, zd, zg=None, alpha=None, aug=None):
     stats = {}
     # ---- discriminator
     with torch.no_grad():
-        fake = m.generate(zd, masks)
-    sr, sf = m.discriminate(A(real)), m.discriminate(A(fake))
+        fake = m.generate(zd, masks, fake_d)
+    sr, sf = m.discriminate(A(real), labels), m.discriminate(A(fake), fake_d)
     loss = d_loss(t["loss"], sr, sf, t["drift_weight"])
     stats["gp"] = 0.0
     if t["loss"] in ("wgan-gp", "wgan-gp-eps"):
         a = alpha.reshape(-1, 1, 1, 1).to(real.dtype)
-        gp = gradient_penalty(lambda x: m.discriminate(A(x)), a * real + (1 - a) * fake)
+        gp = gradient_penalty(lambda x: m.discriminate(A(x), labels), a * real + (1 - a) * fake)
         stats["gp"] = float(gp)
         loss = loss + t["gp_weight"] * gp
     dn = st.names("discriminator")
@@ -909,10 +984,10 @@ def train_step(st, real, zd, zg=None, alpha=None, aug=None):
         return stats
     if zg is None:
         raise ValueError("a G update is due: zg is needed")
-    loss = g_loss(t["loss"], m.discriminate(A(m.generate(zg, masks))))
+    loss = g_loss(t["loss"], m.discriminate(A(m.generate(zg, masks, fake_g)), fake_g))
     stats["sr_loss"] = 0.0
     if t["sr_aux_weight"] > 0:
-        mse = ((m.generate_sr(m.sr_lowres(real), masks) - real) ** 2).mean()
+        mse = ((m.generate_sr(m.sr_lowres(real), masks, labels) - real) ** 2).mean()
         stats["sr_loss"] = float(mse)
         loss = loss + t["sr_aux_weight"] * mse
     gn = st.names("generator")
@@ -986,6 +1061,9 @@ def main(argv=None):
     ap.add_argument("--alpha")
     ap.add_argument("--steps", type=int, default=1)
     ap.add_argument("--double", action="store_true")
+    ap.add_argument("--labels", help="conditional models: classes (integer .npy)")
+    ap.add_argument("--fake-d", help="train-step, conditional: the D update's fake classes")
+    ap.add_argument("--fake-g", help="train-step, conditional: the G update's fake classes")
     a = ap.parse_args(argv)
     d = load_descriptor(a.descriptor)
     if a.cmd == "flops":
@@ -1003,18 +1081,23 @@ def main(argv=None):
     def arr(path):
         return torch.from_numpy(np.load(path)).to(dt)
 
+    def ints(path):
+        return None if path is None else torch.from_numpy(np.load(path).astype(np.int64))
+
     with torch.no_grad():
         if a.cmd == "generate":
             model = st.ema_model() if a.ema else st.model
-            np.save(a.out, model.generate(arr(a.z), locality_masks(d, a.g_step)).float().numpy())
+            np.save(a.out, model.generate(arr(a.z), locality_masks(d, a.g_step),
+                                          ints(a.labels)).float().numpy())
         elif a.cmd == "discriminate":
-            np.save(a.out, st.model.discriminate(arr(a.images)).float().numpy())
+            np.save(a.out, st.model.discriminate(arr(a.images), ints(a.labels)).float().numpy())
     if a.cmd == "train-step":
         real, zd = arr(a.real), arr(a.zd)
         zg = arr(a.zg) if a.zg else None
         alpha = arr(a.alpha) if a.alpha else None
         for _ in range(a.steps):
-            print(json.dumps(train_step(st, real, zd, zg, alpha)))
+            print(json.dumps(train_step(st, real, zd, zg, alpha, labels=ints(a.labels),
+                                        fake_d=ints(a.fake_d), fake_g=ints(a.fake_g))))
         st.save(a.out)
     return 0
 

@@ -12,7 +12,9 @@ import sys
 import bpy
 import numpy as np
 
-zip_path, ckpt = sys.argv[sys.argv.index("--") + 1:][:2]
+args = sys.argv[sys.argv.index("--") + 1:]
+zip_path, ckpt = args[:2]
+cond_ckpt = args[2] if len(args) > 2 else None   # a class-conditional checkpoint
 passed = failed = 0
 
 
@@ -72,6 +74,29 @@ expect(0 < d01 < d04, "walk: next frame closer than the far side (%g, %g)" % (d0
 n_images = len(bpy.data.images)
 expect(bpy.ops.transgan.generate() == {"FINISHED"}, "walk again finished")
 expect(len(bpy.data.images) == n_images, "images replaced, not duplicated")
+
+# a class-conditional checkpoint: the dropdown lists its classes, and a sheet
+# of one class is the bindings' samples of that class
+if cond_ckpt:
+    cm = tb.load_model(cond_ckpt)
+    items = tb.class_items(cm)
+    expect([i[1] for i in items[1:]] == cm.class_names and items[0][0] == tb.ANY_CLASS,
+           "dropdown items %s" % (items,))
+    expect(tb.class_items(model) == items[:1], "an unconditional model offers no classes")
+    s.checkpoint, s.mode, s.count, s.columns, s.image_name = cond_ckpt, "SHEET", 2, 2, "Cond"
+    s.label = "2"
+    expect(s.label == "2", "the class dropdown takes a class")
+    expect(bpy.ops.transgan.generate() == {"FINISHED"}, "conditional sheet finished")
+    ci = bpy.data.images.get("Cond")
+    S2 = cm.image_size
+    got = np.empty(ci.size[0] * ci.size[1] * 4, dtype=np.float32)
+    ci.pixels.foreach_get(got)
+    got = got.reshape(ci.size[1], ci.size[0], 4)[::-1]
+    want = cm.generate_uint8(n=2, seed=s.seed, format="rgba", labels=2).astype(np.float32) / 255
+    expect(np.abs(got[:S2, :S2] - want[0]).max() < 1e-6, "sheet of class 2 = its samples")
+    other = cm.generate_uint8(n=2, seed=s.seed, format="rgba", labels=0).astype(np.float32) / 255
+    expect(np.abs(got[:S2, :S2] - other[0]).max() > 1e-3, "the class changes the sprite")
+    s.checkpoint = ckpt
 
 # a missing file is reported, not a traceback
 s.checkpoint = "/nonexistent/model.safetensors"

@@ -79,6 +79,25 @@ def sheet_pixels(rgba, columns):
     return sheet[::-1].copy(), columns * S, rows * S
 
 
+ANY_CLASS = "ANY"
+
+
+def class_items(model):
+    """The choices of the class dropdown for a model: "any" (each latent picks
+    its class) and, for a class-conditional model, one entry per class, named
+    from the checkpoint's class names (identifier: the class number)."""
+    items = [(ANY_CLASS, "Any class", "Each latent picks its own class")]
+    if model is None or not model.num_classes:
+        return items
+    names = model.class_names or ["class %d" % k for k in range(model.num_classes)]
+    return items + [(str(k), n, "Generate class %d (%s)" % (k, n)) for k, n in enumerate(names)]
+
+
+def class_label(choice):
+    """The labels= argument of the bindings for a dropdown choice."""
+    return None if choice in ("", ANY_CLASS) else int(choice)
+
+
 _cache = {}
 
 
@@ -136,6 +155,23 @@ if bpy is not None:
                               description="Sample the EMA generator (the trained one)")
         image_name: StringProperty(name="Image", default="TransGAN")
 
+    # Blender keeps only pointers into the strings of dynamic enum items: the
+    # list must outlive the call (a module-level reference)
+    _class_items = [class_items(None)]
+
+    def _class_enum(self, context):
+        try:
+            path = bpy.path.abspath(self.checkpoint)
+            model = load_model(path) if self.checkpoint and os.path.isfile(path) else None
+            _class_items[0] = class_items(model)
+        except Exception:  # an unreadable file: the operator reports it
+            _class_items[0] = class_items(None)
+        return _class_items[0]
+
+    TransGANSettings.__annotations__["label"] = EnumProperty(
+        name="Class", items=_class_enum,
+        description="Class-conditional checkpoints: the class of every image")
+
     class TRANSGAN_OT_generate(bpy.types.Operator):
         """Generate sprites from the TransGAN checkpoint into bpy.data.images"""
         bl_idname = "transgan.generate"
@@ -151,14 +187,16 @@ if bpy is not None:
             try:
                 model = load_model(path)
                 if s.mode == "SHEET":
+                    y = class_label(s.label) if model.num_classes else None
                     px = model.generate_uint8(n=s.count, seed=s.seed, ema=s.use_ema,
-                                              format="rgba")
+                                              format="rgba", labels=y)
                     sheet, w, h = sheet_pixels(px, s.columns)
                     img = store_image(bpy, s.image_name, sheet, w, h)
                     self.report({"INFO"}, "TransGAN: %d sprites -> %s" % (s.count, img.name))
                 else:
                     z = walk_latents(model, s.seed, s.frames, s.keys)
-                    px = model.generate_uint8(z=z, ema=s.use_ema, format="rgba")
+                    y = class_label(s.label) if model.num_classes else None
+                    px = model.generate_uint8(z=z, ema=s.use_ema, format="rgba", labels=y)
                     for f in range(s.frames):
                         sheet, w, h = sheet_pixels(px[f:f + 1], 1)
                         store_image(bpy, "%s.%04d" % (s.image_name, f), sheet, w, h)
@@ -188,6 +226,14 @@ if bpy is not None:
                 col.prop(s, "frames")
                 col.prop(s, "keys")
             col.prop(s, "use_ema")
+            path = bpy.path.abspath(s.checkpoint)
+            try:
+                conditional = (s.checkpoint and os.path.isfile(path)
+                               and load_model(path).num_classes > 0)
+            except Exception:
+                conditional = False
+            if conditional:  # the class dropdown, only where there are classes
+                col.prop(s, "label")
             col.prop(s, "image_name")
             col.operator("transgan.generate")
 

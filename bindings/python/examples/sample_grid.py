@@ -2,12 +2,14 @@
 """sample_grid.py - a PNG grid of samples from a checkpoint, with the Python bindings.
 
     python3 sample_grid.py CKPT.safetensors [--n 64] [--seed 1] [--cols C]
-                           [--out samples.png] [--raw] [--scale S]
+                           [--out samples.png] [--raw] [--scale S] [--label NAME|K]
 
 The images are those of `examples/generate CKPT --n N --seed S`: the EMA
 generator (--raw: the current weights) on N latents drawn from the seed. The
 grid has a 1-pixel grey gap between tiles and the model's channels (grey, RGB
 or RGBA). A descriptor (.json) works too: its freshly initialised weights.
+--label (class-conditional models): every image of that class, by name or
+number (`labels=` of Model.generate_uint8).
 Needs numpy and PIL (Debian: python3-numpy python3-pil).
 """
 import argparse
@@ -76,6 +78,7 @@ def main(argv=None):
     ap.add_argument("--out", default="samples.png", help="output PNG (default samples.png)")
     ap.add_argument("--raw", action="store_true", help="the raw generator instead of its EMA")
     ap.add_argument("--scale", type=int, default=1, help="nearest-neighbour upscale (default 1)")
+    ap.add_argument("--label", help="class-conditional models: the class (name or number)")
     args = ap.parse_args(argv)
     if not 1 <= args.n <= 100000:
         ap.error("--n must be between 1 and 100000")
@@ -83,13 +86,16 @@ def main(argv=None):
         ap.error("--seed and --cols must be >= 0, --scale between 1 and 64")
     try:
         with open_model(args.checkpoint) as m:
-            px = m.generate_uint8(n=args.n, seed=args.seed, ema=not args.raw)
+            label = args.label
+            if label is not None and label.isdigit():
+                label = int(label)
+            px = m.generate_uint8(n=args.n, seed=args.seed, ema=not args.raw, labels=label)
             save_png(grid_image(px, args.cols, args.scale), args.out)
             kind = "raw" if args.raw else "EMA" if m.has_ema else "no EMA: raw"
             print("sample_grid: %d images %dx%dx%d (%s, d_steps %d, seed %d) -> %s"
                   % (args.n, m.image_size, m.image_size, m.channels, kind, m.d_steps,
                      args.seed, args.out))
-    except (transgan.TransGANError, OSError) as e:
+    except (transgan.TransGANError, OSError, ValueError) as e:
         sys.exit("sample_grid: %s" % e)
 
 

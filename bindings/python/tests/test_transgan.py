@@ -1006,3 +1006,74 @@ def test_pip_installs_offline(tmp_path):
     where, source, shape = r.stdout.splitlines()
     assert where.startswith(str(target))
     assert source == "TRANSGAN_LIBRARY" and shape == "(2, 3, 8, 8)"
+
+
+# ------------------------------------------------------ class-conditional
+
+COND = FIX / "cond-ln.safetensors"
+COND_TRAIN = dict(TRAIN_DESC, num_classes=3, class_names=["boot", "bag", "shirt"])
+
+
+def test_train_labels_layout_matches_header():
+    body = re.search(r"typedef struct tg_train_labels \{(.*?)\} tg_train_labels;",
+                     HEADER.read_text(), re.S).group(1)
+    fields = re.findall(r"^\s*(uint32_t|const int32_t \*)\s*(\w+);", body, re.M)
+    assert [n for _, n in fields] == [n for n, _ in _lib.TrainLabels._fields_]
+    assert ctypes.sizeof(_lib.TrainLabels) == 8 + 3 * ctypes.sizeof(ctypes.c_void_p)
+
+
+def test_conditional_facts(tiny):
+    with transgan.Model.load(COND) as m:
+        assert m.num_classes == 3
+        assert m.class_names == ["boot", "bag", "shirt"]
+        assert m.descriptor["num_classes"] == 3
+    assert tiny.num_classes == 0 and tiny.class_names is None
+
+
+def test_conditional_generate_matches_fixture():
+    io = read_safetensors(FIX / "cond-ln.io.safetensors")
+    labels = io["labels"].astype(int)
+    with transgan.Model.load(COND) as m:
+        names = [m.class_names[k] for k in labels]
+        for y in (labels.tolist(), names, np.asarray(labels, np.int64)):
+            assert rel_l2(m.generate(z=io["z"], labels=y, ema=False), io["gen_raw"]) < 1e-4
+        assert rel_l2(m.discriminate(io["images"], labels=names), io["scores"]) < 1e-4
+        # one class for all; a list alone sets n; uint8 agrees with float
+        a = m.generate(n=4, seed=3, labels="bag")
+        assert np.array_equal(a, m.generate(n=4, seed=3, labels=[1, 1, 1, 1]))
+        assert m.generate(labels=[0, 2], seed=3).shape == (2, 3, 8, 8)
+        px = m.generate_uint8(n=4, seed=3, labels=1)
+        assert np.array_equal(px, transgan.images_to_pixels(a))
+        # no labels: each z picks a class, the same as tg_generate
+        assert not np.array_equal(m.generate(n=4, seed=3, labels=0), a)
+
+
+def test_conditional_label_mistakes(tiny):
+    with transgan.Model.load(COND) as m:
+        with pytest.raises(ValueError, match="'sock' is not a class"):
+            m.generate(n=2, labels="sock")
+        with pytest.raises(transgan.TransGANError, match=r"labels\[1\] = 3 is out of range"):
+            m.generate(n=2, labels=[0, 3])
+        with pytest.raises(ValueError, match="2 labels for 3 images"):
+            m.generate(n=3, labels=[0, 1])
+        with pytest.raises(TypeError, match="int or a class name"):
+            m.generate(n=1, labels=[1.5])
+    with pytest.raises(transgan.TransGANError, match="unconditional"):
+        tiny.generate(n=1, labels=[0])
+    with pytest.raises(ValueError, match="no class names"):
+        tiny.generate(n=1, labels="boot")
+
+
+def test_conditional_train_step():
+    with transgan.Model(COND_TRAIN) as m, transgan.Model(COND_TRAIN) as m2:
+        real = np.random.default_rng(0).uniform(-1, 1, (3, 3, 8, 8)).astype(np.float32)
+        with pytest.raises(transgan.TransGANError, match="class-conditional"):
+            m.train_step(real)
+        with pytest.raises(ValueError, match="'sock' is not a class"):
+            m.train_step(real, labels=["boot", "sock", "bag"])
+        assert m.d_steps == 0
+        st = m.train_step(real, labels=["boot", "bag", "bag"])
+        st2 = m2.train_step(real, labels=[0, 1, 1])
+        assert st == st2 and st["g_updated"] and st["gp"] > 0
+        st = m.train_step(real, labels=[2, 2, 2], fake_labels_d=[0, 0, 0])
+        assert st["d_steps"] == 2

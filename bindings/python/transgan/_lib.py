@@ -77,6 +77,7 @@ class Info(enum.IntEnum):
     SAMPLING_ONLY = 12
     PRECISION = 13
     D_KIND = 15
+    NUM_CLASSES = 14
 
 
 class TransGANError(Exception):
@@ -135,6 +136,20 @@ class TrainStats(ctypes.Structure):
     ]
 
 
+int32_p = ctypes.POINTER(ctypes.c_int32)
+
+
+class TrainLabels(ctypes.Structure):
+    """struct tg_train_labels (0.1.0 layout)."""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+        ("real", int32_p),
+        ("fake_d", int32_p),
+        ("fake_g", int32_p),
+    ]
+
+
 model_p = ctypes.POINTER(_TgModel)
 float_p = ctypes.POINTER(ctypes.c_float)
 uint8_p = ctypes.POINTER(ctypes.c_uint8)
@@ -175,6 +190,14 @@ _SIGNATURES = {
                                 ctypes.POINTER(TrainStats)]),
     "tg_model_set_data_parallel": (_status, [model_p, ctypes.c_int, ctypes.c_int, AllreduceFn,
                                              ctypes.c_void_p]),
+    "tg_model_class_name": (ctypes.c_char_p, [model_p, ctypes.c_int64]),
+    "tg_generate_labels": (_status, [model_p, float_p, int32_p, _size, ctypes.c_uint32, float_p,
+                                     _size]),
+    "tg_generate_pixels_labels": (_status, [model_p, float_p, int32_p, _size, ctypes.c_uint32,
+                                            ctypes.c_int, uint8_p, _size]),
+    "tg_discriminate_labels": (_status, [model_p, float_p, int32_p, _size, float_p, _size]),
+    "tg_train_step_labels": (_status, [model_p, float_p, _size, ctypes.POINTER(TrainLabels),
+                                       float_p, float_p, float_p, ctypes.POINTER(TrainStats)]),
 }
 
 

@@ -7,8 +7,8 @@ import threading
 
 import numpy as np
 
-from ._lib import (PixelFormat, Info, TrainStats, AllreduceFn, TransGANError, check,
-                   check_file, lib, model_p, float_p, uint8_p,
+from ._lib import (PixelFormat, Info, TrainStats, TrainLabels, AllreduceFn, TransGANError,
+                   check, check_file, lib, model_p, float_p, uint8_p, int32_p,
                    TG_SEED_FROM_DESCRIPTOR, TG_SAVE_WEIGHTS_ONLY, TG_SAVE_NO_OPTIMIZER,
                    TG_LOAD_SAMPLING_ONLY, TG_GEN_EMA, TG_GEN_RAW)
 
@@ -123,6 +123,10 @@ def _fp(a):
 
 def _fp_or_null(a):
     return None if a is None else _fp(a)
+
+
+def _i32p(a):
+    return None if a is None else a.ctypes.data_as(int32_p)
 
 
 def _pixel_format(fmt, channels):
@@ -362,6 +366,56 @@ class Model:
                        doc="True if the model keeps an EMA generator")
     sampling_only = property(lambda self: bool(self._info(Info.SAMPLING_ONLY)),
                              doc="True if loaded with sampling_only=True")
+    num_classes = property(lambda self: self._info(Info.NUM_CLASSES),
+                           doc="classes of a class-conditional model (labels 0 .. K-1); "
+                               "0 for an unconditional one")
+
+    @property
+    def class_names(self):
+        """The class names from the descriptor (a list of num_classes str), or
+        None when the model has none (unconditional, or unnamed classes)."""
+        with self._lock:
+            ptr = self._handle()
+            k = self._info(Info.NUM_CLASSES)
+            names = [lib.tg_model_class_name(ptr, i) for i in range(k)]
+        if not k or names[0] is None:
+            return None
+        return [x.decode("utf-8") for x in names]
+
+    def _labels(self, labels, n, what="labels"):
+        """labels as int32 [n] (or None): an int or class name for all n images,
+        or a sequence / array of ints or class names. Range checks stay with
+        the library, which names the bad index; names are looked up here."""
+        if labels is None:
+            return None
+        names = None
+        if isinstance(labels, (str, int, np.integer)) and not isinstance(labels, bool):
+            if n is None:
+                raise ValueError("%s: a single class needs n (or z) for the batch size" % what)
+            labels = [labels] * n
+        out = []
+        for i, v in enumerate(labels):
+            if isinstance(v, str):
+                if names is None:
+                    names = self.class_names
+                    if names is None:
+                        raise ValueError("%s[%d] = %r: the model has no class names"
+                                         % (what, i, v))
+                try:
+                    v = names.index(v)
+                except ValueError:
+                    raise ValueError("%s[%d] = %r is not a class of the model (%s)"
+                                     % (what, i, v, ", ".join(names))) from None
+            elif isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError("%s[%d]: a class is an int or a class name, not %s"
+                                % (what, i, type(v).__name__))
+            if not -2 ** 31 <= int(v) < 2 ** 31:
+                raise ValueError("%s[%d] = %d is out of range" % (what, i, int(v)))
+            out.append(int(v))
+        a = np.ascontiguousarray(out, dtype=np.int32)
+        if n is not None and a.shape != (n,):
+            raise ValueError("%s: %d labels for %d images" % (what, a.shape[0], n))
+        return a
 
     @property
     def threads(self):
@@ -425,45 +479,61 @@ class Model:
         _check_shape(z, (None if n is None else _count(n), self.latent_dim), "z")
         return z
 
-    def generate(self, n=None, z=None, seed=None, ema=True):
+    def _batch(self, n, z, seed, labels):
+        """z and int32 labels of a generate call (caller holds the lock); a
+        labels list alone sets n."""
+        if n is None and z is None and labels is not None and not isinstance(
+                labels, (str, int, np.integer)):
+            n = len(labels)
+        z = self._z(n, z, seed)
+        return z, self._labels(labels, z.shape[0])
+
+    def generate(self, n=None, z=None, seed=None, ema=True, labels=None):
         """Images float32 [n, C, S, S] from z [n, latent_dim], or from n latents
-        drawn from seed (default 0). ema=False uses the raw generator weights."""
+        drawn from seed (default 0). ema=False uses the raw generator weights.
+        labels (class-conditional models): the class of every image, as an int
+        or class name for all, or a sequence of ints / class names (its length
+        gives n when neither n nor z does); None lets each z pick its class."""
         with self._lock:
             ptr = self._handle()
-            z = self._z(n, z, seed)
+            z, y = self._batch(n, z, seed, labels)
             S, C = self.image_size, self.channels
             out = np.empty((z.shape[0], C, S, S), dtype=np.float32)
-            check(lib.tg_generate(ptr, _fp(z), z.shape[0], TG_GEN_EMA if ema else TG_GEN_RAW,
-                                  _fp(out), out.size))
+            check(lib.tg_generate_labels(ptr, _fp(z), _i32p(y), z.shape[0],
+                                         TG_GEN_EMA if ema else TG_GEN_RAW, _fp(out), out.size))
         return out
 
-    def generate_uint8(self, n=None, z=None, seed=None, ema=True, format=None):
+    def generate_uint8(self, n=None, z=None, seed=None, ema=True, format=None, labels=None):
         """As generate(), as 8-bit pixels: uint8 [n, S, S, 3] ("rgb"), [n, S, S, 4]
         ("rgba") or [n, S, S] ("gray"), so that PIL's Image.fromarray(px[i])
         takes each image. format None picks from the channels (1 -> "gray",
-        3 -> "rgb", 4 -> "rgba")."""
+        3 -> "rgb", 4 -> "rgba"). labels as for generate()."""
         with self._lock:
             ptr = self._handle()
             fmt = _pixel_format(format, self.channels)
-            z = self._z(n, z, seed)
+            z, y = self._batch(n, z, seed, labels)
             S = self.image_size
             out = _pixels_out(z.shape[0], S, fmt)
-            check(lib.tg_generate_pixels(ptr, _fp(z), z.shape[0],
-                                         TG_GEN_EMA if ema else TG_GEN_RAW, int(fmt),
-                                         out.ctypes.data_as(uint8_p), out.size))
+            check(lib.tg_generate_pixels_labels(ptr, _fp(z), _i32p(y), z.shape[0],
+                                                TG_GEN_EMA if ema else TG_GEN_RAW, int(fmt),
+                                                out.ctypes.data_as(uint8_p), out.size))
         return out
 
-    def discriminate(self, images):
+    def discriminate(self, images, labels=None):
         """Discriminator scores float32 [n] of float images [n, C, S, S] in [-1, 1]
-        (higher = more real). Integer arrays (e.g. 8-bit pixels) raise TypeError."""
+        (higher = more real). Integer arrays (e.g. 8-bit pixels) raise TypeError.
+        labels (class-conditional models): the images' classes, which add the
+        projection term to the scores; None scores without it."""
         self._handle()  # a closed model says so first
         a = _images(images, "images")
         with self._lock:
             ptr = self._handle()
             S, C = self.image_size, self.channels
             _check_images(a, C, S, "images")
+            y = self._labels(labels, a.shape[0])
             scores = np.empty(a.shape[0], dtype=np.float32)
-            check(lib.tg_discriminate(ptr, _fp(a), a.shape[0], _fp(scores), scores.size))
+            check(lib.tg_discriminate_labels(ptr, _fp(a), _i32p(y), a.shape[0], _fp(scores),
+                                             scores.size))
         return scores
 
     # ------------------------------------------------------------ training
@@ -497,7 +567,8 @@ class Model:
             # the C library keeps the pointer: keep the callback alive with the model
             self._dp = (world, cb, errors) if world > 1 else None
 
-    def train_step(self, real, z_d=None, z_g=None, alpha=None):
+    def train_step(self, real, z_d=None, z_g=None, alpha=None, labels=None, fake_labels_d=None,
+                   fake_labels_g=None):
         """One training step (tg_train_step) on the real batch, float [d_batch, C,
         S, S] in [-1, 1] (integer arrays, e.g. 8-bit pixels, raise TypeError).
 
@@ -506,7 +577,11 @@ class Model:
         g_updated (bool), d_steps, g_steps (int), d_loss, gp, d_real, d_fake,
         g_loss, sr_loss, d_grad_norm, g_grad_norm (float; g_loss and g_grad_norm
         are NaN when the generator was not updated). On TransGANError the model
-        is as before the call."""
+        is as before the call.
+
+        A class-conditional model needs labels, the real batch's classes (ints
+        or class names, [d_batch]); fake_labels_d [d_batch] and fake_labels_g
+        [g_batch] give the fakes' classes (None: drawn by the library)."""
         self._handle()  # a closed model says so first
         real = _images(real, "real")
         z_d = None if z_d is None else _float32(z_d, "z_d")
@@ -526,11 +601,16 @@ class Model:
                 _check_shape(z_g, (ng, L), "z_g")
             if alpha is not None:
                 _check_shape(alpha, (nd,), "alpha")
+            yr = self._labels(labels, nd)
+            yd = self._labels(fake_labels_d, nd, "fake_labels_d")
+            yg = self._labels(fake_labels_g, ng, "fake_labels_g")
             st = TrainStats()
             st.struct_size = ctypes.sizeof(TrainStats)
+            tl = TrainLabels(ctypes.sizeof(TrainLabels), 0, _i32p(yr), _i32p(yd), _i32p(yg))
             try:
-                check(lib.tg_train_step(ptr, _fp(real), nd, _fp_or_null(z_d), _fp_or_null(z_g),
-                                        _fp_or_null(alpha), ctypes.byref(st)))
+                check(lib.tg_train_step_labels(ptr, _fp(real), nd, ctypes.byref(tl),
+                                               _fp_or_null(z_d), _fp_or_null(z_g),
+                                               _fp_or_null(alpha), ctypes.byref(st)))
             except TransGANError as e:
                 if dp and dp[2]:
                     cause = dp[2].pop()
