@@ -96,7 +96,7 @@ size_t tg_gen_infer_floats(const tg_gen *g, int64_t B)
     size_t acts = 0;
     for (int s = 0; s < g->nst; s++)
         if (g->st[s].depth)
-            acts = TG_MAX(acts, tg_block_acts_floats(&g->st[s].blocks[0], B * g->st[s].N));
+            acts = TG_MAX(acts, tg_block_infer_floats(&g->st[s].blocks[0], B * g->st[s].N));
     return 2 * tokens_floats(g, B) + acts + max_bias_floats(g) + last_px(g, B);
 }
 
@@ -136,7 +136,11 @@ tg_status tg_gen_infer(tg_dnn *c, const tg_gen *g, const float *W, const float *
     float *xa = ws, *xb = xa + tf, *bias = xb + tf, *rgb = bias + max_bias_floats(g),
           *acts_buf = rgb + last_px(g, B);
     const tg_gen_stage *s0 = &g->st[0];
-    TG_TRY(tg_linear_fwd(c, xa, z, W + g->in_w, W + g->in_b, B, g->L, (int64_t)s0->N * s0->dim));
+    if (B <= TG_LINEAR_ROWS_MAX) /* a weight-bound GEMV: see ops/gemv.c */
+        tg_linear_rows_fwd(xa, z, W + g->in_w, W + g->in_b, B, g->L, (int64_t)s0->N * s0->dim);
+    else
+        TG_TRY(tg_linear_fwd(c, xa, z, W + g->in_w, W + g->in_b, B, g->L,
+                             (int64_t)s0->N * s0->dim));
     for (int s = 0; s < g->nst; s++) {
         if (s > 0) {
             tg_pixel_shuffle_fwd(xb, xa, B, g->st[s - 1].res, g->st[s - 1].dim);
@@ -145,7 +149,7 @@ tg_status tg_gen_infer(tg_dnn *c, const tg_gen *g, const float *W, const float *
         }
         tg_block_acts acts;
         if (g->st[s].depth)
-            tg_block_acts_carve(&g->st[s].blocks[0], B * g->st[s].N, acts_buf, &acts);
+            tg_block_infer_carve(&g->st[s].blocks[0], B * g->st[s].N, acts_buf, &acts);
         TG_TRY(run_stage(c, g, W, s, xa, B, masks ? masks[s] : NULL, bias, &acts, 0));
     }
     return to_image(c, g, W, xa, B, rgb, img);
