@@ -3,7 +3,7 @@
 #   make test       everything that tests the project (installs missing packages)
 #   make demo       sample and train a small model, writing PNGs
 #   make install    PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=
-#   make bench      performance against PyTorch (the project's oracle)
+#   make bench      performance against PyTorch (the project's oracle) and ONNX Runtime
 #   make bench-ort  performance against ONNX Runtime (npm's onnxruntime-node)
 
 PREFIX  ?= /usr/local
