@@ -3,7 +3,7 @@
 #   make test       everything that tests the project (installs missing packages)
 #   make demo       sample and train a small model, writing PNGs
 #   make install    PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=
-#   make bench      performance against PyTorch (the project's oracle)
+#   make bench      performance against PyTorch (the project's oracle) and ONNX Runtime
 #   make bench-ort  performance against ONNX Runtime (npm's onnxruntime-node)
 #   make bench-bf16 bf16 against f32 inference; make bench-bf16-fid: their FIDs
 
@@ -322,19 +322,23 @@ blender-test: blender-addon
 	grep -q "^blender: [0-9]* passed, 0 failed" $$T/log
 
 # ---------------------------------------------------------------- bench
-# make bench: build/bench/bench measures the library on one descriptor;
-# bench/run.py runs it with 1 and 2 threads beside its PyTorch peer
-# (bench/peer_bench.py, timing tests/reference/oracle.py) and writes
-# bench/results/NAME.{json,md}.
-# Slow and load-sensitive: run it on a quiet machine. Not part of make test.
+# make bench: the library against its two peers, on each descriptor.
+# 1. PyTorch (the project's oracle): build/bench/bench measures the library
+#    with 1 and 2 threads, bench/run.py beside bench/peer_bench.py (timing
+#    tests/reference/oracle.py); writes bench/results/NAME.{json,md}.
+# 2. ONNX Runtime: bench/ort/compare.py, the make bench-ort chain below
+#    (generator b=1/16/64, discriminator b=64; library f32 and each further
+#    precision of ORT_ARGS' --precisions that lib_bench knows, interleaved with
+#    ORT's best configuration); prints the comparison last and writes
+#    bench/results/ort-NAME.{json,md}.
+# Slow (~30 min) and load-sensitive: run it on a quiet machine. Not part of
+# make test. onnxruntime-node comes from npm as for bench-ort.
 BENCH_DESCS ?= models/fmnist-small.json models/transgan-s.json
 BENCH_ARGS ?=
 $(B)/bench/bench: bench/bench.c bench/peak.c bench/bench.h $(HDR) $(SHLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -O2 $(WARN) -fopenmp -Iinclude -o $@ bench/bench.c bench/peak.c \
 	    -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..' -ldnnl -lcjson -lm
-bench: $(B)/bench/bench
-	/usr/bin/python3 bench/run.py --bench $(B)/bench/bench $(BENCH_ARGS) $(BENCH_DESCS)
 
 # make bench-latency: sprite latency and training speed beside 0-4 busy
 # processes, default thread count against a fixed 2 (bench/latency.sh).
@@ -393,9 +397,14 @@ $(B)/bench/lib_bench: bench/ort/lib_bench.c $(HDR) $(SHLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -O2 $(WARN) -Iinclude -o $@ $< -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..' -lm
 .PHONY: bench-ort ort-test
-bench-ort: $(ORT_NODE) $(B)/bench/lib_bench
-	/usr/bin/python3 bench/ort/compare.py --lib-bench $(B)/bench/lib_bench --lib $(SHLIB) \
+ORT_COMPARE = /usr/bin/python3 bench/ort/compare.py --lib-bench $(B)/bench/lib_bench --lib $(SHLIB) \
 	    --ort-dir $(ORT_DIR) $(ORT_ARGS) $(BENCH_DESCS)
+bench-ort: $(ORT_NODE) $(B)/bench/lib_bench
+	$(ORT_COMPARE)
+# (make bench's rule is here: its prerequisites need ORT_NODE defined)
+bench: $(B)/bench/bench $(ORT_NODE) $(B)/bench/lib_bench
+	/usr/bin/python3 bench/run.py --bench $(B)/bench/bench $(BENCH_ARGS) $(BENCH_DESCS)
+	$(ORT_COMPARE)
 ort-test: $(ORT_NODE) $(SHLIB)
 	@T=$$(mktemp -d); trap 'rm -rf "$$T"' EXIT; \
 	/usr/bin/python3 bench/ort/export.py tests/data/tiny-train.json --out $$T --lib $(SHLIB) \

@@ -2,7 +2,7 @@
  *
  *   bench DESC.json [--threads N] [--seconds S] [--runs R] [--train-runs R]
  *                   [--batches 1,16,64] [--peak-seconds S] [--mode all|sample|train|peak]
- *                   [--no-train]
+ *                   [--no-train] [--precision f32|bf16]
  *
  * Measures, with the public API only:
  *   - images/s of tg_generate at each batch size: one warm-up call, then R runs,
@@ -53,6 +53,7 @@ typedef struct {
     double peak_seconds;
     const char *mode;
     int no_train;
+    const char *precision; /* --precision: the models' compute precision */
 } opts;
 
 static void die(const char *fmt, const char *arg)
@@ -218,11 +219,34 @@ static void model_flops(const char *desc_json, int64_t *g_flops, int64_t *d_flop
     *d_flops = df;
 }
 
+/* The compute precision: "f32" (the library's default) or "bf16"
+ * (tg_model_set_precision). precision_known() runs in parse(), before any
+ * child process, so an unknown name fails at once; bf16 on a CPU without
+ * AVX512-BF16 (the model stays f32) exits with status 3 in set_precision(). */
+static int precision_known(const char *precision)
+{
+    return !strcmp(precision, "f32") || !strcmp(precision, "bf16");
+}
+
+static void set_precision(tg_model *m, const char *precision)
+{
+    int bf16 = !strcmp(precision, "bf16");
+    int64_t in_effect = -1;
+    if (tg_model_set_precision(m, bf16 ? TG_PRECISION_BF16 : TG_PRECISION_F32) != TG_OK ||
+        tg_model_info(m, TG_INFO_PRECISION, &in_effect) != TG_OK ||
+        in_effect != (bf16 ? TG_PRECISION_BF16 : TG_PRECISION_F32)) {
+        fprintf(stderr, "bench: precision %s is not available on this CPU: %s\n", precision,
+                tg_last_error());
+        exit(3);
+    }
+}
+
 static tg_model *make_model(const opts *o)
 {
     tg_model *m = NULL;
     TG_CHECK(tg_model_create_from_file(o->desc, 1, &m));
     TG_CHECK(tg_model_set_threads(m, o->threads));
+    set_precision(m, o->precision);
     return m;
 }
 
@@ -432,7 +456,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: bench DESC.json [--threads N] [--seconds S] [--runs R] [--train-runs R]\n"
             "                       [--batches 1,16,64] [--peak-seconds S]\n"
-            "                       [--mode all|sample|train|peak] [--no-train]\n"
+            "                       [--mode all|sample|train|peak] [--no-train] [--precision f32|bf16]\n"
             "Measures libtransgan on one descriptor; prints one JSON line.\n");
 }
 
@@ -450,7 +474,8 @@ static double num_arg(int argc, char **argv, int *i, double lo)
 static void parse(int argc, char **argv, opts *o)
 {
     *o = (opts){.threads = 0, .seconds = 3.0, .runs = 5, .train_runs = 0,
-                .batches = {1, 16, 64}, .nb = 3, .peak_seconds = 1.0, .mode = "all"};
+                .batches = {1, 16, 64}, .nb = 3, .peak_seconds = 1.0, .mode = "all",
+                .precision = "f32"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help"))
@@ -465,7 +490,11 @@ static void parse(int argc, char **argv, opts *o)
             o->train_runs = (int)num_arg(argc, argv, &i, 1);
         else if (!strcmp(a, "--peak-seconds"))
             o->peak_seconds = num_arg(argc, argv, &i, 0);
-        else if (!strcmp(a, "--no-train"))
+        else if (!strcmp(a, "--precision")) {
+            if (++i >= argc)
+                die("--precision needs a value%s", "");
+            o->precision = argv[i];
+        } else if (!strcmp(a, "--no-train"))
             o->no_train = 1;
         else if (!strcmp(a, "--mode")) {
             if (++i >= argc)
@@ -499,6 +528,10 @@ static void parse(int argc, char **argv, opts *o)
     }
     if (!o->desc)
         usage(stderr), exit(2);
+    if (!precision_known(o->precision)) {
+        fprintf(stderr, "bench: precision %s is not available in this build\n", o->precision);
+        exit(3);
+    }
     if (!o->train_runs)
         o->train_runs = o->runs;
 }
@@ -523,6 +556,7 @@ int main(int argc, char **argv)
     cJSON_AddStringToObject(out, "onednn", dnnl);
     cJSON_AddStringToObject(out, "descriptor", o.desc);
     cJSON_AddNumberToObject(out, "threads", o.threads > 0 ? o.threads : omp_get_max_threads());
+    cJSON_AddStringToObject(out, "precision", o.precision);
     cJSON_AddNumberToObject(out, "seconds", o.seconds);
     cJSON_AddNumberToObject(out, "runs", o.runs);
     cJSON_AddNumberToObject(out, "train_runs", o.train_runs);

@@ -3,7 +3,8 @@
 
   bench/run.py [--bench build/bench/bench] [--threads 1,2] [--seconds 3] [--runs 5]
                [--train-runs R] [--batches 1,16,64] [--peak-seconds 1]
-               [--peer-runs 3] [--peer-train-calls K] [--no-peer] [--out bench/results]
+               [--peer-runs 3] [--peer-train-calls K] [--no-peer] [--precision f32]
+               [--out bench/results]
                DESC.json [DESC.json ...]
 
 For every descriptor:
@@ -259,7 +260,8 @@ def one(desc, a, have_torch):
     lib = {}
     for t in [int(x) for x in a.threads.split(",")]:
         cmd = [a.bench, desc, "--threads", str(t), "--seconds", str(a.seconds), "--runs",
-               str(a.runs), "--batches", a.batches, "--peak-seconds", str(a.peak_seconds)]
+               str(a.runs), "--batches", a.batches, "--peak-seconds", str(a.peak_seconds),
+               "--precision", a.precision]
         if a.train_runs:
             cmd += ["--train-runs", str(a.train_runs)]
         lib[str(t)] = run_json(cmd)
@@ -315,6 +317,8 @@ def main():
     ap.add_argument("--peer-train-calls", type=int, default=0,
                     help="default: the multiple of n_critic >= 8")
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--precision", default="f32",
+                    help="the library's compute precision (bench --precision)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     a = ap.parse_args()
     a.bench = os.path.abspath(a.bench)

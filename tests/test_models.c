@@ -302,6 +302,116 @@ END_TEST
 START_TEST(cond_gen_grad_sr) { check_gen(desc_ln_c, 3, 1); }
 END_TEST
 
+/* ------------------------------------------------------------- inference */
+/* The lean inference forwards (tg_disc_infer, tg_gen_infer: scratch reused
+ * block to block, residuals fused into the matmuls) against the training
+ * forwards, which keep every activation: equal within float rounding. The
+ * workspaces start as NaN, so a buffer read before it is written (a wrong
+ * overlap in tg_block_infer_carve) shows. */
+static const char *desc_r4 = /* mlp_ratio 4: hid = 4C, the carve's tight case */
+    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":7,"
+    "\"image\":{\"size\":8,\"channels\":3},"
+    "\"generator\":{\"bottom_width\":2,\"embed_dim\":64,\"depths\":[2,1,1],\"heads\":2,\"mlp_ratio\":4},"
+    "\"discriminator\":{\"patch_size\":2,\"embed_dim\":16,\"depth\":3,\"heads\":2,\"mlp_ratio\":4}}";
+static const char *desc_r1 = /* mlp_ratio 1: hid < 4C */
+    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":4,"
+    "\"image\":{\"size\":8,\"channels\":1},"
+    "\"generator\":{\"bottom_width\":4,\"embed_dim\":16,\"depths\":[1,2],\"heads\":2,\"mlp_ratio\":1},"
+    "\"discriminator\":{\"patch_size\":4,\"embed_dim\":8,\"depth\":2,\"heads\":2,\"mlp_ratio\":1}}";
+
+static float *nan_buf(size_t n)
+{
+    float *p = malloc(n * sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = NAN;
+    return p;
+}
+
+static void check_disc_infer(const char *json, int64_t B)
+{
+    tg_model *m = make(json);
+    size_t npx = (size_t)B * m->disc.ch * m->disc.S * m->disc.S;
+    float *img = tu_rand(npx, -1, 1), *ref = calloc((size_t)B, 4), *got = nan_buf((size_t)B),
+          *api = nan_buf((size_t)B), *ws = nan_buf(tg_disc_infer_floats(&m->disc, B));
+    /* a conditional model: classes i % K (the projection term) */
+    int32_t *lab = NULL;
+    if (m->desc.num_classes) {
+        lab = malloc((size_t)B * sizeof *lab);
+        for (int64_t i = 0; i < B; i++)
+            lab[i] = (int32_t)(i % m->desc.num_classes);
+    }
+    tg_disc_acts a;
+    OK(tg_disc_acts_alloc(&m->disc, B, &a));
+    a.labels = lab;
+    OK(tg_disc_fwd(m->dnn, &m->disc, m->dnet.w, img, ref, &a, 1));
+    OK(tg_disc_infer(m->dnn, &m->disc, m->dnet.w, img, B, lab, got, ws));
+    tu_assert_close(got, ref, (size_t)B, 1e-5, 1e-5);
+    /* the public call, in slices of at most 64 images when B > 64 */
+    OK(tg_discriminate_labels(m, img, lab, (size_t)B, api, (size_t)B));
+    tu_assert_close(api, ref, (size_t)B, 1e-5, 1e-5);
+    /* the lean workspace is a small part of the training one */
+    ck_assert_uint_lt(tg_disc_infer_floats(&m->disc, B), a.floats / 2);
+    tg_disc_acts_free(&a);
+    free(img), free(ref), free(got), free(api), free(ws), free(lab);
+    tg_model_destroy(m);
+    tu_assert_no_ref();
+}
+
+START_TEST(disc_infer_matches_training)
+{
+    check_disc_infer(desc_ln, 1);
+    check_disc_infer(desc_ln, 5);
+    check_disc_infer(desc_pn, 3);
+    check_disc_infer(desc_r4, 4);
+    check_disc_infer(desc_r1, 2);
+    check_disc_infer(desc_r4, 70); /* two slices: 64 + 6 */
+    check_disc_infer(desc_ln_c, 5); /* the projection term */
+    check_disc_infer(desc_pn_c, 70);
+}
+END_TEST
+
+static void check_gen_infer(const char *json, int64_t B)
+{
+    tg_model *m = make(json);
+    const tg_gen *g = &m->gen;
+    uint8_t *const *masks = tg_model_masks(m, m->gnet.steps);
+    size_t npx = (size_t)B * g->ch * g->S * g->S;
+    float *z = tu_rand((size_t)B * g->L, -1, 1), *got = nan_buf(npx),
+          *ws = nan_buf(tg_gen_infer_floats(g, B));
+    int32_t *lab = NULL; /* a conditional model: classes i % K */
+    if (m->desc.num_classes) {
+        lab = malloc((size_t)B * sizeof *lab);
+        for (int64_t i = 0; i < B; i++)
+            lab[i] = (int32_t)(i % m->desc.num_classes);
+    }
+    tg_gen_acts a;
+    OK(tg_gen_acts_alloc(g, B, &a));
+    a.labels = lab;
+    OK(tg_gen_fwd(m->dnn, g, m->gnet.w, z, 0, masks, &a));
+    OK(tg_gen_infer_labels(m->dnn, g, m->gnet.w, z, lab, B, masks, got, ws));
+    tu_assert_close(got, a.img, npx, 1e-5, 1e-5);
+    tg_gen_acts_free(&a);
+    free(z), free(got), free(ws), free(lab);
+    tg_model_destroy(m);
+    tu_assert_no_ref();
+}
+
+START_TEST(gen_infer_matches_training)
+{
+    /* B = 1, 2: the input layer is ops/gemv.c's; B = 3, 5: oneDNN's */
+    for (int64_t B = 1; B <= 3; B++) {
+        check_gen_infer(desc_ln, B);
+        check_gen_infer(desc_pn, B);
+        check_gen_infer(desc_r4, B);
+        check_gen_infer(desc_r1, B);
+        check_gen_infer(desc_ln_c, B); /* class embedding and conditional norms */
+        check_gen_infer(desc_pn_c, B);
+    }
+    check_gen_infer(desc_r4, 5);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("models");
@@ -318,6 +428,8 @@ int main(void)
     tcase_add_test(tc, cond_disc_second_order);
     tcase_add_test(tc, cond_gen_grad);
     tcase_add_test(tc, cond_gen_grad_sr);
+    tcase_add_test(tc, disc_infer_matches_training);
+    tcase_add_test(tc, gen_infer_matches_training);
     suite_add_tcase(s, tc);
     /* the conv D: five networks, two passes each, at a smaller step (more
      * probes straddle no kink); its own, longer timeout for sanitizer builds */

@@ -32,7 +32,7 @@
 /* 8x8 RGB, two generator stages (MT-CT needs them), all of DiffAugment
  * (the default), a short EMA half-life so the EMA moves; %s is the loss */
 static const char *desc_fmt =
-    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":7,"
+    "{%s\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":7,"
     "\"image\":{\"size\":8,\"channels\":3},"
     "\"generator\":{\"bottom_width\":4,\"embed_dim\":24,\"depths\":[1,1],\"heads\":3,\"mlp_ratio\":2},"
     "\"discriminator\":{\"patch_size\":4,\"embed_dim\":12,\"depth\":2,\"heads\":3,\"mlp_ratio\":2},"
@@ -47,16 +47,19 @@ static const char *ada_keys = ",\"diffaug_p\":0.5,\"ada\":{\"target\":0.6,\"inte
 static const char *losses[] = {"wgan-gp-eps", "wgan-gp", "hinge", "lsgan"};
 /* each loss with 2 replicas, then wgan-gp-eps (the drift couples the rows)
  * and hinge with 4 (one real image each) */
-static const struct { int loss, world, ada; } cases[] = {{0, 2, 0}, {1, 2, 0}, {2, 2, 0}, {3, 2, 0},
-                                                         {0, 4, 0}, {2, 4, 0}, {1, 2, 1}};
+/* ada: ADA on; cond: class-conditional (3 classes; the real classes given,
+ * the fakes' drawn by the library) */
+static const struct { int loss, world, ada, cond; } cases[] = {
+    {0, 2, 0, 0}, {1, 2, 0, 0}, {2, 2, 0, 0}, {3, 2, 0, 0},
+    {0, 4, 0, 0}, {2, 4, 0, 0}, {1, 2, 1, 0}, {0, 2, 0, 1}};
 #define NCASES (int)(sizeof cases / sizeof *cases)
 
-static char *desc_for(const char *loss, int ada)
+static char *desc_for(const char *loss, int ada, int cond)
 {
-    const char *extra = ada ? ada_keys : "";
-    size_t n = strlen(desc_fmt) + strlen(loss) + strlen(extra) + 1;
+    const char *extra = ada ? ada_keys : "", *root = cond ? "\"num_classes\":3," : "";
+    size_t n = strlen(desc_fmt) + strlen(loss) + strlen(extra) + strlen(root) + 1;
     char *s = malloc(n);
-    snprintf(s, n, desc_fmt, loss, extra);
+    snprintf(s, n, desc_fmt, root, loss, extra);
     return s;
 }
 
@@ -126,8 +129,19 @@ static void run_steps(replica *r, int64_t B, size_t px, int from, int to)
 {
     int64_t b = B / r->g->world;
     for (int s = from; s < to && r->st == TG_OK; s++) {
-        const float *x = r->data + ((size_t)s * B + (size_t)r->rank * b) * px;
-        r->st = tg_train_step(r->m, x, (size_t)b, NULL, NULL, NULL, NULL);
+        size_t row = (size_t)s * B + (size_t)r->rank * b; /* the first row of the share */
+        const float *x = r->data + row * px;
+        int64_t K = 0;
+        tg_model_info(r->m, TG_INFO_NUM_CLASSES, &K);
+        if (K) { /* the global batch's rows take classes row % K */
+            int32_t y[MAXW * 8];
+            for (int64_t i = 0; i < b; i++)
+                y[i] = (int32_t)((row + (size_t)i) % (size_t)K);
+            tg_train_labels lab = {.struct_size = sizeof lab, .real = y};
+            r->st = tg_train_step_labels(r->m, x, (size_t)b, &lab, NULL, NULL, NULL, NULL);
+        } else {
+            r->st = tg_train_step(r->m, x, (size_t)b, NULL, NULL, NULL, NULL);
+        }
         if (r->st != TG_OK)
             snprintf(r->err, sizeof r->err, "%s", tg_last_error());
     }
@@ -228,7 +242,7 @@ START_TEST(replicas_match_one_model)
 {
     const char *loss = losses[cases[_i].loss];
     int world = cases[_i].world;
-    char *desc = desc_for(loss, cases[_i].ada);
+    char *desc = desc_for(loss, cases[_i].ada, cases[_i].cond);
     tg_model *ref;
     OK(tg_model_create(desc, TG_SEED_FROM_DESCRIPTOR, &ref));
     OK(tg_model_set_threads(ref, 1));
@@ -247,7 +261,8 @@ START_TEST(replicas_match_one_model)
         OK(tg_model_set_data_parallel(reps[k].m, k, world, thread_allreduce, &reps[k]));
     }
     char what[64];
-    snprintf(what, sizeof what, "%s%s, %d replicas", loss, cases[_i].ada ? " + ADA" : "", world);
+    snprintf(what, sizeof what, "%s%s%s, %d replicas", loss, cases[_i].ada ? " + ADA" : "",
+             cases[_i].cond ? " conditional" : "", world);
     for (int part = 0; part < 2; part++) { /* step 1, then steps 2..10 */
         int from = part ? 1 : 0, to = part ? STEPS : 1;
         run_steps(&one, B, px, from, to);
@@ -289,7 +304,7 @@ END_TEST
  * data-parallel run does, bit for bit. */
 START_TEST(resume_from_checkpoint)
 {
-    char *desc = desc_for("wgan-gp-eps", 0);
+    char *desc = desc_for("wgan-gp-eps", 0, 0);
     tu_scratch_make("tg_parallel");
     char ck[512];
     snprintf(ck, sizeof ck, "%s", tu_path("mid.safetensors"));
@@ -343,7 +358,7 @@ static int failing_allreduce(void *user, tg_allreduce_kind kind, float *buf, siz
 
 START_TEST(arguments_and_failures)
 {
-    char *desc = desc_for("hinge", 0); /* d_batch 4, g_batch 8 */
+    char *desc = desc_for("hinge", 0, 0); /* d_batch 4, g_batch 8 */
     tg_model *m, *fresh;
     OK(tg_model_create(desc, TG_SEED_FROM_DESCRIPTOR, &m));
     OK(tg_model_create(desc, TG_SEED_FROM_DESCRIPTOR, &fresh));

@@ -215,8 +215,7 @@ typedef struct {
  * with the gate disarmed. */
 static void sequence(long k, seq_out *o, int variant)
 {
-    static const char *const jsons[SWEEP_VARIANTS] = {SWEEP_JSON, SWEEP_COND_JSON, SWEEP_CONV_JSON};
-    const char *json = jsons[variant];
+    const char *json = variant == 1 ? SWEEP_COND_JSON : variant == 2 ? SWEEP_CONV_JSON : SWEEP_JSON;
     int cond = variant == 1;
     float z[SW_B * SW_L], real[SW_B * SW_PX];
     tu_seed(7);

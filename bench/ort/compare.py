@@ -4,6 +4,7 @@
   bench/ort/compare.py [--lib-bench build/bench/lib_bench] [--ort-dir build/ort]
                        [--threads 2] [--batches 1,16,64] [--disc-batches 64]
                        [--seconds 2] [--runs 5] [--tune-seconds 1] [--no-tune]
+                       [--precisions f32,bf16] [--gen-load sampling-only|full]
                        [--out bench/results] DESC.json [DESC.json ...]
 
 For every descriptor:
@@ -24,10 +25,15 @@ For every descriptor:
      to show what the rewrite buys. The library is tuned the same way over
      OMP_WAIT_POLICY (unset: OpenMP's spinning default / passive);
   3. measurement: for each network and batch, --runs rounds; each round starts
-     one fresh process per engine (build/bench/lib_bench; ort_bench.js with the
-     best configuration), in an order that alternates every round, each timing
-     --seconds after a warm-up call. Medians (min-max) of the rounds' images/s;
-     peak RSS is the largest VmHWM of the engine's processes;
+     one fresh process per engine (build/bench/lib_bench once per library
+     precision of --precisions; ort_bench.js with the best configuration), in
+     an order that rotates every round, each timing --seconds after a warm-up
+     call. Medians (min-max) of the rounds' images/s; peak RSS is the largest
+     VmHWM of the engine's processes. The library loads the generator with
+     TG_LOAD_SAMPLING_ONLY (--gen-load), as a tool that only samples would;
+     the discriminator needs the full load. A precision other than f32 is
+     probed first (lib_bench --precision P exits 3 when the build lacks it)
+     and shown as "not available" when absent;
   4. writes bench/results/ort-NAME.json (everything) and ort-NAME.md (the table,
      with the ratios against issue 13's targets).
 Exits 1 if an export, a check or a run failed.
@@ -55,9 +61,15 @@ def log(msg):
     print(f"bench-ort: {msg}", file=sys.stderr, flush=True)
 
 
+class Unavailable(Exception):
+    """lib_bench exited 3: the build lacks the asked precision."""
+
+
 def run_json(cmd, env=None):
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                        env=env, cwd=ROOT)
+    if p.returncode == 3 and os.path.basename(cmd[0]) == "lib_bench":
+        raise Unavailable(p.stderr.strip()[-300:])
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: status {p.returncode}: {p.stderr.strip()[-800:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -68,6 +80,11 @@ def spread(v):
     n = len(s)
     med = s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
     return {"median": round(med, 2), "min": round(s[0], 2), "max": round(s[-1], 2)}
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 def machine():
@@ -94,13 +111,15 @@ class Engines:
     def dims(self, net):
         return ",".join(str(x) for x in self.manifest["models"][f"{net}-plain"]["input_shape"][1:])
 
-    def lib(self, net, batch, seconds, cfg):
+    def lib(self, net, batch, seconds, cfg, precision="f32"):
         env = dict(os.environ)
         env.pop("OMP_WAIT_POLICY", None)
         if cfg["wait"] != "default":
             env["OMP_WAIT_POLICY"] = cfg["wait"]
+        load = self.a.gen_load if net == "generator" else "full"
         r = run_json([self.a.lib_bench, self.ckpt, "--net", net, "--batch", str(batch),
-                      "--seconds", str(seconds), "--threads", str(self.a.threads)], env)
+                      "--seconds", str(seconds), "--threads", str(self.a.threads),
+                      "--load", load, "--precision", precision], env)
         r["config"] = cfg
         return r
 
@@ -147,7 +166,8 @@ def one(desc, a):
     res = {"descriptor": os.path.relpath(desc, ROOT), "name": name, "machine": machine(),
            "settings": {"threads": a.threads, "seconds": a.seconds, "runs": a.runs,
                         "tune_seconds": a.tune_seconds, "batches": a.batches,
-                        "disc_batches": a.disc_batches}}
+                        "disc_batches": a.disc_batches, "gen_load": a.gen_load,
+                        "precisions": a.precisions}}
     log(f"{name}: load average at start {res['machine']['loadavg_at_start']}")
     log(f"$ {PY} bench/ort/export.py {res['descriptor']} --out {os.path.relpath(mdir, ROOT)}")
     p = subprocess.run([PY, EXPORT, desc, "--out", mdir, "--ort-dir", a.ort_dir, "--lib", a.lib],
@@ -159,6 +179,20 @@ def one(desc, a):
     eng = Engines(a, mdir, manifest)
     jobs = [("generator", int(b)) for b in a.batches.split(",") if b] + \
         [("discriminator", int(b)) for b in a.disc_batches.split(",") if b]
+    precs, unavailable = [], {}
+    for p_ in a.precisions.split(","):
+        if not p_:
+            continue
+        try:
+            if p_ != "f32":
+                eng.lib("generator", 1, 0, LIB_CFGS[0], p_)
+            precs.append(p_)
+        except Unavailable as e:
+            unavailable[p_] = str(e)
+            log(f"{name}: library precision {p_} not available: {e}")
+    if "f32" not in precs:
+        precs.insert(0, "f32")
+    res["precisions"], res["precisions_unavailable"] = precs, unavailable
     res["cases"] = []
     for net, batch in jobs:
         case = {"net": net, "batch": batch}
@@ -184,15 +218,16 @@ def one(desc, a):
             case["library_tuning"] = lt
             lib_best = max(lt, key=lambda t: t["img_per_s"])["config"]
         case["library_config"] = lib_best
-        engines = {"libtransgan": lambda: eng.lib(net, batch, a.seconds, lib_best),
-                   "ort_best": lambda: eng.ort(net, batch, a.seconds, best)}
+        engines = {lib_key(p_): (lambda p_=p_: eng.lib(net, batch, a.seconds, lib_best, p_))
+                   for p_ in precs}
+        engines["ort_best"] = lambda: eng.ort(net, batch, a.seconds, best)
         order = list(engines)
         raw = {k: [] for k in order}
         for r in range(a.runs):
             rot = order[r % len(order):] + order[:r % len(order)]
             for k in rot:
                 raw[k].append(engines[k]())
-            log(f"{name} {net} b={batch} round {r + 1}/{a.runs}: " + ", ".join(
+            log(f"{name} {net} b={batch} round {r + 1}/{a.runs} (load {loadavg()}): " + ", ".join(
                 f"{k} {raw[k][-1]['img_per_s']['median']}" for k in order))
         for k in order:
             case[k] = {"img_per_s": spread([x["img_per_s"]["median"] for x in raw[k]]),
@@ -205,11 +240,14 @@ def one(desc, a):
             case["ort_default"] = {"img_per_s": r["img_per_s"], "peak_rss_mib": r["peak_rss_mib"],
                                    "raw": [r]}
             log(f"{name} {net} b={batch}: plain graph, ORT defaults: {r['img_per_s']['median']}")
-        lib_m, best_m = case["libtransgan"]["img_per_s"]["median"], case["ort_best"]["img_per_s"]["median"]
-        case["ratio_vs_ort_best"] = round(lib_m / best_m, 3)
+        best_m = case["ort_best"]["img_per_s"]["median"]
         tgt = TARGETS.get((manifest["name"], net))
         case["target"] = tgt
-        case["target_met"] = None if tgt is None else case["ratio_vs_ort_best"] >= tgt
+        for p_ in precs:
+            sfx = "" if p_ == "f32" else "_" + p_
+            ratio = round(case[lib_key(p_)]["img_per_s"]["median"] / best_m, 3)
+            case["ratio_vs_ort_best" + sfx] = ratio
+            case["target_met" + sfx] = None if tgt is None else ratio >= tgt
         res["cases"].append(case)
     with open("/proc/loadavg") as f:
         res["machine"]["loadavg_at_end"] = f.read().strip()
@@ -225,6 +263,11 @@ def one(desc, a):
         f.write(md)
     log(f"wrote {a.out}/ort-{name}.json and .md")
     return md
+
+
+def lib_key(precision):
+    """The result key of the library at a precision ("libtransgan" is f32's)."""
+    return "libtransgan" if precision == "f32" else "libtransgan_" + precision
 
 
 def c(s):
@@ -255,20 +298,40 @@ def table(res):
              f"{s['threads']}, inter-op 1, sequential, optimisation level all); median "
              f"(min–max) of {s['runs']} interleaved rounds, each a fresh process timing "
              f"≥ {s['seconds']} s after a warm-up call; peak RSS = largest VmHWM")
+    asked = res["precisions"] + sorted(res.get("precisions_unavailable", {}))
+    if res.get("precisions_unavailable"):
+        L.append("- library precisions not available in this build: " + ", ".join(
+            sorted(res["precisions_unavailable"])))
+    L.append(f"- the library's generator is loaded with "
+             f"{'TG_LOAD_SAMPLING_ONLY' if s.get('gen_load') == 'sampling-only' else 'a full load'}"
+             f", its discriminator with a full load")
     L.append("")
-    L.append("| network, batch | libtransgan img/s | library configuration | ORT best img/s | ORT best configuration "
-             "| ORT plain graph, defaults, img/s | library ÷ ORT best | target | "
-             "peak RSS MiB: library / ORT best (node alone) |")
-    L.append("|---|---|---|---|---|---|---|---|---|")
+    head = ["network, batch"] + [f"library {p} img/s" for p in asked] + \
+        ["ORT best img/s", "ORT best configuration", "ORT plain graph, defaults, img/s"] + \
+        [f"{p} ÷ ORT best" for p in asked] + \
+        ["target", "peak RSS MiB: " + " / ".join(f"library {p}" for p in asked) +
+         " / ORT best (node alone)", "library configuration"]
+    L.append("| " + " | ".join(head) + " |")
+    L.append("|" + "---|" * len(head))
+    na = "not available"
     for k in res["cases"]:
-        tgt = "—" if k["target"] is None else \
-            f"≥ {k['target']:.1f}× {'met' if k['target_met'] else 'not met'}"
-        L.append(f"| {k['net']} b={k['batch']} | {c(k['libtransgan']['img_per_s'])} | "
-                 f"OMP_WAIT_POLICY {k['library_config']['wait']} | "
-                 f"{c(k['ort_best']['img_per_s'])} | {cfg_name(k['ort_best_config'])} | "
-                 f"{dflt(k)} | {k['ratio_vs_ort_best']:.2f}× | {tgt} | "
-                 f"{k['libtransgan']['peak_rss_mib']:.0f} / {k['ort_best']['peak_rss_mib']:.0f} "
-                 f"({k['ort_best']['node_baseline_rss_mib']:.0f}) |")
+        if k["target"] is None:
+            tgt = "—"
+        else:
+            met = [p for p in asked if k.get("target_met" + ("" if p == "f32" else "_" + p))]
+            tgt = f"≥ {k['target']:.1f}× " + (f"met ({', '.join(met)})" if met else "not met")
+        row = [f"{k['net']} b={k['batch']}"]
+        row += [c(k[lib_key(p)]["img_per_s"]) if lib_key(p) in k else na for p in asked]
+        row += [c(k["ort_best"]["img_per_s"]), cfg_name(k["ort_best_config"]), dflt(k)]
+        for p in asked:
+            r = k.get("ratio_vs_ort_best" + ("" if p == "f32" else "_" + p))
+            row.append(na if r is None else f"{r:.2f}×")
+        row.append(tgt)
+        rss = [f"{k[lib_key(p)]['peak_rss_mib']:.0f}" if lib_key(p) in k else "—" for p in asked]
+        row.append(" / ".join(rss) + f" / {k['ort_best']['peak_rss_mib']:.0f} "
+                   f"({k['ort_best']['node_baseline_rss_mib']:.0f})")
+        row.append(f"OMP_WAIT_POLICY {k['library_config']['wait']}")
+        L.append("| " + " | ".join(row) + " |")
     L.append("")
     L.append("ORT's best configuration is the fastest of a tuning pass (one run per "
              "configuration: attention as com.microsoft.MultiHeadAttention / as "
@@ -296,6 +359,10 @@ def main():
     ap.add_argument("--tune-seconds", type=float, default=1.0)
     ap.add_argument("--default-max-batch", type=int, default=16,
                     help="time the plain graph (ORT defaults) up to this batch")
+    ap.add_argument("--precisions", default="f32,bf16",
+                    help="the library's compute precisions to time (lib_bench --precision)")
+    ap.add_argument("--gen-load", default="sampling-only", choices=["sampling-only", "full"],
+                    help="how the library loads the checkpoint for the generator runs")
     ap.add_argument("--no-tune", action="store_true",
                     help="skip tuning: MultiHeadAttention graph with ORT's default options")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))

@@ -3,17 +3,21 @@
  * JSON line.
  *
  *   lib_bench CKPT.safetensors [--net generator|discriminator] [--batch 16]
- *             [--seconds 2] [--runs 1] [--threads 2] [--precision f32|bf16]
+ *             [--seconds 2] [--runs 1] [--threads 2] [--load full|sampling-only]
+ *             [--precision f32|bf16]
  *
  * One warm-up call, then --runs runs, each repeating the call for at least
  * --seconds seconds (and at least twice); images/s of every run and their
  * median/min/max. Threads: tg_model_set_threads(--threads). Peak RSS is the
  * process's VmHWM (/proc/self/status) at the end, like ort_bench.js's, so the
  * two engines' memory is measured alike; vmhwm_before_model_mib is the program
- * before the model exists. --precision bf16 asks for tg_model_set_precision's
- * bf16 path; the JSON's "precision" is the one in effect (TG_INFO_PRECISION:
- * f32 on a CPU without AVX512-BF16). The generator runs with its raw weights (TG_GEN_RAW):
- * the ONNX export holds those. */
+ * before the model exists. The generator runs with its raw weights (TG_GEN_RAW):
+ * the ONNX export holds those. --load sampling-only loads with
+ * TG_LOAD_SAMPLING_ONLY, as a tool that only samples would (the weights-only
+ * export then keeps the raw generator alone; no discriminator).
+ * --precision bf16 asks for tg_model_set_precision's bf16 path; where the CPU
+ * lacks AVX512-BF16 (TG_INFO_PRECISION stays f32) the program exits with
+ * status 3, which compare.py reports as the column not available. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -64,6 +68,26 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The compute precision of the model: "f32" (the library's default) or
+ * "bf16". Exit status 3 tells compare.py the precision is absent (an unknown
+ * name, or bf16 on a CPU without AVX512-BF16), not that the run failed. */
+static void set_precision(tg_model *m, const char *precision)
+{
+    int bf16 = !strcmp(precision, "bf16");
+    if (!bf16 && strcmp(precision, "f32")) {
+        fprintf(stderr, "lib_bench: precision %s is not available in this build\n", precision);
+        exit(3);
+    }
+    check(tg_model_set_precision(m, bf16 ? TG_PRECISION_BF16 : TG_PRECISION_F32),
+          "tg_model_set_precision");
+    int64_t in_effect;
+    check(tg_model_info(m, TG_INFO_PRECISION, &in_effect), "tg_model_info");
+    if (bf16 && in_effect != TG_PRECISION_BF16) {
+        fprintf(stderr, "lib_bench: bf16 is not available on this CPU (no AVX512-BF16)\n");
+        exit(3);
+    }
+}
+
 static double num(const char *s, double lo)
 {
     char *end;
@@ -75,7 +99,7 @@ static double num(const char *s, double lo)
 
 int main(int argc, char **argv)
 {
-    const char *ckpt = NULL, *net = "generator", *prec = "f32";
+    const char *ckpt = NULL, *net = "generator", *load = "full", *precision = "f32";
     int batch = 16, runs = 1, threads = 2;
     double seconds = 2.0;
     for (int i = 1; i < argc; i++) {
@@ -97,27 +121,26 @@ int main(int argc, char **argv)
             runs = (int)num(v, 1);
         else if (!strcmp(a, "--threads"))
             threads = (int)num(v, 1);
+        else if (!strcmp(a, "--load"))
+            load = v;
         else if (!strcmp(a, "--precision"))
-            prec = v;
+            precision = v;
         else
             die("unknown option ", a);
     }
     int gen = !strcmp(net, "generator");
-    int bf16 = !strcmp(prec, "bf16");
-    if (!ckpt || (!gen && strcmp(net, "discriminator")) || (!bf16 && strcmp(prec, "f32")))
+    int sampling_only = !strcmp(load, "sampling-only");
+    if (!ckpt || (!gen && strcmp(net, "discriminator")) || (!sampling_only && strcmp(load, "full")))
         die("usage: lib_bench CKPT [--net generator|discriminator] [--batch B] [--seconds S] "
-            "[--runs R] [--threads T] [--precision f32|bf16]", "");
+            "[--runs R] [--threads T] [--load full|sampling-only] [--precision P]", "");
     if (runs > 1000)
         die("too many --runs", "");
 
     double before = vmhwm_mib();
     tg_model *m = NULL;
-    check(tg_model_load(ckpt, &m), "tg_model_load");
+    check(tg_model_load_ex(ckpt, sampling_only ? TG_LOAD_SAMPLING_ONLY : 0, &m), "tg_model_load_ex");
+    set_precision(m, precision);
     check(tg_model_set_threads(m, threads), "tg_model_set_threads");
-    check(tg_model_set_precision(m, bf16 ? TG_PRECISION_BF16 : TG_PRECISION_F32),
-          "tg_model_set_precision");
-    int64_t prec_in_effect;
-    check(tg_model_info(m, TG_INFO_PRECISION, &prec_in_effect), "tg_model_info");
     int64_t S, C, L;
     check(tg_model_info(m, TG_INFO_IMAGE_SIZE, &S), "tg_model_info");
     check(tg_model_info(m, TG_INFO_CHANNELS, &C), "tg_model_info");
@@ -157,10 +180,9 @@ int main(int argc, char **argv)
     qsort(sorted, (size_t)runs, sizeof *sorted, cmp_double);
     double med = runs % 2 ? sorted[runs / 2] : 0.5 * (sorted[runs / 2 - 1] + sorted[runs / 2]);
     printf("{\"engine\":\"libtransgan\",\"version\":\"%s\",\"model\":\"%s\",\"net\":\"%s\","
-           "\"batch\":%d,\"options\":{\"threads\":%d},\"precision\":\"%s\","
+           "\"batch\":%d,\"options\":{\"threads\":%d,\"load\":\"%s\",\"precision\":\"%s\"},"
            "\"img_per_s\":{\"median\":%.2f,\"min\":%.2f,\"max\":%.2f},\"runs\":[",
-           tg_version_string(), ckpt, net, batch, threads,
-           prec_in_effect == TG_PRECISION_BF16 ? "bf16" : "f32", med, sorted[0], sorted[runs - 1]);
+           tg_version_string(), ckpt, net, batch, threads, load, precision, med, sorted[0], sorted[runs - 1]);
     for (int r = 0; r < runs; r++)
         printf("%s%.2f", r ? "," : "", rates[r]);
     printf("],\"vmhwm_before_model_mib\":%.1f,\"peak_rss_mib\":%.1f}\n", before, vmhwm_mib());

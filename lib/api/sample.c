@@ -251,6 +251,17 @@ TG_API tg_status tg_generate_pixels_labels(tg_model *m, const float *z, const in
                            out_len);
 }
 
+/* Images per tg_disc_infer call: as many as the workspace budget allows, up
+ * to TG_SLICE_MAX (smaller slices, 8-32 images, measured slower on TransGAN-S:
+ * the matmuls get shorter and the weights are read once per slice). */
+static int64_t disc_slice(const tg_model *m, size_t n)
+{
+    size_t per = tg_disc_infer_floats(&m->disc, 2) - tg_disc_infer_floats(&m->disc, 1);
+    size_t s = per ? TG_SLICE_BUDGET_FLOATS / per : TG_SLICE_MAX;
+    s = TG_MAX((size_t)1, TG_MIN(s, (size_t)TG_SLICE_MAX));
+    return (int64_t)TG_MIN(s, n);
+}
+
 static tg_status discriminate(tg_model *m, const char *fn, const float *images,
                               const int32_t *labels, size_t n, float *scores, size_t scores_len)
 {
@@ -270,21 +281,28 @@ static tg_status discriminate(tg_model *m, const char *fn, const float *images,
         return TG_OK;
     if (!all_finite(images, total))
         return tg_fail(TG_ERR_NONFINITE, "%s: images contain NaN or infinity", fn);
-    int64_t slice = (int64_t)TG_MIN(n, (size_t)TG_SLICE_MAX);
-    if (m->d_ws_cap < slice) {
-        tg_disc_acts_free(&m->d_ws);
-        m->d_ws_cap = 0;
-        TG_TRY(tg_disc_acts_alloc(&m->disc, slice, &m->d_ws));
-        m->d_ws_cap = slice;
-    }
-    for (size_t i = 0; i < n; i += (size_t)slice) {
-        int64_t b = (int64_t)TG_MIN((size_t)slice, n - i);
-        m->d_ws.B = b; /* a smaller slice fits in the same buffers */
-        m->d_ws.labels = labels ? labels + i : NULL; /* NULL: without the projection term */
-        tg_status st = tg_disc_fwd(m->dnn, &m->disc, m->dnet.w, images + i * per, scores + i,
-                                   &m->d_ws, 0);
-        m->d_ws.labels = NULL; /* the caller's buffer is not kept */
-        TG_TRY(st);
+    if (m->disc.kind == TG_DISC_CONV) { /* its inference keeps its activations */
+        int64_t slice = (int64_t)TG_MIN(n, (size_t)TG_SLICE_MAX);
+        if (m->d_acts_cap < slice) {
+            tg_disc_acts_free(&m->d_acts);
+            m->d_acts_cap = 0;
+            TG_TRY(tg_disc_acts_alloc(&m->disc, slice, &m->d_acts));
+            m->d_acts_cap = slice;
+        }
+        for (size_t i = 0; i < n; i += (size_t)slice) {
+            m->d_acts.B = (int64_t)TG_MIN((size_t)slice, n - i); /* fits the same buffers */
+            TG_TRY(tg_disc_fwd(m->dnn, &m->disc, m->dnet.w, images + i * per, scores + i,
+                               &m->d_acts, 0));
+        }
+    } else {
+        int64_t slice = disc_slice(m, n);
+        TG_TRY(grow(&m->d_ws, &m->d_ws_floats, tg_disc_infer_floats(&m->disc, slice)));
+        for (size_t i = 0; i < n; i += (size_t)slice) {
+            int64_t b = (int64_t)TG_MIN((size_t)slice, n - i);
+            /* labels NULL: without the projection term */
+            TG_TRY(tg_disc_infer(m->dnn, &m->disc, m->dnet.w, images + i * per, b,
+                                 labels ? labels + i : NULL, scores + i, m->d_ws));
+        }
     }
     if (!all_finite(scores, n))
         return tg_fail(TG_ERR_NONFINITE, "%s: the discriminator produced NaN or infinity", fn);

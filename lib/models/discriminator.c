@@ -160,6 +160,52 @@ tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *
     return TG_OK;
 }
 
+/* ---- inference: what tg_discriminate runs. The training forward keeps
+ * every block's activations for backward (~100 MiB per block at batch 64 for
+ * TransGAN-S); here the tokens x are updated in place block after block and
+ * one block's scratch (tg_block_infer_carve) serves them all. The patch
+ * tokens and their embeddings live in that scratch before the first block,
+ * the cls rows after the last. ---- */
+
+size_t tg_disc_infer_floats(const tg_disc *d, int64_t B)
+{
+    size_t T1 = (size_t)(d->T - 1), M = (size_t)B * d->T, C = (size_t)d->C;
+    size_t blk = d->depth ? tg_block_infer_floats(&d->blocks[0], (int64_t)M) : 0;
+    size_t embed = (size_t)B * T1 * ((size_t)d->F + C); /* tok, emb */
+    size_t head = 2 * (size_t)B * C;                     /* xc, xn */
+    return M * C + TG_MAX(blk, TG_MAX(embed, head));
+}
+
+tg_status tg_disc_infer(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
+                        int64_t B, const int32_t *labels, float *scores, float *ws)
+{
+    if (d->kind != TG_DISC_TRANSFORMER)
+        return tg_fail(TG_ERR_INTERNAL, "tg_disc_infer: the conv discriminator runs tg_disc_fwd");
+    int64_t T = d->T, T1 = T - 1, C = d->C;
+    float *x = ws, *s = ws + B * T * C;
+    float *tok = s, *emb = s + B * T1 * d->F;
+    tg_patches_fwd(tok, img, B, d->ch, d->S, d->p);
+    TG_TRY(tg_linear_fwd(c, emb, tok, W + d->pe_w, W + d->pe_b, B * T1, d->F, C));
+    for (int64_t b = 0; b < B; b++) { /* [cls | patch tokens] */
+        memcpy(x + b * T * C, W + d->cls, (size_t)C * sizeof(float));
+        memcpy(x + (b * T + 1) * C, emb + b * T1 * C, (size_t)(T1 * C) * sizeof(float));
+    }
+    tg_add_broadcast_fwd(x, W + d->pos, (size_t)B, (size_t)(T * C));
+    tg_block_acts a;
+    if (d->depth)
+        tg_block_infer_carve(&d->blocks[0], B * T, s, &a);
+    for (int b = 0; b < d->depth; b++)
+        TG_TRY(tg_block_fwd(c, &d->blocks[b], W, x, B, T, NULL, NULL, &a, 0));
+    float *xc = s, *xn = s + B * C;
+    for (int64_t b = 0; b < B; b++)
+        memcpy(xc + b * C, x + b * T * C, (size_t)C * sizeof(float));
+    TG_TRY(tg_layernorm_fwd(c, xn, NULL, NULL, xc, W + d->norm_g, W + d->norm_b, B, C));
+    TG_TRY(tg_linear_fwd(c, scores, xn, W + d->head_w, W + d->head_b, B, C, 1));
+    if (d->ncls)
+        proj_fwd(d, W, labels, xn, scores, B);
+    return TG_OK;
+}
+
 tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
                       const float *dscores, float *dimg)
 {

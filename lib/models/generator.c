@@ -102,7 +102,7 @@ size_t tg_gen_infer_floats(const tg_gen *g, int64_t B)
     size_t acts = 0;
     for (int s = 0; s < g->nst; s++)
         if (g->st[s].depth)
-            acts = TG_MAX(acts, tg_block_acts_floats(&g->st[s].blocks[0], B * g->st[s].N));
+            acts = TG_MAX(acts, tg_block_infer_floats(&g->st[s].blocks[0], B * g->st[s].N));
     return 2 * tokens_floats(g, B) + acts + max_bias_floats(g) + last_px(g, B) +
            (g->ncls ? (size_t)B * g->L : 0);
 }
@@ -166,7 +166,11 @@ tg_status tg_gen_infer_labels(tg_dnn *c, const tg_gen *g, const float *W, const 
         class_latent(g, W, zc, z, labels, B);
         z = zc;
     }
-    TG_TRY(tg_linear_fwd(c, xa, z, W + g->in_w, W + g->in_b, B, g->L, (int64_t)s0->N * s0->dim));
+    if (B <= TG_LINEAR_ROWS_MAX) /* a weight-bound GEMV: see ops/gemv.c */
+        tg_linear_rows_fwd(xa, z, W + g->in_w, W + g->in_b, B, g->L, (int64_t)s0->N * s0->dim);
+    else
+        TG_TRY(tg_linear_fwd(c, xa, z, W + g->in_w, W + g->in_b, B, g->L,
+                             (int64_t)s0->N * s0->dim));
     for (int s = 0; s < g->nst; s++) {
         if (s > 0) {
             tg_pixel_shuffle_fwd(xb, xa, B, g->st[s - 1].res, g->st[s - 1].dim);
@@ -175,7 +179,7 @@ tg_status tg_gen_infer_labels(tg_dnn *c, const tg_gen *g, const float *W, const 
         }
         tg_block_acts acts;
         if (g->st[s].depth)
-            tg_block_acts_carve(&g->st[s].blocks[0], B * g->st[s].N, acts_buf, &acts);
+            tg_block_infer_carve(&g->st[s].blocks[0], B * g->st[s].N, acts_buf, &acts);
         TG_TRY(run_stage(c, g, W, s, xa, B, masks ? masks[s] : NULL, bias, &acts, labels, 0));
     }
     return to_image(c, g, W, xa, B, rgb, img);

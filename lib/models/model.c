@@ -12,7 +12,8 @@ void tg_model_free(tg_model *m)
         return;
     tg_gen_free(&m->gen);
     tg_disc_free(&m->disc);
-    tg_disc_acts_free(&m->d_ws);
+    free(m->d_ws);
+    tg_disc_acts_free(&m->d_acts);
     for (int s = 0; s < TG_MAX_STAGES; s++)
         free(m->masks[s]);
     tg_net_free(&m->gnet);

@@ -117,6 +117,14 @@ void tg_disc_acts_free(tg_disc_acts *a);
 /* img [B, ch, S, S] -> scores [B]. training keeps what backward needs. */
 tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
                       float *scores, tg_disc_acts *a, int training);
+/* Inference (tg_discriminate): img [B, ch, S, S] -> scores [B], the training
+ * forward's result within float rounding, in `ws` of tg_disc_infer_floats(d, B)
+ * floats (a few per cent of tg_disc_acts_alloc's). labels [B]: a conditional
+ * D's classes (the projection term), or NULL to leave it out. The transformer
+ * D only (the conv D's inference is tg_disc_fwd). */
+size_t tg_disc_infer_floats(const tg_disc *d, int64_t B);
+tg_status tg_disc_infer(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
+                        int64_t B, const int32_t *labels, float *scores, float *ws);
 /* dscores [B] -> parameter gradients added into G (if not NULL: the
  * generator step and the penalty's first pass need only dimg) and the
  * image gradient written into dimg (if not NULL). */
@@ -181,8 +189,11 @@ struct tg_model {
     float *px_ws;     /* float images behind tg_generate_pixels */
     size_t px_ws_floats;
     size_t g_ws_floats;
-    tg_disc_acts d_ws;
-    int64_t d_ws_cap;
+    float *d_ws;      /* tg_disc_infer's workspace (the transformer D) */
+    size_t d_ws_floats;
+    /* the conv D's inference keeps its activations (tg_disc_fwd) */
+    tg_disc_acts d_acts;
+    int64_t d_acts_cap;
     /* inference precision in effect (tg_precision): TG_PRECISION_BF16 only
      * where the CPU has AVX512-BF16; the copies live in dnn (ops/bf16.h) */
     int precision;

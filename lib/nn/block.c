@@ -90,6 +90,23 @@ size_t tg_block_acts_carve(const tg_block *b, int64_t M, float *p, tg_block_acts
     return (size_t)(p - p0);
 }
 
+size_t tg_block_infer_floats(const tg_block *b, int64_t M)
+{
+    return (size_t)M * (size_t)(b->C + TG_MAX(4 * b->C, b->hid));
+}
+
+size_t tg_block_infer_carve(const tg_block *b, int64_t M, float *p, tg_block_acts *a)
+{
+    size_t mc = (size_t)M * b->C;
+    *a = (tg_block_acts){0};
+    a->ln1 = p;       /* norm1's output, read by the qkv matmul only */
+    a->qkv = p + mc;  /* [M, 3C], read by attention only */
+    a->att = p + 4 * mc;
+    a->ln2 = a->ln1;  /* norm2 runs after the qkv matmul consumed ln1 */
+    a->g1 = a->qkv;   /* fc1 runs after attention and proj consumed qkv and att */
+    return tg_block_infer_floats(b, M);
+}
+
 size_t tg_block_grad_floats(const tg_block *b, int64_t M, int64_t N)
 {
     /* dmid, dtmp: C; dqkv: 3C; dh1, dh2: hid; plus a [H, N, N] bias gradient */

@@ -43,6 +43,15 @@ size_t tg_block_acts_floats(const tg_block *b, int64_t M);
 /* Point the fields into base[tg_block_acts_floats]; returns floats used. */
 size_t tg_block_acts_carve(const tg_block *b, int64_t M, float *base, tg_block_acts *a);
 
+/* Inference needs far less: tg_block_fwd with training = 0 touches only ln1,
+ * qkv, att, ln2 and g1, and their lives do not overlap much (ln2 reuses ln1,
+ * g1 reuses qkv and att), so one block's scratch is M * (C + max(4C, hid))
+ * floats instead of tg_block_acts_floats' M * (8C + 2 hid + 4). Every block
+ * of a network with the same C and hid can share it. The other fields are
+ * NULL. */
+size_t tg_block_infer_floats(const tg_block *b, int64_t M);
+size_t tg_block_infer_carve(const tg_block *b, int64_t M, float *base, tg_block_acts *a);
+
 /* Scratch of a block backward: M rows. */
 size_t tg_block_grad_floats(const tg_block *b, int64_t M, int64_t N);
 
