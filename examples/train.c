@@ -56,9 +56,8 @@
 
 #include "cli.h"
 #include "imageio.h"
+#include "train_common.h"
 
-#define SAMPLE_SEED 1u  /* z of the sample grids: fixed, so grids compare over time */
-#define SAMPLE_N 64
 #define PROGRESS_SECONDS 5.0
 /* The time estimate printed with the second progress line (docs/TRAINING.md,
  * "How long"): images the discriminator had to see, from the measured
@@ -87,19 +86,6 @@ static void usage(FILE *f)
                "             [--labels fmnist|folders|IDX1_FILE]\n");
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void hms(double s, char *buf, size_t len)
 {
     long t = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
@@ -115,74 +101,6 @@ static double parse_minutes(const char *opt, const char *s)
     if (!*s || *end || errno || !(v >= 0) || v > 1e7)
         die("%s: '%s' is not a number of minutes (0 to 1e7)", opt, s);
     return v;
-}
-
-static char *join(const char *dir, const char *name)
-{
-    size_t len = strlen(dir) + strlen(name) + 2;
-    char *s = malloc(len);
-    if (!s)
-        die("out of memory");
-    snprintf(s, len, "%s/%s", dir, name);
-    return s;
-}
-
-static char *dir_of(const char *path)
-{
-    char *d = strdup(path);
-    if (!d)
-        die("out of memory");
-    char *slash = strrchr(d, '/');
-    if (!slash)
-        strcpy(d, ".");
-    else if (slash == d)
-        d[1] = '\0';
-    else
-        *slash = '\0';
-    return d;
-}
-
-/* ------------------------------------------------------------ data order */
-
-/* SplitMix64: the data order's own RNG, independent of the library's. */
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* The data order is an endless sequence of epochs, each a permutation of the
- * images drawn from (seed, epoch number). Position p of the sequence is image
- * perm_{p / n}[p % n], so a resumed run finds its place from d_steps alone. */
-typedef struct order {
-    size_t n;
-    uint64_t seed, epoch;
-    size_t *perm; /* of `epoch`, or NULL */
-} order;
-
-static size_t order_at(order *o, uint64_t pos)
-{
-    uint64_t e = pos / o->n;
-    if (!o->perm || o->epoch != e) {
-        if (!o->perm && !(o->perm = malloc(o->n * sizeof *o->perm)))
-            die("out of memory");
-        uint64_t s = o->seed ^ (e * 0xD1B54A32D192ED03ull);
-        splitmix64(&s);
-        for (size_t i = 0; i < o->n; i++)
-            o->perm[i] = i;
-        for (size_t i = o->n - 1; i > 0; i--) { /* Fisher-Yates, unbiased */
-            uint64_t bound = (uint64_t)i + 1, lim = UINT64_MAX - UINT64_MAX % bound, r;
-            do
-                r = splitmix64(&s);
-            while (r >= lim);
-            size_t j = (size_t)(r % bound), t = o->perm[i];
-            o->perm[i] = o->perm[j], o->perm[j] = t;
-        }
-        o->epoch = e;
-    }
-    return o->perm[pos % o->n];
 }
 
 /* --------------------------------------------------------------- statistics */
@@ -224,10 +142,10 @@ typedef struct run {
     const char *out;
     char *ckpt_path, *log_path;
     int64_t S, C, L;
-    float *z_fixed;    /* SAMPLE_N x L */
-    float *img;        /* SAMPLE_N x C x S x S */
-    uint8_t *px;       /* SAMPLE_N x S x S x C */
-    int32_t *ylab;     /* SAMPLE_N classes of a conditional model's grid, or NULL */
+    float *z_fixed;    /* TC_SAMPLE_N x L */
+    float *img;        /* TC_SAMPLE_N x C x S x S */
+    uint8_t *px;       /* TC_SAMPLE_N x S x S x C */
+    int32_t *ylab;     /* TC_SAMPLE_N classes of a conditional model's grid, or NULL */
     double t0, prior;  /* loop start; seconds of earlier runs */
     means logm;        /* since the last log line */
     double last_g[3];
@@ -267,9 +185,6 @@ static double log_seconds(const char *path, uint64_t d)
     return secs;
 }
 
-static const char LOG_HEADER[] = "d_steps\tg_steps\tseconds\td_loss\tgp\td_real\td_fake\tg_loss\t"
-                                 "sr_loss\td_grad_norm\tg_grad_norm\n";
-
 static void save_all(run *r)
 {
     uint64_t d = steps_of(r->m, TG_INFO_D_STEPS), g = steps_of(r->m, TG_INFO_G_STEPS);
@@ -277,33 +192,17 @@ static void save_all(run *r)
     if (r->keep) { /* snapshots for evaluating the run afterwards (e.g. FID over time) */
         char snap[64];
         snprintf(snap, sizeof snap, "checkpoint_%llu.safetensors", (unsigned long long)d);
-        char *sp = join(r->out, snap);
+        char *sp = tc_join(r->out, snap);
         check(tg_model_save(r->m, sp, 0), "tg_model_save");
         free(sp);
     }
 
-    size_t n = SAMPLE_N, per = (size_t)(r->C * r->S * r->S);
-    check(tg_generate_labels(r->m, r->z_fixed, r->ylab, n, TG_GEN_EMA, r->img, n * per),
-          "tg_generate_labels");
-    check(tg_images_to_pixels(r->img, n, (int)r->C, (int)r->S, (tg_pixel_format)r->C, r->px,
-                              n * per),
-          "tg_images_to_pixels");
-    char name[64];
-    snprintf(name, sizeof name, "samples_%llu.png", (unsigned long long)d);
-    char *png = join(r->out, name);
-    if (io_write_png_grid(png, r->px, n, (int)r->S, (int)r->C, 8))
-        die("%s", io_last_error());
-
+    char *png = tc_write_samples(r->m, r->out, d, r->z_fixed, r->ylab, r->img, r->px, (int)r->S,
+                                 (int)r->C);
     double dm[5], gm[3];
     means_get(&r->logm, r->last_g, dm, gm);
-    FILE *f = fopen(r->log_path, "a");
-    if (!f)
-        die("cannot append to '%s': %s", r->log_path, strerror(errno));
-    fprintf(f, "%llu\t%llu\t%.1f\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\n",
-            (unsigned long long)d, (unsigned long long)g, r->prior + now() - r->t0, dm[0], dm[1],
-            dm[2], dm[3], gm[0], gm[1], dm[4], gm[2]);
-    if (fclose(f) != 0)
-        die("cannot write '%s': %s", r->log_path, strerror(errno));
+    double v[8] = {dm[0], dm[1], dm[2], dm[3], gm[0], gm[1], dm[4], gm[2]};
+    tc_log_append(r->log_path, 0, d, g, r->prior + tc_now() - r->t0, v);
     memset(&r->logm, 0, sizeof r->logm);
     r->saved_at = d;
     printf("saved %s and %s\n", r->ckpt_path, png);
@@ -314,7 +213,7 @@ static void progress(run *r, uint64_t calls, uint64_t total, double rate, const 
 {
     double dm[5], gm[3];
     means_get(a, r->last_g, dm, gm);
-    double el = now() - r->t0, all = calls ? el / calls : 0;
+    double el = tc_now() - r->t0, all = calls ? el / calls : 0;
     char e[32], eta[32] = "-", tot[32] = "";
     hms(el, e, sizeof e);
     if (total != UINT64_MAX) {
@@ -385,7 +284,7 @@ int main(int argc, char **argv)
 
     /* the model */
     run r = {.saved_at = UINT64_MAX, .last_g = {NAN, NAN, NAN}};
-    int model_json = model_path && ends_with(model_path, ".json");
+    int model_json = model_path && tc_ends_with(model_path, ".json");
     if (model_json) {
         check(tg_model_create_from_file(model_path, TG_SEED_FROM_DESCRIPTOR, &r.m), model_path);
         if (resume)
@@ -457,11 +356,7 @@ int main(int argc, char **argv)
         printf("train: %d classes from the sub-folders of %s\n", nc, src);
         io_free_names(names, nc);
     } else {
-        rc = stat(src, &sb) == 0 && S_ISDIR(sb.st_mode)
-                 ? io_load_png_dir(src, (int)r.S, (int)r.C, (size_t)limit, &images, &n_images)
-                 : io_load_idx(src, (int)r.S, (int)r.C, (size_t)limit, &images, &n_images);
-        if (rc)
-            die("%s", io_last_error());
+        tc_load_images(src, (int)r.S, (int)r.C, (size_t)limit, &images, &n_images);
         if (K > 0) {
             const char *lp = !labels_opt || !strcmp(labels_opt, "fmnist") ? IO_FMNIST_TRAIN_LABELS
                                                                            : labels_opt;
@@ -478,12 +373,12 @@ int main(int argc, char **argv)
     }
 
     /* the output folder and the log */
-    char *resume_dir = resume ? dir_of(resume) : NULL;
+    char *resume_dir = resume ? tc_dir_of(resume) : NULL;
     r.out = out ? out : resume ? resume_dir : "train-out";
     mkdirs(r.out);
-    r.ckpt_path = join(r.out, "checkpoint.safetensors");
+    r.ckpt_path = tc_join(r.out, "checkpoint.safetensors");
     r.keep = keep != 0;
-    r.log_path = join(r.out, "log.tsv");
+    r.log_path = tc_join(r.out, "log.tsv");
     uint64_t d0 = steps_of(r.m, TG_INFO_D_STEPS), g0 = steps_of(r.m, TG_INFO_G_STEPS);
     int fresh_log = 1; /* a new run starts a new log; a resumed one appends */
     if (resume) {
@@ -491,14 +386,14 @@ int main(int argc, char **argv)
             r.prior = log_seconds(r.log_path, d0);
             fresh_log = 0;
         } else {
-            char *old = join(resume_dir, "log.tsv");
+            char *old = tc_join(resume_dir, "log.tsv");
             r.prior = log_seconds(old, d0);
             free(old);
         }
     }
     if (fresh_log) {
         FILE *lf = fopen(r.log_path, "w");
-        if (!lf || fputs(LOG_HEADER, lf) < 0 || fclose(lf) != 0)
+        if (!lf || fputs(TC_LOG_HEADER, lf) < 0 || fclose(lf) != 0)
             die("cannot write '%s': %s", r.log_path, strerror(errno));
     }
 
@@ -514,18 +409,18 @@ int main(int argc, char **argv)
     /* buffers */
     size_t per = (size_t)(r.C * r.S * r.S);
     float *real = malloc((size_t)dB * per * sizeof *real);
-    r.z_fixed = malloc((size_t)(SAMPLE_N * r.L) * sizeof *r.z_fixed);
-    r.img = malloc(SAMPLE_N * per * sizeof *r.img);
-    r.px = malloc(SAMPLE_N * per);
+    r.z_fixed = malloc((size_t)(TC_SAMPLE_N * r.L) * sizeof *r.z_fixed);
+    r.img = malloc(TC_SAMPLE_N * per * sizeof *r.img);
+    r.px = malloc(TC_SAMPLE_N * per);
     int32_t *yb = K ? malloc((size_t)dB * sizeof *yb) : NULL;
-    r.ylab = K ? malloc(SAMPLE_N * sizeof *r.ylab) : NULL;
+    r.ylab = K ? malloc(TC_SAMPLE_N * sizeof *r.ylab) : NULL;
     if (!real || !r.z_fixed || !r.img || !r.px || (K && (!yb || !r.ylab)))
         die("out of memory");
-    for (int i = 0; K && i < SAMPLE_N; i++)
+    for (int i = 0; K && i < TC_SAMPLE_N; i++)
         r.ylab[i] = (int32_t)((i / 8) % K); /* the grid has 8 columns: a class per row */
-    check(tg_latent_sample(r.m, SAMPLE_SEED, SAMPLE_N, r.z_fixed, (size_t)(SAMPLE_N * r.L)),
+    check(tg_latent_sample(r.m, TC_SAMPLE_SEED, TC_SAMPLE_N, r.z_fixed, (size_t)(TC_SAMPLE_N * r.L)),
           "tg_latent_sample");
-    order ord = {.n = n_images, .seed = seed};
+    tc_order ord = {.n = n_images, .seed = seed};
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -536,20 +431,20 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
 
     /* the loop */
-    r.t0 = now();
+    r.t0 = tc_now();
     double last_print = r.t0, next_timed_save = r.t0 + every_minutes * 60;
     uint64_t calls = 0, printed_at = 0, calls_at_print = 0;
     int estimated = 0;
     means pm = {0};
     while (calls < total && !g_stop) {
-        if (minutes > 0 && now() - r.t0 >= minutes * 60) {
+        if (minutes > 0 && tc_now() - r.t0 >= minutes * 60) {
             printf("train: the %.4g-minute budget is spent after %llu calls\n", minutes,
                    (unsigned long long)calls);
             break;
         }
         uint64_t d = steps_of(r.m, TG_INFO_D_STEPS);
         for (int64_t j = 0; j < dB; j++) {
-            size_t k = order_at(&ord, d * (uint64_t)dB + (uint64_t)j);
+            size_t k = tc_order_at(&ord, d * (uint64_t)dB + (uint64_t)j);
             memcpy(real + j * per, images + k * per, per * sizeof *real);
             if (yb)
                 yb[j] = labels[k];
@@ -571,7 +466,7 @@ int main(int argc, char **argv)
             r.last_g[0] = st.g_loss, r.last_g[1] = st.sr_loss, r.last_g[2] = st.g_grad_norm;
         if (calls == total)
             break; /* the last call's line and save come below */
-        double t = now();
+        double t = tc_now();
         if (t - last_print >= PROGRESS_SECONDS) {
             double rate = (calls - calls_at_print) / (t - last_print);
             progress(&r, calls, total, rate, &pm);
@@ -595,7 +490,7 @@ int main(int argc, char **argv)
         }
     }
     if (printed_at != calls) {
-        double t = now();
+        double t = tc_now();
         progress(&r, calls, total, t > last_print ? (calls - calls_at_print) / (t - last_print) : 0,
                  &pm);
     }

@@ -18,9 +18,10 @@
  *             default --out is its folder)
  * --data      "fmnist" (default), an idx3 file or a folder of PNG files; every
  *             rank reads it (it must be on every machine). The data order is
- *             examples/train.c's: shuffled epochs from --seed, position
- *             d_steps * d_batch + j for row j of a global batch, and rank r
- *             takes rows [r * d_batch / N, (r + 1) * d_batch / N)
+ *             examples/train.c's (tc_order_at, common/train_common.c):
+ *             shuffled epochs from --seed, position d_steps * d_batch + j for
+ *             row j of a global batch, and rank r takes rows
+ *             [r * d_batch / N, (r + 1) * d_batch / N)
  * --steps     calls of tg_train_step in this run (default: until --until or
  *             interrupted)
  * --until     stop when the model's d_steps reaches D (a resumed run ends
@@ -54,9 +55,8 @@
 
 #include "cli.h"
 #include "imageio.h"
+#include "train_common.h"
 
-#define SAMPLE_SEED 1u
-#define SAMPLE_N 64
 #define PROGRESS_SECONDS 5.0
 
 static volatile sig_atomic_t g_stop;
@@ -83,24 +83,6 @@ static double clock_s(clockid_t id)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static double now(void) { return clock_s(CLOCK_MONOTONIC); }
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-static char *join(const char *dir, const char *name)
-{
-    size_t len = strlen(dir) + strlen(name) + 2;
-    char *s = malloc(len);
-    if (!s)
-        die("out of memory");
-    snprintf(s, len, "%s/%s", dir, name);
-    return s;
-}
-
 /* ------------------------------------------------------------ the all-reduce */
 
 typedef struct comm_ctx {
@@ -116,14 +98,14 @@ static int mpi_allreduce(void *user, tg_allreduce_kind kind, float *buf, size_t 
     comm_ctx *c = user;
     if ((int)kind >= 1 && (int)kind <= 3)
         c->floats[kind] += n;
-    double t = now();
+    double t = tc_now();
     while (n) {
         int k = n > (size_t)INT_MAX ? INT_MAX : (int)n;
         if (MPI_Allreduce(MPI_IN_PLACE, buf, k, MPI_FLOAT, MPI_SUM, c->comm) != MPI_SUCCESS)
             return 1;
         buf += k, n -= (size_t)k;
     }
-    c->seconds += now() - t;
+    c->seconds += tc_now() - t;
     return 0;
 }
 
@@ -166,52 +148,12 @@ static tg_model *load_model(const char *path, int rank)
     size_t n;
     char *bytes = bcast_file(path, rank, &n);
     tg_model *m = NULL;
-    if (ends_with(path, ".json"))
+    if (tc_ends_with(path, ".json"))
         check(tg_model_create(bytes, TG_SEED_FROM_DESCRIPTOR, &m), path);
     else
         check(tg_model_load_memory(bytes, n, 0, &m), path);
     free(bytes);
     return m;
-}
-
-/* ------------------------------------------------------------ data order */
-/* The same order as examples/train.c (so the runs compare): SplitMix64,
- * then an unbiased Fisher-Yates permutation per epoch from (seed, epoch). */
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-typedef struct order {
-    size_t n;
-    uint64_t seed, epoch;
-    size_t *perm;
-} order;
-
-static size_t order_at(order *o, uint64_t pos)
-{
-    uint64_t e = pos / o->n;
-    if (!o->perm || o->epoch != e) {
-        if (!o->perm && !(o->perm = malloc(o->n * sizeof *o->perm)))
-            die("out of memory");
-        uint64_t s = o->seed ^ (e * 0xD1B54A32D192ED03ull);
-        splitmix64(&s);
-        for (size_t i = 0; i < o->n; i++)
-            o->perm[i] = i;
-        for (size_t i = o->n - 1; i > 0; i--) {
-            uint64_t bound = (uint64_t)i + 1, lim = UINT64_MAX - UINT64_MAX % bound, r;
-            do
-                r = splitmix64(&s);
-            while (r >= lim);
-            size_t j = (size_t)(r % bound), t = o->perm[i];
-            o->perm[i] = o->perm[j], o->perm[j] = t;
-        }
-        o->epoch = e;
-    }
-    return o->perm[pos % o->n];
 }
 
 /* -------------------------------------------------------------------- run */
@@ -227,38 +169,27 @@ static void save(tg_model *m, const char *out, const tg_train_stats *st, double 
 {
     int64_t S = info(m, TG_INFO_IMAGE_SIZE), C = info(m, TG_INFO_CHANNELS);
     int64_t L = info(m, TG_INFO_LATENT_DIM), d = info(m, TG_INFO_D_STEPS);
-    char *ck = join(out, "checkpoint.safetensors");
+    char *ck = tc_join(out, "checkpoint.safetensors");
     check(tg_model_save(m, ck, 0), "tg_model_save");
     size_t per = (size_t)(C * S * S);
-    float *z = malloc((size_t)(SAMPLE_N * L) * sizeof *z), *img = malloc(SAMPLE_N * per * sizeof *img);
-    uint8_t *px = malloc(SAMPLE_N * per);
+    float *z = malloc((size_t)(TC_SAMPLE_N * L) * sizeof *z);
+    float *img = malloc(TC_SAMPLE_N * per * sizeof *img);
+    uint8_t *px = malloc(TC_SAMPLE_N * per);
     if (!z || !img || !px)
         die("out of memory");
-    check(tg_latent_sample(m, SAMPLE_SEED, SAMPLE_N, z, (size_t)(SAMPLE_N * L)), "tg_latent_sample");
-    check(tg_generate(m, z, SAMPLE_N, TG_GEN_EMA, img, SAMPLE_N * per), "tg_generate");
-    check(tg_images_to_pixels(img, SAMPLE_N, (int)C, (int)S, (tg_pixel_format)C, px, SAMPLE_N * per),
-          "tg_images_to_pixels");
-    char name[64];
-    snprintf(name, sizeof name, "samples_%lld.png", (long long)d);
-    char *png = join(out, name);
-    if (io_write_png_grid(png, px, SAMPLE_N, (int)S, (int)C, 8))
-        die("%s", io_last_error());
-    char *lp = join(out, "log.tsv");
+    check(tg_latent_sample(m, TC_SAMPLE_SEED, TC_SAMPLE_N, z, (size_t)(TC_SAMPLE_N * L)),
+          "tg_latent_sample");
+    char *png = tc_write_samples(m, out, (uint64_t)d, z, NULL, img, px, (int)S, (int)C);
+    char *lp = tc_join(out, "log.tsv");
     struct stat sb;
     int fresh = stat(lp, &sb) != 0;
-    FILE *f = fopen(lp, "a");
-    if (!f)
-        die("cannot append to '%s': %s", lp, strerror(errno));
-    if (fresh)
-        fputs("d_steps\tg_steps\tseconds\td_loss\tgp\td_real\td_fake\tg_loss\tsr_loss\t"
-              "d_grad_norm\tg_grad_norm\n", f);
-    if (st)
-        fprintf(f, "%llu\t%llu\t%.1f\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\n",
-                (unsigned long long)st->d_steps, (unsigned long long)st->g_steps, secs, st->d_loss,
-                st->gp, st->d_real, st->d_fake, st->g_loss, st->sr_loss, st->d_grad_norm,
-                st->g_grad_norm);
-    if (fclose(f) != 0)
-        die("cannot write '%s': %s", lp, strerror(errno));
+    if (st) {
+        double v[8] = {st->d_loss, st->gp,      st->d_real,      st->d_fake,
+                       st->g_loss, st->sr_loss, st->d_grad_norm, st->g_grad_norm};
+        tc_log_append(lp, fresh, st->d_steps, st->g_steps, secs, v);
+    } else {
+        tc_log_append(lp, fresh, 0, 0, secs, NULL); /* the header alone, if new */
+    }
     printf("saved %s and %s\n", ck, png);
     free(z), free(img), free(px), free(ck), free(png), free(lp);
 }
@@ -329,24 +260,9 @@ int main(int argc, char **argv)
     /* the data, on every rank */
     float *images = NULL;
     size_t n_images = 0;
-    struct stat sb;
     const char *src = !strcmp(data, "fmnist") ? IO_FMNIST_TRAIN : data;
-    int rc = stat(src, &sb) == 0 && S_ISDIR(sb.st_mode)
-                 ? io_load_png_dir(src, (int)S, (int)C, (size_t)limit, &images, &n_images)
-                 : io_load_idx(src, (int)S, (int)C, (size_t)limit, &images, &n_images);
-    if (rc)
-        die("%s", io_last_error());
-    char *resume_dir = NULL;
-    if (!out && resume) {
-        resume_dir = strdup(resume);
-        char *slash = resume_dir ? strrchr(resume_dir, '/') : NULL;
-        if (!resume_dir)
-            die("out of memory");
-        if (slash)
-            *slash = '\0';
-        else
-            strcpy(resume_dir, ".");
-    }
+    tc_load_images(src, (int)S, (int)C, (size_t)limit, &images, &n_images);
+    char *resume_dir = !out && resume ? tc_dir_of(resume) : NULL;
     out = out ? out : resume_dir ? resume_dir : "train-out";
     if (rank == 0)
         mkdirs(out);
@@ -367,11 +283,11 @@ int main(int argc, char **argv)
     float *real = malloc((size_t)b * per * sizeof *real);
     if (!real)
         die("out of memory");
-    order ord = {.n = n_images, .seed = seed};
+    tc_order ord = {.n = n_images, .seed = seed};
     tg_train_stats st = {.struct_size = sizeof st};
     int have_stats = 0;
     uint64_t calls = 0, saved_at = UINT64_MAX;
-    double t0 = now(), last_print = t0, cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+    double t0 = tc_now(), last_print = t0, cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
     uint64_t calls_at_print = 0;
     for (;;) {
         uint64_t d = (uint64_t)info(m, TG_INFO_D_STEPS);
@@ -382,12 +298,12 @@ int main(int argc, char **argv)
             break;
         for (int64_t j = 0; j < b; j++) { /* this rank's rows of the global batch */
             uint64_t pos = d * (uint64_t)dB + (uint64_t)(rank * b + j);
-            memcpy(real + j * per, images + order_at(&ord, pos) * per, per * sizeof *real);
+            memcpy(real + j * per, images + tc_order_at(&ord, pos) * per, per * sizeof *real);
         }
         check(tg_train_step(m, real, (size_t)b, NULL, NULL, NULL, &st), "tg_train_step");
         have_stats = 1;
         calls++;
-        double t = now();
+        double t = tc_now();
         if (t - last_print >= PROGRESS_SECONDS) {
             double rate = (double)(calls - calls_at_print) / (t - last_print);
             printf("d %llu g %llu  %.3f steps/s  %.1f images/s  d_loss %.4f gp %.4f g_loss %.4f\n",
@@ -400,7 +316,7 @@ int main(int argc, char **argv)
             saved_at = st.d_steps;
         }
     }
-    double el = now() - t0, cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0, cpu_all = 0;
+    double el = tc_now() - t0, cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0, cpu_all = 0;
     double comm_max = 0;
     MPI_Reduce(&cpu, &cpu_all, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
     MPI_Reduce(&comm.seconds, &comm_max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
@@ -419,7 +335,7 @@ int main(int argc, char **argv)
     if (replica_files && rank != 0) {
         char name[64];
         snprintf(name, sizeof name, "checkpoint.rank%d.safetensors", rank);
-        char *p = join(out, name);
+        char *p = tc_join(out, name);
         check(tg_model_save(m, p, 0), "tg_model_save");
         free(p);
     }

@@ -295,41 +295,75 @@ static int convert_rgba(const unsigned char *rgba, int w, int h, int size, int c
     return 0;
 }
 
+/* list_dir filters: 1 keep, 0 skip, -1 out of memory */
+static int keep_png(const char *dir, const char *name)
+{
+    (void)dir;
+    return is_png(name);
+}
+
+static int keep_subdir(const char *dir, const char *name)
+{
+    if (name[0] == '.')
+        return 0;
+    size_t plen = strlen(dir) + strlen(name) + 2;
+    char *path = malloc(plen);
+    struct stat sb;
+    if (!path)
+        return -1;
+    snprintf(path, plen, "%s/%s", dir, name);
+    int is_dir = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+    free(path);
+    return is_dir;
+}
+
+/* The entries of folder `dir` that keep(dir, name) accepts, unsorted, into
+ * *names [*count], malloc'd: free them also on failure (the folder cannot be
+ * opened, or the listing ran out of memory: returns io_fail()). */
+static int list_dir(const char *dir, int (*keep)(const char *dir, const char *name),
+                    char ***names, size_t *count)
+{
+    *names = NULL, *count = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return io_fail("cannot open folder '%s': %s", dir, strerror(errno));
+    size_t cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int k = keep(dir, e->d_name);
+        if (k < 0)
+            break;
+        if (!k)
+            continue;
+        if (*count == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **grown = realloc(*names, cap * sizeof **names);
+            if (!grown)
+                break;
+            *names = grown;
+        }
+        if (!((*names)[*count] = strdup(e->d_name)))
+            break;
+        (*count)++;
+    }
+    int listed = e == NULL;
+    closedir(d);
+    return listed ? 0 : io_fail("out of memory listing '%s'", dir);
+}
+
 int io_load_png_dir(const char *dir, int size, int channels, size_t limit, float **out,
                     size_t *n)
 {
     *out = NULL, *n = 0;
     if (bad_shape(size, channels))
         return -1;
-    DIR *d = opendir(dir);
-    if (!d)
-        return io_fail("cannot open folder '%s': %s", dir, strerror(errno));
-    char **names = NULL;
-    size_t count = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!is_png(e->d_name))
-            continue;
-        if (count == cap) {
-            cap = cap ? 2 * cap : 256;
-            char **grown = realloc(names, cap * sizeof *names);
-            if (!grown)
-                break;
-            names = grown;
-        }
-        if (!(names[count] = strdup(e->d_name)))
-            break;
-        count++;
-    }
-    int listed = e == NULL;
-    closedir(d);
-    int rc = 0;
+    char **names;
+    size_t count;
+    int rc = list_dir(dir, keep_png, &names, &count);
     float *img = NULL;
     size_t got = 0, per = (size_t)channels * size * size;
-    if (!listed) {
-        rc = io_fail("out of memory listing '%s'", dir);
+    if (rc)
         goto done;
-    }
     if (count == 0) {
         rc = io_fail("folder '%s' has no .png files", dir);
         goto done;
@@ -411,41 +445,12 @@ int io_load_png_classes(const char *dir, int size, int channels, size_t limit, f
                         int32_t **labels, size_t *n, char ***names, int *n_classes)
 {
     *out = NULL, *labels = NULL, *n = 0, *names = NULL, *n_classes = 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return io_fail("cannot open folder '%s': %s", dir, strerror(errno));
-    char **sub = NULL;
-    int k = 0, cap = 0, rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        size_t plen = strlen(dir) + strlen(e->d_name) + 2;
-        char *path = malloc(plen);
-        struct stat sb;
-        if (!path)
-            break;
-        snprintf(path, plen, "%s/%s", dir, e->d_name);
-        int is_dir = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-        free(path);
-        if (!is_dir)
-            continue;
-        if (k == cap) {
-            cap = cap ? 2 * cap : 16;
-            char **grown = realloc(sub, (size_t)cap * sizeof *sub);
-            if (!grown)
-                break;
-            sub = grown;
-        }
-        if (!(sub[k] = strdup(e->d_name)))
-            break;
-        k++;
-    }
-    int listed = e == NULL;
-    closedir(d);
-    if (!listed) {
+    char **sub;
+    size_t listed;
+    int rc = list_dir(dir, keep_subdir, &sub, &listed), k = (int)listed;
+    if (rc) {
         io_free_names(sub, k);
-        return io_fail("out of memory listing '%s'", dir);
+        return rc;
     }
     if (k == 0) {
         free(sub);
