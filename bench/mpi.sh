@@ -13,7 +13,9 @@ echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$ROUNDS"); do
   for np in 1 2; do
     th=$((2 / np))
-    line=$(mpirun --oversubscribe -np $np "$B/examples/train_mpi" --model "$DESC" --data fmnist \
+    # --bind-to none: Open MPI binds each rank to one core by default (np <= 2),
+    # which would put a rank's 2 threads on one core
+    line=$(mpirun --oversubscribe --bind-to none -np $np "$B/examples/train_mpi" --model "$DESC" --data fmnist \
            --limit 2000 --threads $th --steps "$STEPS" --every 0 --out "$T/r" | grep "calls in")
     echo "round $r: $np rank(s) x $th thread(s): ${line#train_mpi: } (load $(cut -d" " -f1 /proc/loadavg))"
     rm -rf "$T/r"
