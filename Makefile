@@ -335,7 +335,7 @@ blender-test: blender-addon
 # make test. onnxruntime-node comes from npm as for bench-ort.
 BENCH_DESCS ?= models/fmnist-small.json models/transgan-s.json
 BENCH_ARGS ?=
-$(B)/bench/bench: bench/bench.c bench/peak.c bench/bench.h $(HDR) $(SHLIB)
+$(B)/bench/bench: bench/bench.c bench/peak.c bench/bench.h bench/util.h $(HDR) $(SHLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -O2 $(WARN) -fopenmp -Iinclude -o $@ bench/bench.c bench/peak.c \
 	    -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..' -ldnnl -lcjson -lm
@@ -343,7 +343,7 @@ $(B)/bench/bench: bench/bench.c bench/peak.c bench/bench.h $(HDR) $(SHLIB)
 # make bench-latency: sprite latency and training speed beside 0-4 busy
 # processes, default thread count against a fixed 2 (bench/latency.sh).
 LATENCY_ARGS ?= 10 1
-$(B)/bench/latency: bench/latency.c $(HDR) $(SHLIB)
+$(B)/bench/latency: bench/latency.c bench/util.h $(HDR) $(SHLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -O2 $(WARN) -Iinclude -o $@ $< -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..' -lm
 .PHONY: bench-latency
@@ -376,7 +376,7 @@ ORT_VERSION := 1.30.0
 # call in one process (bench/bf16_ab.c); on a CPU without AVX512-BF16 both
 # columns are f32. docs/PERFORMANCE.md "bf16".
 BF16_AB_ARGS ?= --seconds 3 --rounds 5
-$(B)/bench/bf16_ab: bench/bf16_ab.c $(HDR) $(SHLIB)
+$(B)/bench/bf16_ab: bench/bf16_ab.c bench/util.h $(HDR) $(SHLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -O2 $(WARN) -Iinclude -o $@ $< -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..' -lm
 .PHONY: bench-bf16
@@ -393,7 +393,7 @@ $(ORT_NODE):
 	@mkdir -p $(ORT_DIR)
 	npm install --ignore-scripts --no-audit --no-fund --prefix $(ORT_DIR) onnxruntime-node@$(ORT_VERSION)
 	@test -f $@
-$(B)/bench/lib_bench: bench/ort/lib_bench.c $(HDR) $(SHLIB)
+$(B)/bench/lib_bench: bench/ort/lib_bench.c bench/util.h $(HDR) $(SHLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -O2 $(WARN) -Iinclude -o $@ $< -L$(B) -ltransgan -Wl,-rpath,'$$ORIGIN/..' -lm
 .PHONY: bench-ort ort-test

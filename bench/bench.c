@@ -40,6 +40,8 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <transgan.h>
 
+#include "util.h"
+
 #include "bench.h"
 
 #define MAX_BATCHES 16
@@ -74,13 +76,6 @@ static void die(const char *fmt, const char *arg)
         }                                                                                          \
     } while (0)
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
@@ -102,19 +97,12 @@ static double round_to(double x, int digits)
     return round(x * s) / s;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* {"median": , "min": , "max": } of v[0..n) */
 static cJSON *spread(const double *v, int n, int digits)
 {
     double *s = xmalloc((size_t)n * sizeof *s);
     memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    double med = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    double med = sort_median(s, n);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "median", round_to(med, digits));
     cJSON_AddNumberToObject(o, "min", round_to(s[0], digits));

@@ -21,6 +21,8 @@
 
 #include <transgan.h>
 
+#include "util.h"
+
 static void die(const char *msg, const char *arg)
 {
     fprintf(stderr, "bf16_ab: %s%s\n", msg, arg);
@@ -35,25 +37,12 @@ static void check(tg_status st, const char *what)
     }
 }
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
+/* the median of v[0..n), v left as it is */
+static double median(const double *v, int n)
 {
     double s[64];
     memcpy(s, v, (size_t)n * sizeof *v);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    return sort_median(s, n);
 }
 
 static int parse_list(const char *s, int *out, int max)

@@ -29,20 +29,9 @@
 
 #include <transgan.h>
 
+#include "util.h"
+
 #define MAX_BUSY 64
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static pid_t busy[MAX_BUSY];
 static int nbusy;

@@ -105,7 +105,7 @@ typedef struct { tg_model *m; float *img; tg_disc_acts a; } dctx;
 static void d_f(void *p, float *y)
 {
     dctx *c = p;
-    OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dnet.w, c->img, y, &c->a, 1));
+    OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dnet.w, c->img, y, &c->a));
 }
 
 static uint64_t d_sig(void *p)
@@ -161,14 +161,14 @@ static void d2_f(void *p, float *y)
 {
     d2ctx *c = p;
     float s[8];
-    OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dnet.w, c->img, s, &c->a, 1));
+    OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dnet.w, c->img, s, &c->a));
     OK(tg_disc_jvp(c->m->dnn, &c->m->disc, c->m->dnet.w, &c->a, &c->ta, c->imgd, y));
 }
 /* the scores, for differences along imgd */
 static void d0_f(void *p, float *y)
 {
     d2ctx *c = p;
-    OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dnet.w, c->img, y, &c->a, 1));
+    OK(tg_disc_fwd(c->m->dnn, &c->m->disc, c->m->dnet.w, c->img, y, &c->a));
 }
 
 static uint64_t d2_sig(void *p)
@@ -344,7 +344,7 @@ static void check_disc_infer(const char *json, int64_t B)
     tg_disc_acts a;
     OK(tg_disc_acts_alloc(&m->disc, B, &a));
     a.labels = lab;
-    OK(tg_disc_fwd(m->dnn, &m->disc, m->dnet.w, img, ref, &a, 1));
+    OK(tg_disc_fwd(m->dnn, &m->disc, m->dnet.w, img, ref, &a));
     OK(tg_disc_infer(m->dnn, &m->disc, m->dnet.w, img, B, lab, got, ws));
     tu_assert_close(got, ref, (size_t)B, 1e-5, 1e-5);
     /* the public call, in slices of at most 64 images when B > 64 */

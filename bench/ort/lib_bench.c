@@ -27,6 +27,8 @@
 
 #include <transgan.h>
 
+#include "../util.h"
+
 static void die(const char *msg, const char *arg)
 {
     fprintf(stderr, "lib_bench: %s%s\n", msg, arg);
@@ -41,13 +43,6 @@ static void check(tg_status st, const char *what)
     }
 }
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static double vmhwm_mib(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -60,12 +55,6 @@ static double vmhwm_mib(void)
             kib = strtod(line + 6, NULL);
     fclose(f);
     return kib / 1024.0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* The compute precision of the model: "f32" (the library's default) or
@@ -177,8 +166,7 @@ int main(int argc, char **argv)
     }
     double sorted[1000];
     memcpy(sorted, rates, (size_t)runs * sizeof *rates);
-    qsort(sorted, (size_t)runs, sizeof *sorted, cmp_double);
-    double med = runs % 2 ? sorted[runs / 2] : 0.5 * (sorted[runs / 2 - 1] + sorted[runs / 2]);
+    double med = sort_median(sorted, runs);
     printf("{\"engine\":\"libtransgan\",\"version\":\"%s\",\"model\":\"%s\",\"net\":\"%s\","
            "\"batch\":%d,\"options\":{\"threads\":%d,\"load\":\"%s\",\"precision\":\"%s\"},"
            "\"img_per_s\":{\"median\":%.2f,\"min\":%.2f,\"max\":%.2f},\"runs\":[",

@@ -85,19 +85,29 @@ static int gz_read_all(gzFile f, void *buf, size_t len)
     return 0;
 }
 
+/* gzopen an idx file (gzip or plain), or NULL after io_fail with why (a
+ * missing Fashion-MNIST file names its Debian package) */
+static gzFile open_idx(const char *path)
+{
+    errno = 0;
+    gzFile f = gzopen(path, "rb");
+    if (!f && errno == ENOENT && !strncmp(path, IO_FMNIST_DIR, strlen(IO_FMNIST_DIR)))
+        io_fail("cannot open '%s': %s; Fashion-MNIST comes with the Debian package %s "
+                "(apt-get install %s)", path, strerror(errno), IO_FMNIST_PACKAGE,
+                IO_FMNIST_PACKAGE);
+    else if (!f)
+        io_fail("cannot open '%s': %s", path, errno ? strerror(errno) : "out of memory");
+    return f;
+}
+
 int io_load_idx(const char *path, int size, int channels, size_t limit, float **out, size_t *n)
 {
     *out = NULL, *n = 0;
     if (bad_shape(size, channels))
         return -1;
-    errno = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f && errno == ENOENT && !strncmp(path, IO_FMNIST_DIR, strlen(IO_FMNIST_DIR)))
-        return io_fail("cannot open '%s': %s; Fashion-MNIST comes with the Debian package %s "
-                       "(apt-get install %s)", path, strerror(errno), IO_FMNIST_PACKAGE,
-                       IO_FMNIST_PACKAGE);
+    gzFile f = open_idx(path);
     if (!f)
-        return io_fail("cannot open '%s': %s", path, errno ? strerror(errno) : "out of memory");
+        return -1;
     gzbuffer(f, 1 << 17);
     unsigned char hdr[16];
     if (gz_read_all(f, hdr, sizeof hdr) || hdr[0] || hdr[1] || hdr[2] != 8 || hdr[3] != 3) {
@@ -149,14 +159,9 @@ int io_load_idx(const char *path, int size, int channels, size_t limit, float **
 int io_load_idx_labels(const char *path, size_t limit, int32_t **out, size_t *n)
 {
     *out = NULL, *n = 0;
-    errno = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f && errno == ENOENT && !strncmp(path, IO_FMNIST_DIR, strlen(IO_FMNIST_DIR)))
-        return io_fail("cannot open '%s': %s; Fashion-MNIST comes with the Debian package %s "
-                       "(apt-get install %s)", path, strerror(errno), IO_FMNIST_PACKAGE,
-                       IO_FMNIST_PACKAGE);
+    gzFile f = open_idx(path);
     if (!f)
-        return io_fail("cannot open '%s': %s", path, errno ? strerror(errno) : "out of memory");
+        return -1;
     unsigned char hdr[8];
     if (gz_read_all(f, hdr, sizeof hdr) || hdr[0] || hdr[1] || hdr[2] != 8 || hdr[3] != 1) {
         gzclose(f);

@@ -30,4 +30,9 @@ tg_status tg_api_model_new(tg_desc *desc, tg_model **out);
  * TG_LOAD_SAMPLING_ONLY does not have. */
 tg_status tg_api_sampling_only(const char *fn, const char *what);
 
+/* Every one of labels[0 .. n) in 0 .. K-1 (labels NULL: nothing to check),
+ * else INVALID_ARGUMENT naming fn, the array (`what`) and the index. */
+tg_status tg_api_labels_in_range(const char *fn, const char *what, const int32_t *labels,
+                                 size_t n, int K);
+
 #endif

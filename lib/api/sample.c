@@ -76,11 +76,17 @@ static tg_status check_labels(const tg_model *m, const char *fn, const int32_t *
     if (K == 0)
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "%s: labels given, but the model is unconditional "
                        "(num_classes = 0); pass labels = NULL", fn);
-    for (size_t i = 0; i < n; i++)
+    return tg_api_labels_in_range(fn, "labels", labels, n, K);
+}
+
+tg_status tg_api_labels_in_range(const char *fn, const char *what, const int32_t *labels,
+                                 size_t n, int K)
+{
+    for (size_t i = 0; labels && i < n; i++)
         if (labels[i] < 0 || labels[i] >= K)
-            return tg_fail(TG_ERR_INVALID_ARGUMENT, "%s: labels[%zu] = %d is out of range "
-                           "(the model has num_classes = %d: 0 .. %d)", fn, i, (int)labels[i], K,
-                           K - 1);
+            return tg_fail(TG_ERR_INVALID_ARGUMENT, "%s: %s[%zu] = %d is out of range "
+                           "(the model has num_classes = %d: 0 .. %d)", fn, what, i,
+                           (int)labels[i], K, K - 1);
     return TG_OK;
 }
 
@@ -292,7 +298,7 @@ static tg_status discriminate(tg_model *m, const char *fn, const float *images,
         for (size_t i = 0; i < n; i += (size_t)slice) {
             m->d_acts.B = (int64_t)TG_MIN((size_t)slice, n - i); /* fits the same buffers */
             TG_TRY(tg_disc_fwd(m->dnn, &m->disc, m->dnet.w, images + i * per, scores + i,
-                               &m->d_acts, 0));
+                               &m->d_acts));
         }
     } else {
         int64_t slice = disc_slice(m, n);

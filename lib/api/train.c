@@ -4,14 +4,14 @@
 
 /* Training computes in f32 whatever the inference precision; the bf16 copies
  * follow the weights it changed (or restored). */
-static tg_status train_f32(tg_model *m, const float *real, size_t n, const int32_t *yr,
-                           const int32_t *yd, const int32_t *yg, const float *z_d,
-                           const float *z_g, const float *alpha, tg_train_stats *stats)
+static tg_status train_f32(tg_model *m, const float *real, size_t n, const tg_step_labels *lab,
+                           const float *z_d, const float *z_g, const float *alpha,
+                           tg_train_stats *stats)
 {
     if (!m)
-        return tg_train_run(m, real, n, z_d, z_g, alpha, stats);
+        return tg_train_run(m, real, n, lab, z_d, z_g, alpha, stats);
     tg_model_force_f32(m, 1);
-    tg_status st = tg_train_run_labels(m, real, n, yr, yd, yg, z_d, z_g, alpha, stats);
+    tg_status st = tg_train_run(m, real, n, lab, z_d, z_g, alpha, stats);
     tg_model_force_f32(m, 0);
     tg_model_weights_changed(m);
     return st;
@@ -30,7 +30,7 @@ TG_API tg_status tg_train_step(tg_model *m, const float *real, size_t n, const f
                        "(num_classes = %d): train it with tg_train_step_labels and the real "
                        "batch's labels", m->desc.num_classes);
     }
-    TG_RETURN_ON_MODEL_THREADS(m, train_f32(m, real, n, NULL, NULL, NULL, z_d, z_g, alpha, stats));
+    TG_RETURN_ON_MODEL_THREADS(m, train_f32(m, real, n, NULL, z_d, z_g, alpha, stats));
 }
 
 TG_API tg_status tg_model_set_data_parallel(tg_model *m, int rank, int world,
@@ -54,25 +54,14 @@ TG_API tg_status tg_model_set_data_parallel(tg_model *m, int rank, int world,
                        "an equal share of both)", world, d->t.d_batch, d->t.g_batch);
     /* the training buffers are sized for the replica's batches: the next
      * step makes them again (the networks' state arrays stay) */
-    if ((world > 1 ? world : 1) != (m->dp_world > 1 ? m->dp_world : 1) || rank != m->dp_rank) {
+    if (world != m->dp_world || rank != m->dp_rank) {
         tg_trainer_free(m->trainer);
         m->trainer = NULL;
     }
-    m->dp_rank = world > 1 ? rank : 0;
+    m->dp_rank = rank; /* 0 when world is 1 */
     m->dp_world = world;
     m->dp_fn = world > 1 ? allreduce : NULL;
     m->dp_user = world > 1 ? user : NULL;
-    return TG_OK;
-}
-
-/* every label of one array in range; what names the array in messages */
-static tg_status check_range(const int32_t *y, size_t n, int K, const char *what)
-{
-    for (size_t i = 0; y && i < n; i++)
-        if (y[i] < 0 || y[i] >= K)
-            return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_train_step_labels: %s[%zu] = %d is out "
-                           "of range (the model has num_classes = %d: 0 .. %d)", what, i,
-                           (int)y[i], K, K - 1);
     return TG_OK;
 }
 
@@ -95,23 +84,25 @@ static tg_status step_labels(tg_model *m, const float *real, size_t n,
         if (yr || yd || yg)
             return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_train_step_labels: labels given, but the "
                            "model is unconditional (num_classes = 0); pass labels = NULL");
-        return train_f32(m, real, n, NULL, NULL, NULL, z_d, z_g, alpha, stats);
+        return train_f32(m, real, n, NULL, z_d, z_g, alpha, stats);
     }
     if (!yr)
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_train_step_labels: the model is "
                        "class-conditional (num_classes = %d): labels->real must hold the real "
                        "batch's %d labels", K, m->desc.t.d_batch);
     /* a data-parallel replica's share of the batches (tg_model_set_data_parallel) */
-    int world = m->dp_world > 1 ? m->dp_world : 1;
+    int world = m->dp_world;
     size_t bd = (size_t)(m->desc.t.d_batch / world), bg = (size_t)(m->desc.t.g_batch / world);
     if (n != bd) /* before reading n labels */
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_train_step_labels: the real batch has %zu "
                        "images; training.d_batch is %d (%zu per replica of %d)", n,
                        m->desc.t.d_batch, bd, world);
-    TG_TRY(check_range(yr, n, K, "labels->real"));
-    TG_TRY(check_range(yd, n, K, "labels->fake_d"));
-    TG_TRY(check_range(yg, bg, K, "labels->fake_g"));
-    return train_f32(m, real, n, yr, yd, yg, z_d, z_g, alpha, stats);
+    const char *fn = "tg_train_step_labels";
+    TG_TRY(tg_api_labels_in_range(fn, "labels->real", yr, n, K));
+    TG_TRY(tg_api_labels_in_range(fn, "labels->fake_d", yd, n, K));
+    TG_TRY(tg_api_labels_in_range(fn, "labels->fake_g", yg, bg, K));
+    const tg_step_labels lab = {yr, yd, yg};
+    return train_f32(m, real, n, &lab, z_d, z_g, alpha, stats);
 }
 
 TG_API tg_status tg_train_step_labels(tg_model *m, const float *real, size_t n,

@@ -171,6 +171,15 @@ static tg_status read_plan(const tg_st_file *f, const plan_t *plan, tg_net_state
     return TG_OK;
 }
 
+/* the plan's step counters, RNG and ADA state into the model (the last step
+ * of a load, once nothing can fail) */
+static void apply_counters(tg_model *m, const plan_t *plan)
+{
+    m->dnet.steps = plan->d_steps, m->gnet.steps = plan->g_steps;
+    m->rng = plan->rng;
+    m->ada_p = plan->ada_p, m->ada_sum = plan->ada_sum, m->ada_n = plan->ada_n;
+}
+
 /* Load f into an existing model; m changes only when everything is valid:
  * the file is read into staging arrays, which then replace the live ones. */
 tg_status tg_checkpoint_load(tg_model *m, const tg_st_file *f)
@@ -202,9 +211,7 @@ tg_status tg_checkpoint_load(tg_model *m, const tg_st_file *f)
                 tg_net_reset(live[k], i);
             }
         }
-    m->dnet.steps = plan.d_steps, m->gnet.steps = plan.g_steps;
-    m->rng = plan.rng;
-    m->ada_p = plan.ada_p, m->ada_sum = plan.ada_sum, m->ada_n = plan.ada_n;
+    apply_counters(m, &plan);
     return TG_OK;
 }
 
@@ -223,9 +230,7 @@ tg_status tg_checkpoint_load_new(tg_model *m, const tg_st_file *f)
     TG_TRY(read_plan(f, &plan, nets));
     if (!(plan.read[0] & TG_GROUP_EMA))
         tg_net_reset(&m->gnet, TG_ARR_ema); /* only when the model keeps one */
-    m->dnet.steps = plan.d_steps, m->gnet.steps = plan.g_steps;
-    m->rng = plan.rng;
-    m->ada_p = plan.ada_p, m->ada_sum = plan.ada_sum, m->ada_n = plan.ada_n;
+    apply_counters(m, &plan);
     return TG_OK;
 }
 

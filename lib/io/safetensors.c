@@ -949,21 +949,30 @@ static tg_status write_body(FILE *f, const char *tmp, const sbuf *h, const tg_st
     return TG_OK;
 }
 
+/* The folder of path ("." for a bare name, "/" at the root) into dir, without
+ * allocating (the callers run after the rename, when running out of memory
+ * must not fail a save); -1 when it does not fit (a path longer than this
+ * could not have been created). */
+#define TG_DIR_MAX 4096
+static int dir_of(const char *path, char dir[TG_DIR_MAX])
+{
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (slash == path ? 1 : (size_t)(slash - path)) : 1;
+    if (dl >= TG_DIR_MAX)
+        return -1;
+    memcpy(dir, slash ? path : ".", dl);
+    dir[dl] = '\0';
+    return 0;
+}
+
 /* Make the rename durable. Filesystems that cannot fsync a folder (EINVAL)
  * are tolerated: there is nothing more we could do there. */
 static tg_status sync_dir(const char *path)
 {
-    /* no allocation: this runs after the rename, when the save has happened
-     * and running out of memory must not be reported as its failure (a path
-     * longer than this buffer could not have been created) */
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    size_t dl = slash ? (slash == path ? 1 : (size_t)(slash - path)) : 1;
-    if (dl >= sizeof dir)
+    char dir[TG_DIR_MAX];
+    if (dir_of(path, dir))
         return tg_fail(TG_ERR_IO, "safetensors write %s: written, but its folder's name is too "
                        "long to sync", path);
-    memcpy(dir, slash ? path : ".", dl);
-    dir[dl] = '\0';
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     tg_status s = TG_OK;
     if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
@@ -980,14 +989,11 @@ static tg_status sync_dir(const char *path)
  * effort, after our own rename: nothing here can fail a save. */
 static void remove_stale_tmps(const char *path)
 {
-    char dir[4096];
+    char dir[TG_DIR_MAX];
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    size_t dl = slash ? (slash == path ? 1 : (size_t)(slash - path)) : 1;
-    if (dl >= sizeof dir)
+    if (dir_of(path, dir))
         return;
-    memcpy(dir, slash ? path : ".", dl);
-    dir[dl] = '\0';
     size_t bl = strlen(base);
     DIR *d = opendir(dir);
     if (!d)

@@ -99,8 +99,6 @@ static tg_status run(tg_dnn *c, const tg_disc *d, const float *W, const float *i
                      float *scores, tg_disc_acts *a, const tg_disc_acts *pa)
 {
     int64_t B = a->B;
-    size_t am;
-    scratch_floats(d, B, &am);
     /* the image (NCHW, the API's) channels-last, as the units run */
     tg_transpose_fwd(a->cimg, img, B, d->ch, (int64_t)d->S * d->S);
     const float *x = a->cimg;

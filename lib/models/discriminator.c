@@ -134,30 +134,50 @@ void tg_disc_acts_free(tg_disc_acts *a)
     memset(a, 0, sizeof *a);
 }
 
-tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
-                      float *scores, tg_disc_acts *a, int training)
+/* The forward's start, shared with tg_disc_infer: patches of img embedded,
+ * [cls | patch tokens] plus the position embedding into x [B, T, C]; tok and
+ * emb are scratch of B*T1*F and B*T1*C floats. */
+static tg_status embed_tokens(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
+                              int64_t B, float *tok, float *emb, float *x)
 {
-    if (d->kind == TG_DISC_CONV) /* keeps its activations either way */
-        return tg_cdisc_fwd(c, d, W, img, scores, a);
-    int64_t B = a->B, T = d->T, T1 = T - 1, C = d->C;
-    tg_patches_fwd(a->tok, img, B, d->ch, d->S, d->p);
-    TG_TRY(tg_linear_fwd(c, a->emb, a->tok, W + d->pe_w, W + d->pe_b, B * T1, d->F, C));
+    int64_t T = d->T, T1 = T - 1, C = d->C;
+    tg_patches_fwd(tok, img, B, d->ch, d->S, d->p);
+    TG_TRY(tg_linear_fwd(c, emb, tok, W + d->pe_w, W + d->pe_b, B * T1, d->F, C));
     for (int64_t b = 0; b < B; b++) { /* [cls | patch tokens] */
-        memcpy(a->x + b * T * C, W + d->cls, (size_t)C * sizeof(float));
-        memcpy(a->x + (b * T + 1) * C, a->emb + b * T1 * C, (size_t)(T1 * C) * sizeof(float));
+        memcpy(x + b * T * C, W + d->cls, (size_t)C * sizeof(float));
+        memcpy(x + (b * T + 1) * C, emb + b * T1 * C, (size_t)(T1 * C) * sizeof(float));
     }
-    tg_add_broadcast_fwd(a->x, W + d->pos, (size_t)B, (size_t)(T * C));
-    for (int b = 0; b < d->depth; b++)
-        TG_TRY(tg_block_fwd(c, &d->blocks[b], W, a->x, B, T, NULL, NULL,
-                            training ? &a->blk[b] : &a->blk[0], training));
-    for (int64_t b = 0; b < B; b++)
-        memcpy(a->xc + b * C, a->x + b * T * C, (size_t)C * sizeof(float));
-    TG_TRY(tg_layernorm_fwd(c, a->xn, training ? a->mean : NULL, training ? a->var : NULL, a->xc,
-                            W + d->norm_g, W + d->norm_b, B, C));
-    TG_TRY(tg_linear_fwd(c, scores, a->xn, W + d->head_w, W + d->head_b, B, C, 1));
-    if (d->ncls)
-        proj_fwd(d, W, a->labels, a->xn, scores, B);
+    tg_add_broadcast_fwd(x, W + d->pos, (size_t)B, (size_t)(T * C));
     return TG_OK;
+}
+
+/* Its end, shared likewise: the cls rows of x into xc, LayerNorm into xn
+ * (mean, var kept when not NULL: backward reads them), the head, and a
+ * conditional D's projection term (labels NULL: left out). */
+static tg_status head_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *x, int64_t B,
+                          float *xc, float *xn, float *mean, float *var, const int32_t *labels,
+                          float *scores)
+{
+    int64_t T = d->T, C = d->C;
+    for (int64_t b = 0; b < B; b++)
+        memcpy(xc + b * C, x + b * T * C, (size_t)C * sizeof(float));
+    TG_TRY(tg_layernorm_fwd(c, xn, mean, var, xc, W + d->norm_g, W + d->norm_b, B, C));
+    TG_TRY(tg_linear_fwd(c, scores, xn, W + d->head_w, W + d->head_b, B, C, 1));
+    if (d->ncls)
+        proj_fwd(d, W, labels, xn, scores, B);
+    return TG_OK;
+}
+
+tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
+                      float *scores, tg_disc_acts *a)
+{
+    if (d->kind == TG_DISC_CONV)
+        return tg_cdisc_fwd(c, d, W, img, scores, a);
+    int64_t B = a->B, T = d->T;
+    TG_TRY(embed_tokens(c, d, W, img, B, a->tok, a->emb, a->x));
+    for (int b = 0; b < d->depth; b++)
+        TG_TRY(tg_block_fwd(c, &d->blocks[b], W, a->x, B, T, NULL, NULL, &a->blk[b], 1));
+    return head_fwd(c, d, W, a->x, B, a->xc, a->xn, a->mean, a->var, a->labels, scores);
 }
 
 /* ---- inference: what tg_discriminate runs. The training forward keeps
@@ -183,27 +203,13 @@ tg_status tg_disc_infer(tg_dnn *c, const tg_disc *d, const float *W, const float
         return tg_fail(TG_ERR_INTERNAL, "tg_disc_infer: the conv discriminator runs tg_disc_fwd");
     int64_t T = d->T, T1 = T - 1, C = d->C;
     float *x = ws, *s = ws + B * T * C;
-    float *tok = s, *emb = s + B * T1 * d->F;
-    tg_patches_fwd(tok, img, B, d->ch, d->S, d->p);
-    TG_TRY(tg_linear_fwd(c, emb, tok, W + d->pe_w, W + d->pe_b, B * T1, d->F, C));
-    for (int64_t b = 0; b < B; b++) { /* [cls | patch tokens] */
-        memcpy(x + b * T * C, W + d->cls, (size_t)C * sizeof(float));
-        memcpy(x + (b * T + 1) * C, emb + b * T1 * C, (size_t)(T1 * C) * sizeof(float));
-    }
-    tg_add_broadcast_fwd(x, W + d->pos, (size_t)B, (size_t)(T * C));
+    TG_TRY(embed_tokens(c, d, W, img, B, s, s + B * T1 * d->F, x));
     tg_block_acts a;
     if (d->depth)
         tg_block_infer_carve(&d->blocks[0], B * T, s, &a);
     for (int b = 0; b < d->depth; b++)
         TG_TRY(tg_block_fwd(c, &d->blocks[b], W, x, B, T, NULL, NULL, &a, 0));
-    float *xc = s, *xn = s + B * C;
-    for (int64_t b = 0; b < B; b++)
-        memcpy(xc + b * C, x + b * T * C, (size_t)C * sizeof(float));
-    TG_TRY(tg_layernorm_fwd(c, xn, NULL, NULL, xc, W + d->norm_g, W + d->norm_b, B, C));
-    TG_TRY(tg_linear_fwd(c, scores, xn, W + d->head_w, W + d->head_b, B, C, 1));
-    if (d->ncls)
-        proj_fwd(d, W, labels, xn, scores, B);
-    return TG_OK;
+    return head_fwd(c, d, W, x, B, s, s + B * C, NULL, NULL, labels, scores);
 }
 
 tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,

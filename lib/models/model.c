@@ -39,6 +39,7 @@ tg_status tg_model_define(tg_desc *desc, char *desc_json, int sampling_only, tg_
     memset(desc, 0, sizeof *desc);
     m->desc_json = desc_json;
     m->sampling_only = sampling_only;
+    m->dp_world = 1; /* not data parallel until tg_model_set_data_parallel */
     tg_status st = TG_OK;
     if (!m->desc_json)
         st = tg_fail(TG_ERR_OUT_OF_MEMORY, "out of memory writing the descriptor");

@@ -114,9 +114,10 @@ tg_status tg_disc_define(tg_disc *d, const tg_desc *desc);
 void tg_disc_free(tg_disc *d);
 tg_status tg_disc_acts_alloc(const tg_disc *d, int64_t B, tg_disc_acts *a);
 void tg_disc_acts_free(tg_disc_acts *a);
-/* img [B, ch, S, S] -> scores [B]. training keeps what backward needs. */
+/* img [B, ch, S, S] -> scores [B], keeping what backward and the penalty's
+ * passes need in a (a->labels: a conditional D's classes). */
 tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
-                      float *scores, tg_disc_acts *a, int training);
+                      float *scores, tg_disc_acts *a);
 /* Inference (tg_discriminate): img [B, ch, S, S] -> scores [B], the training
  * forward's result within float rounding, in `ws` of tg_disc_infer_floats(d, B)
  * floats (a few per cent of tg_disc_acts_alloc's). labels [B]: a conditional
@@ -176,10 +177,6 @@ struct tg_model {
      * the file had it) or the weights; dnet holds none; no trainer, ever */
     int sampling_only;
     struct tg_trainer *trainer; /* training buffers, made by the first step */
-    /* the classes of the training step in progress on a conditional model:
-     * the real batch's, D's fakes', G's fakes' (NULL: drawn by the step);
-     * set by train/'s tg_train_run_labels for one call, NULL otherwise */
-    const int32_t *step_real, *step_fake_d, *step_fake_g;
     int threads;      /* tg_model_set_threads: 0 = the caller's OpenMP maximum */
     /* locality masks for the stages that use them, at mask_radius[s] */
     uint8_t *masks[TG_MAX_STAGES];

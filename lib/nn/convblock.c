@@ -165,8 +165,7 @@ tg_status tg_cblock_bwd(tg_dnn *c, const tg_cblock *k, const float *W, float *G,
                         int64_t B, const float *xin, const tg_cblock_acts *in, const float *x,
                         const tg_cblock_acts *a, const float *dy, float *dx, float *sc)
 {
-#define GW(off) (G ? G + (off) : NULL)
-#define GB(off) (G && bias ? G + (off) : NULL)
+    float *Gb = bias ? G : NULL; /* where bias gradients go (none: NULL) */
     size_t SS = (size_t)k->S * k->S, So2 = (size_t)k->So * k->So;
     size_t nin = (size_t)B * k->cin * SS, ncs = (size_t)B * k->cout * SS;
     tg_conv_shape s1 = shape_c1(k, B);
@@ -179,7 +178,8 @@ tg_status tg_cblock_bwd(tg_dnn *c, const tg_cblock *k, const float *W, float *G,
         }
         float *du = sc + ncs;
         tg_leaky_bwd(du, da, a->u1, n1, TG_LEAKY_SLOPE);
-        return tg_conv2d_bwd(c, &s1, dx, GW(k->c1_w), GB(k->c1_b), du, xin, W + k->c1_w);
+        return tg_conv2d_bwd(c, &s1, dx, GRAD(G, k->c1_w), GRAD(Gb, k->c1_b), du, xin,
+                             W + k->c1_w);
     }
     /* main branch: [pool] <- conv2 <- act <- conv1 <- act */
     float *b0 = sc, *b1 = sc + ncs, *b2 = sc + 2 * ncs, *b3 = sc + 2 * ncs + nin;
@@ -189,11 +189,12 @@ tg_status tg_cblock_bwd(tg_dnn *c, const tg_cblock *k, const float *W, float *G,
         du2 = b0;
     }
     tg_conv_shape s2 = shape_c2(k, B);
-    TG_TRY(tg_conv2d_bwd(c, &s2, b1, GW(k->c2_w), GB(k->c2_b), du2, in->a1, W + k->c2_w));
+    TG_TRY(tg_conv2d_bwd(c, &s2, b1, GRAD(G, k->c2_w), GRAD(Gb, k->c2_b), du2, in->a1,
+                         W + k->c2_w));
     tg_leaky_bwd(b1, b1, a->u1, ncs, TG_LEAKY_SLOPE);
     float *da0 = dx ? b2 : NULL;
-    TG_TRY(tg_conv2d_bwd(c, &s1, da0, GW(k->c1_w), GB(k->c1_b), b1, k->first ? xin : in->a0,
-                         W + k->c1_w));
+    TG_TRY(tg_conv2d_bwd(c, &s1, da0, GRAD(G, k->c1_w), GRAD(Gb, k->c1_b), b1,
+                         k->first ? xin : in->a0, W + k->c1_w));
     if (dx) {
         if (k->first)
             memcpy(dx, da0, nin * sizeof *dx);
@@ -206,16 +207,15 @@ tg_status tg_cblock_bwd(tg_dnn *c, const tg_cblock *k, const float *W, float *G,
             tg_add_inplace(dx, dy, (size_t)B * k->cout * So2);
         return TG_OK;
     }
-    const float *dv = dy;
-    if (k->down) {
+    /* pooled back: the main branch left exactly this in b0 when it pools
+     * too (DOWN_AVG); a strided main branch did not */
+    const float *dv = k->down ? b0 : dy;
+    if (k->down == DOWN_STRIDE)
         tg_avgpool2_nhwc_bwd(b0, dy, B, k->S, k->cout);
-        dv = b0;
-    }
     tg_conv_shape ss = shape_sc(k, B);
-    TG_TRY(tg_conv2d_bwd(c, &ss, dx ? b3 : NULL, GW(k->sc_w), GB(k->sc_b), dv, xin, W + k->sc_w));
+    TG_TRY(tg_conv2d_bwd(c, &ss, dx ? b3 : NULL, GRAD(G, k->sc_w), GRAD(Gb, k->sc_b), dv, xin,
+                         W + k->sc_w));
     if (dx)
         tg_add_inplace(dx, b3, nin);
     return TG_OK;
-#undef GW
-#undef GB
 }

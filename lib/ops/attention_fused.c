@@ -193,27 +193,9 @@ static inline __attribute__((always_inline)) void vexp2_neg(v16f *io)
 #define TG_CAT_(a, b) a##b
 #define TG_CAT(a, b) TG_CAT_(a, b)
 #define FWD_BLK TG_CAT(fwd_blk_, DP)
-#define DP 4
-#include "attention_fused_fwd.inc"
-#undef DP
-#define DP 8
-#include "attention_fused_fwd.inc"
-#undef DP
-#define DP 16
-#include "attention_fused_fwd.inc"
-#undef DP
-#define DP 24
-#include "attention_fused_fwd.inc"
-#undef DP
-#define DP 32
-#include "attention_fused_fwd.inc"
-#undef DP
-#define DP 48
-#include "attention_fused_fwd.inc"
-#undef DP
-#define DP 64
-#include "attention_fused_fwd.inc"
-#undef DP
+#define TG_WIDTHS_INC "attention_fused_fwd.inc"
+#include "attention_fused_widths.inc"
+#undef TG_WIDTHS_INC
 #undef FWD_BLK
 
 /* ------------------------------------------------------- bf16 forward
@@ -224,15 +206,6 @@ static inline __attribute__((always_inline)) void vexp2_neg(v16f *io)
 #define TG_BF16_KERNEL __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), noinline))
 
 static int64_t pad32(int64_t n) { return (n + 31) & ~(int64_t)31; }
-
-/* f32 -> bf16 bits, nearest even (finite values) */
-static inline __attribute__((always_inline)) uint16_t bf16_round(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
 
 /* 2^x for x <= 0 to bf16's accuracy: vexp2_neg with a degree-3 fit of 2^f on
  * [-1/2, 1/2] (7.5e-5 relative; the result is rounded to bf16, 2e-3) */
@@ -274,33 +247,11 @@ static size_t fwd_bf16_floats(int64_t N, int64_t dh)
 }
 
 #define FWD_BF16 TG_CAT(fwd_bf16_, DP)
-#define DP 4
-#include "attention_fused_bf16.inc"
-#undef DP
-#define DP 8
-#include "attention_fused_bf16.inc"
-#undef DP
-#define DP 16
-#include "attention_fused_bf16.inc"
-#undef DP
-#define DP 24
-#include "attention_fused_bf16.inc"
-#undef DP
-#define DP 32
-#include "attention_fused_bf16.inc"
-#undef DP
-#define DP 48
-#include "attention_fused_bf16.inc"
-#undef DP
-#define DP 64
-#include "attention_fused_bf16.inc"
-#undef DP
-#define DP 96
-#include "attention_fused_bf16.inc"
-#undef DP
-#define DP 128
-#include "attention_fused_bf16.inc"
-#undef DP
+#define TG_WIDTHS_INC "attention_fused_bf16.inc"
+#define TG_WIDTHS_WIDE
+#include "attention_fused_widths.inc"
+#undef TG_WIDTHS_WIDE
+#undef TG_WIDTHS_INC
 #undef FWD_BF16
 
 static void fwd_one_bf16(float *out, const float *qkv, const float *bias, const uint8_t *mask,

@@ -40,12 +40,8 @@ int tg_bf16_supported(void)
  * of the fast version, and CPUs without bf16. */
 static void cvt_c(uint16_t *dst, const float *src, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &src[i], sizeof u);
-        u += 0x7fffu + ((u >> 16) & 1u);
-        dst[i] = (uint16_t)(u >> 16);
-    }
+    for (size_t i = 0; i < n; i++)
+        dst[i] = tg_bf16_round(src[i]);
 }
 
 /* vcvtneps2bf16: 16 floats per instruction, the same rounding; only called

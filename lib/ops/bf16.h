@@ -8,6 +8,8 @@
 #ifndef TG_BF16_H
 #define TG_BF16_H
 
+#include <string.h>
+
 #include "dnn.h"
 
 /* Weight arrays a context can shadow (the generator's weights and EMA, the
@@ -35,8 +37,18 @@ tg_bf16_state *tg_dnn_bf16_state(tg_dnn *c);
  * instructions our kernels use (cpuid); else 0. Cached after the first call. */
 int tg_bf16_supported(void);
 
-/* dst[i] = src[i] rounded to bf16 (nearest, ties to even), as the high 16
- * bits of a float; parallel for large n. */
+/* f32 -> bf16 bits, round half to even on the dropped bits (finite inputs):
+ * one value, inline for the kernels' inner loops (attention_fused_bf16.inc). */
+static inline __attribute__((always_inline)) uint16_t tg_bf16_round(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* dst[i] = tg_bf16_round(src[i]), as the high 16 bits of a float; parallel
+ * for large n. */
 void tg_bf16_from_f32(uint16_t *dst, const float *src, size_t n);
 
 /* Shadow the f32 array src[n] in `slot` (src NULL: the slot shadows

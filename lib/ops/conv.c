@@ -15,10 +15,6 @@
  * included) and cached in the model's context like every other op. */
 #include "ops.h"
 
-/* Cache-key op ids of this file, kept apart from dnn.h's list (which other
- * ops extend) by starting high. */
-enum { OPK_CONV_FWD = 0x100, OPK_CONV_BWD_DATA, OPK_CONV_BWD_WEIGHTS };
-
 static int conv_key(int64_t *key, int op, const tg_conv_shape *s, int bias)
 {
     int n = 0;
@@ -140,7 +136,7 @@ static tg_status weights_in(tg_dnn *c, tg_prim *p, int arg, const tg_conv_shape 
 static tg_status fwd_prim(tg_dnn *c, const tg_conv_shape *s, int bias, tg_prim **out)
 {
     int64_t key[TG_KEY_MAX];
-    int n = conv_key(key, OPK_CONV_FWD, s, bias);
+    int n = conv_key(key, TG_OPK_CONV_FWD, s, bias);
     if ((*out = tg_dnn_find(c, key, n)))
         return TG_OK;
     if (s->k > 8)
@@ -171,7 +167,7 @@ tg_status tg_conv2d_bwd(tg_dnn *c, const tg_conv_shape *s, float *dx, float *dw,
 {
     int64_t key[TG_KEY_MAX];
     if (dx) { /* dx = the transposed convolution of dy */
-        int n = conv_key(key, OPK_CONV_BWD_DATA, s, 0);
+        int n = conv_key(key, TG_OPK_CONV_BWD_DATA, s, 0);
         tg_prim *p = tg_dnn_find(c, key, n);
         if (!p) {
             tg_prim *fp;
@@ -195,7 +191,7 @@ tg_status tg_conv2d_bwd(tg_dnn *c, const tg_conv_shape *s, float *dx, float *dw,
      * ours are added (one buffer collects a tensor's gradient over several
      * passes): through temporaries */
     int bias = db != NULL;
-    int n = conv_key(key, OPK_CONV_BWD_WEIGHTS, s, bias);
+    int n = conv_key(key, TG_OPK_CONV_BWD_WEIGHTS, s, bias);
     tg_prim *p = tg_dnn_find(c, key, n);
     if (!p) {
         tg_prim *fp;

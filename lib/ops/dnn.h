@@ -18,7 +18,10 @@ enum tg_op_id {
     TG_OPK_ELTWISE_FWD,
     TG_OPK_ELTWISE_BWD,
     TG_OPK_SOFTMAX_FWD,
-    TG_OPK_MATMUL_BF16 /* bf16.c: Linear in bf16 */
+    TG_OPK_MATMUL_BF16, /* bf16.c: Linear in bf16 */
+    TG_OPK_CONV_FWD,    /* conv.c: forward, backward data, backward weights */
+    TG_OPK_CONV_BWD_DATA,
+    TG_OPK_CONV_BWD_WEIGHTS
 };
 
 /* A built primitive with one memory object per execution argument; the

@@ -44,11 +44,11 @@ tg_status tg_trainer_make(tg_model *m)
     if (!t)
         return TG_ERR_OUT_OF_MEMORY;
     /* a replica of a data-parallel group computes its share of the batches */
-    int world = m->dp_world > 1 ? m->dp_world : 1;
+    int world = m->dp_world;
     int64_t B = d->t.d_batch / world, Bg = d->t.g_batch / world, bmax = TG_MAX(B, Bg);
     size_t px = (size_t)d->channels * d->image_size * d->image_size;
     int oom = 0;
-    t->rank = world > 1 ? m->dp_rank : 0, t->world = world;
+    t->rank = m->dp_rank, t->world = world;
     t->bd = B, t->bg = Bg;
     t->bmax = bmax;
     tg_status st = tg_gen_acts_alloc(&m->gen, bmax, &t->ga);
@@ -286,7 +286,7 @@ tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug,
         u = t->u;
     }
     t->da.B = B;
-    TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da, 1));
+    TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da));
     for (int64_t b = 0; b < B; b++)
         t->ds[b] = 1.0f;
     TG_TRY(tg_disc_bwd(c, &m->disc, m->dnet.w, NULL, &t->da, t->ds, t->du));
@@ -333,7 +333,7 @@ static const int32_t *fake_labels(tg_model *m, const int32_t *given, int32_t *bu
     /* data parallel: the global batch's classes are drawn on every replica,
      * which keeps its B rows (as draw_rows does for the noise) */
     tg_trainer *t = m->trainer;
-    int64_t lo = (int64_t)t->rank * B, n = B * (t->world > 1 ? t->world : 1);
+    int64_t lo = (int64_t)t->rank * B, n = B * t->world;
     for (int64_t b = 0; b < n; b++) {
         int64_t k = (int64_t)(tg_rng_uniform(&m->rng) * K);
         if (b >= lo && b < lo + B)
@@ -342,29 +342,26 @@ static const int32_t *fake_labels(tg_model *m, const int32_t *given, int32_t *bu
     return buf;
 }
 
-static tg_status d_update(tg_model *m, const float *real, const float *zd, const float *alpha,
-                          uint8_t *const *masks, tg_train_stats *o)
+static tg_status d_update(tg_model *m, const float *real, const tg_step_labels *lab,
+                          const float *zd, const float *alpha, uint8_t *const *masks,
+                          tg_train_stats *o)
 {
     const tg_desc *d = &m->desc;
     tg_trainer *t = m->trainer;
     tg_dnn *c = m->dnn;
     int64_t B = t->bd, C = d->channels, S = d->image_size;
     size_t px = (size_t)C * S * S;
-    if (d->num_classes && !m->step_real)
-        return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_train_step: the model is class-conditional "
-                       "(num_classes = %d): give the real batch's labels "
-                       "(tg_train_step_labels)", d->num_classes);
     /* conditional: real images with their classes, fakes with theirs; the
      * penalty's interpolates with the real ones (docs/SPECIFICATION.md
      * "Class conditioning") */
-    const int32_t *yr = m->step_real, *yf = fake_labels(m, m->step_fake_d, t->lab_d, B);
+    const int32_t *yr = lab->real, *yf = fake_labels(m, lab->fake_d, t->lab_d, B);
     TG_TRY(tg_gen_infer_labels(c, &m->gen, m->gnet.w, zd, yf, B, masks, t->fake, t->gws));
     memset(m->dnet.grad, 0, m->disc.P.total * sizeof(float));
     t->da.B = B;
     /* real, then fake: each forward and backward in turn (one activation set) */
     const float *u = augment(t, &m->rng, real, t->u, B, (int)S, C);
     t->da.labels = yr;
-    TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da, 1));
+    TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da));
     double l_real;
     TG_TRY(d_loss_real(m, t->s, B, t->ds, &l_real));
     o->d_real = mean_of(t->s, B);
@@ -376,12 +373,12 @@ static tg_status d_update(tg_model *m, const float *real, const float *zd, const
         if (t->world > 1)
             TG_TRY(allreduce_sum(m, TG_ALLREDUCE_STATS, &tally, 1));
         m->ada_sum += (int64_t)tally;
-        m->ada_n += B * (t->world > 1 ? t->world : 1);
+        m->ada_n += B * t->world;
     }
     TG_TRY(tg_disc_bwd(c, &m->disc, m->dnet.w, m->dnet.grad, &t->da, t->ds, NULL));
     u = augment(t, &m->rng, t->fake, t->u, B, (int)S, C);
     t->da.labels = yf;
-    TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da, 1));
+    TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da));
     double l_fake = tg_d_loss_fake(d->t.loss, t->s, B, t->ds);
     o->d_fake = mean_of(t->s, B);
     TG_TRY(tg_disc_bwd(c, &m->disc, m->dnet.w, m->dnet.grad, &t->da, t->ds, NULL));
@@ -405,8 +402,8 @@ static tg_status d_update(tg_model *m, const float *real, const float *zd, const
     return update(m, &m->dnet, d->t.d_lr, &o->d_grad_norm, "discriminator");
 }
 
-static tg_status g_update(tg_model *m, const float *real, const float *zg, uint8_t *const *masks,
-                          tg_train_stats *o)
+static tg_status g_update(tg_model *m, const float *real, const tg_step_labels *lab,
+                          const float *zg, uint8_t *const *masks, tg_train_stats *o)
 {
     const tg_desc *d = &m->desc;
     tg_trainer *t = m->trainer;
@@ -414,13 +411,13 @@ static tg_status g_update(tg_model *m, const float *real, const float *zg, uint8
     int64_t Bg = t->bg, B = t->bd, C = d->channels, S = d->image_size;
     memset(m->gnet.grad, 0, m->gen.P.total * sizeof(float));
     t->ga.B = Bg;
-    const int32_t *yg = fake_labels(m, m->step_fake_g, t->lab_g, Bg);
+    const int32_t *yg = fake_labels(m, lab->fake_g, t->lab_g, Bg);
     t->ga.labels = yg;
     TG_TRY(tg_gen_fwd(c, &m->gen, m->gnet.w, zg, 0, masks, &t->ga));
     const float *u = augment(t, &m->rng, t->ga.img, t->u, Bg, (int)S, C);
     t->da.B = Bg;
     t->da.labels = yg;
-    TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da, 1));
+    TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da));
     double gl = tg_g_loss(d->t.loss, t->s, Bg, t->ds);
     TG_TRY(tg_disc_bwd(c, &m->disc, m->dnet.w, NULL, &t->da, t->ds, t->du));
     const float *dimg = t->du;
@@ -434,7 +431,7 @@ static tg_status g_update(tg_model *m, const float *real, const float *zg, uint8
         size_t n = (size_t)B * C * S * S;
         tg_avgpool_fwd(t->lowres, real, B, C, S, S / m->gen.st[1].res);
         t->ga.B = B;
-        t->ga.labels = m->step_real; /* the real images' classes */
+        t->ga.labels = lab->real; /* the real images' classes */
         TG_TRY(tg_gen_fwd(c, &m->gen, m->gnet.w, t->lowres, 1, masks, &t->ga));
         o->sr_loss = tg_mse_fwd(t->ga.img, real, n);
         tg_mse_bwd(t->gx, t->ga.img, real, n, (float)d->t.sr_aux_weight);
@@ -457,8 +454,9 @@ static tg_status g_update(tg_model *m, const float *real, const float *zg, uint8
 
 static int finite_or_null(const float *x, size_t n) { return !x || tg_all_finite(x, n); }
 
-tg_status tg_train_run(tg_model *m, const float *real, size_t n, const float *z_d,
-                       const float *z_g, const float *alpha, tg_train_stats *stats)
+static tg_status step(tg_model *m, const float *real, size_t n, const tg_step_labels *lab,
+                      const float *z_d, const float *z_g, const float *alpha,
+                      tg_train_stats *stats)
 {
     tg_error_clear();
     if (!m || !real)
@@ -467,7 +465,7 @@ tg_status tg_train_run(tg_model *m, const float *real, size_t n, const float *z_
     if (stats && stats->struct_size < 2 * sizeof(uint32_t))
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_train_step: stats->struct_size is not set "
                        "(set it to sizeof(tg_train_stats))");
-    int world = m->dp_world > 1 ? m->dp_world : 1;
+    int world = m->dp_world;
     size_t n_g = (size_t)(d->t.g_batch / world);
     if (n != (size_t)(d->t.d_batch / world)) {
         if (world > 1)
@@ -502,14 +500,14 @@ tg_status tg_train_run(tg_model *m, const float *real, size_t n, const float *z_
     }
     /* this call's DiffAugment probability: ADA's current value or the fixed one */
     t->aug.p = d->t.ada_on ? m->ada_p : d->t.diffaug_p;
-    tg_status st = d_update(m, real, z_d, alpha, masks, &o);
+    tg_status st = d_update(m, real, lab, z_d, alpha, masks, &o);
     if (st == TG_OK && (m->dnet.steps - 1) % (uint64_t)d->t.n_critic == 0) {
         if (!z_g) {
             float *zg = t->z; /* z_d is no longer needed */
             draw_rows(t, &m->rng, zg, n_g, L, 1);
             z_g = zg;
         }
-        st = g_update(m, real, z_g, masks, &o);
+        st = g_update(m, real, lab, z_g, masks, &o);
     }
     if (st != TG_OK) {
         copy_state(m, 1);
@@ -526,16 +524,13 @@ tg_status tg_train_run(tg_model *m, const float *real, size_t n, const float *z_
     return TG_OK;
 }
 
-tg_status tg_train_run_labels(tg_model *m, const float *real, size_t n, const int32_t *labels,
-                              const int32_t *fake_d, const int32_t *fake_g, const float *z_d,
-                              const float *z_g, const float *alpha, tg_train_stats *stats)
+tg_status tg_train_run(tg_model *m, const float *real, size_t n, const tg_step_labels *labels,
+                       const float *z_d, const float *z_g, const float *alpha,
+                       tg_train_stats *stats)
 {
-    /* the step reads the classes from the model for this call only */
-    m->step_real = labels, m->step_fake_d = fake_d, m->step_fake_g = fake_g;
-    tg_status st = tg_train_run(m, real, n, z_d, z_g, alpha, stats);
-    m->step_real = m->step_fake_d = m->step_fake_g = NULL;
-    if (m->trainer) { /* no pointer to the caller's buffers stays behind */
+    static const tg_step_labels none = {0};
+    tg_status st = step(m, real, n, labels ? labels : &none, z_d, z_g, alpha, stats);
+    if (m && m->trainer) /* no pointer to the caller's labels stays behind */
         m->trainer->da.labels = m->trainer->dta.labels = m->trainer->ga.labels = NULL;
-    }
     return st;
 }

@@ -32,18 +32,20 @@ typedef struct tg_trainer {
 tg_status tg_trainer_make(tg_model *m);
 void tg_trainer_free(tg_trainer *t);
 
-/* One training step: the body of tg_train_step (include/transgan.h), its
- * arguments checked here; run by api/ on the model's threads. */
-tg_status tg_train_run(tg_model *m, const float *real, size_t n, const float *z_d,
-                       const float *z_g, const float *alpha, tg_train_stats *stats);
+/* The classes of a conditional model's step: the real batch's [n]
+ * (required), D's fakes' [n] and G's fakes' [g_batch / world] (NULL: drawn
+ * from the model's RNG, uniformly, after alpha and after z_g respectively).
+ * api/ checks them against num_classes. */
+typedef struct tg_step_labels {
+    const int32_t *real, *fake_d, *fake_g;
+} tg_step_labels;
 
-/* tg_train_run with the classes of a conditional model (the body of
- * tg_train_step_labels, whose api/ checks the labels): real [n] (required),
- * fake_d [d_batch] and fake_g [g_batch] (NULL: drawn from the model's RNG,
- * uniformly, after alpha and after z_g respectively). */
-tg_status tg_train_run_labels(tg_model *m, const float *real, size_t n, const int32_t *labels,
-                              const int32_t *fake_d, const int32_t *fake_g, const float *z_d,
-                              const float *z_g, const float *alpha, tg_train_stats *stats);
+/* One training step: the body of tg_train_step and tg_train_step_labels
+ * (include/transgan.h), its arguments checked here (labels: NULL on an
+ * unconditional model); run by api/ on the model's threads. */
+tg_status tg_train_run(tg_model *m, const float *real, size_t n, const tg_step_labels *labels,
+                       const float *z_d, const float *z_g, const float *alpha,
+                       tg_train_stats *stats);
 
 /* The gradient penalty (docs/SPECIFICATION.md "Training step") at
  * interpolates xh [B, C, S, S] under the augmentation draw `aug` (NULL:
