@@ -55,3 +55,24 @@ def test_fid_finite_and_steps_consistent(run):
     assert 0.3 < q["baselines"]["train 10k (real)"] < 2  # the evaluator's real-vs-real
     table = (out / "quality.md").read_text()
     assert "| %d |" % q["rows"][-1]["d_steps"] in table
+
+
+def test_conditional_run_reports_class_accuracy(tmp_path):
+    """A class-conditional descriptor trains on the labels (`train --labels
+    fmnist`) and each checkpoint is scored for class accuracy: samples asked for
+    class i mod 10 (`generate --class cycle`) against the evaluator's classifier."""
+    p = subprocess.run([sys.executable, SCRIPT, "run",
+                        os.path.join(ROOT, "tests/data/tiny-cond-train.json"),
+                        "--minutes", "0.17", "--every", "0.17", "--samples", "500",
+                        "--limit", "500", "--out", str(tmp_path),
+                        "--build", os.environ.get("QUALITY_BUILD", os.path.join(ROOT, "build"))],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    q = json.loads((tmp_path / "quality.json").read_text())
+    for r in q["rows"]:
+        assert 0.0 <= r["class_accuracy"] <= 1.0
+        assert len(r["per_class"]) == 10  # every class asked for (500 samples cycle 0..9)
+        assert math.isfinite(r["fid"])
+    table = (tmp_path / "quality.md").read_text()
+    assert "class accuracy" in table and "| %.1f %% |" % (100 * q["rows"][-1]["class_accuracy"]) in table
+    assert "class accuracy" in p.stdout

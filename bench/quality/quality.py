@@ -23,6 +23,12 @@ stem) receives:
   samples_<d_steps>.png   64 EMA samples per checkpoint (train's grids, fixed z)
   run/           train's output: log.tsv, checkpoints, train.out
 
+A class-conditional descriptor (num_classes > 0) trains on Fashion-MNIST's
+labels (`train --labels fmnist`); its checkpoints are sampled with image i of
+class i mod K (`generate --class cycle`), and the table adds the class accuracy
+(how many samples the evaluator's classifier puts in the class asked for),
+overall and per class at the last checkpoint.
+
 The baselines (real, noisy, blurred training images: `fmnist_fid.py
 --baselines`) are computed once and cached in bench/results/quality-baselines.json.
 Needs `make all examples` and the packages of bench/fid/README.md. The machine
@@ -111,20 +117,31 @@ def score(out, samples, bins, log=print):
     ev = fmnist_fid.Evaluator()
     rows = []
     npy = os.path.join(out, "samples.npy")
+    # a class-conditional model is asked for each class in turn (image i of
+    # class i mod K: `generate --class cycle`), so the FID is of a class-balanced
+    # set and the evaluator's classifier can say how often sample i is of class i mod K
+    ncls = desc.get("num_classes", 0)
     for d, name in cks:
         g = subprocess.run([bins["generate"], os.path.join(run, name), "--n", str(samples),
-                            "--seed", "1", "--npy", npy], capture_output=True, text=True)
+                            "--seed", "1", "--npy", npy] + (["--class", "cycle"] if ncls else []),
+                           capture_output=True, text=True)
         if g.returncode != 0:  # its progress goes to stderr: shown only on failure
             raise SystemExit("quality: generate failed on %s:\n%s" % (name, g.stderr[-2000:]))
-        r = ev.score(fmnist_fid.load_samples(npy))
+        x = fmnist_fid.load_samples(npy)
+        r = ev.score(x)
+        acc = ev.class_report(x, np.arange(len(x)) % ncls) if ncls else None
         g, secs = steps.get(d, (None, None))
         row = {"minutes": None if secs is None else round(secs / 60, 2), "d_steps": d,
                "g_steps": g, "images_seen": d * d_batch, "fid": r["fid"],
                "classifier_score": r["classifier_score"], "n": r["n"],
                "aug_p": aug_p(metadata_of(os.path.join(run, name)), desc)}
+        if acc:
+            row["class_accuracy"] = acc["accuracy"]
+            row["per_class"] = {v["name"]: v["accuracy"] for v in acc["per_class"].values()}
         rows.append(row)
-        log("quality: d_steps %d  %s min  FID %.2f  score %.2f" % (d, row["minutes"], r["fid"],
-                                                                 r["classifier_score"]))
+        log("quality: d_steps %d  %s min  FID %.2f  score %.2f%s" % (
+            d, row["minutes"], r["fid"], r["classifier_score"],
+            "  class accuracy %.1f%%" % (100 * acc["accuracy"]) if acc else ""))
         grid = os.path.join(run, "samples_%d.png" % d)
         if os.path.exists(grid):
             shutil.copy(grid, os.path.join(out, "samples_%d.png" % d))
@@ -197,6 +214,7 @@ def base_lines(base):
 
 def write(out, desc, rows, base, meta):
     name = meta["name"]
+    cond = "class_accuracy" in rows[0]
     with open(os.path.join(out, "quality.json"), "w") as f:
         json.dump({**meta, "rows": rows, "baselines": base, "descriptor": desc}, f, indent=1)
     plot(os.path.join(out, "curve.png"), [(name, [(r["minutes"], r["fid"]) for r in rows])],
@@ -214,11 +232,22 @@ def write(out, desc, rows, base, meta):
                  else "the library's load-following thread count", meta["host"],
                  "/".join(meta["load_before"]), "/".join(meta["load_after"]), meta["started"]),
              "", "| minutes | D steps | G steps | images seen by D | FID | classifier score "
-             "| DiffAugment p |", "|---:|---:|---:|---:|---:|---:|---:|"]
+             "| DiffAugment p |%s" % (" class accuracy |" if cond else ""),
+             "|---:|---:|---:|---:|---:|---:|---:|%s" % ("---:|" if cond else "")]
     for r in rows:
-        lines.append("| %s | %d | %s | %d | %.2f | %.2f | %s |" % (
+        lines.append("| %s | %d | %s | %d | %.2f | %.2f | %s |%s" % (
             r["minutes"], r["d_steps"], r["g_steps"], r["images_seen"], r["fid"],
-            r["classifier_score"], r["aug_p"]))
+            r["classifier_score"], r["aug_p"],
+            " %.1f %% |" % (100 * r["class_accuracy"]) if cond else ""))
+    if cond:
+        last = rows[-1]
+        lines += ["", "Class accuracy at %d D steps (samples asked for class k that the "
+                  "evaluator's classifier puts in class k; the classifier is right on %s of "
+                  "the real test images):" % (last["d_steps"], "90.4 %"), "",
+                  "| " + " | ".join(last["per_class"]) + " |",
+                  "|" + "---:|" * len(last["per_class"]),
+                  "| " + " | ".join("%.1f %%" % (100 * v) for v in last["per_class"].values())
+                  + " |"]
     lines += ["", "Baselines on the same evaluator (10,000 images): " +
               ", ".join("%s %.1f" % (k, v) for k, v in base_lines(base).items()) + ".", "",
               "![FID against minutes](curve.png)", ""]
@@ -292,6 +321,9 @@ def main(argv=None):
            "--threads", str(a.threads), "--seed", str(a.seed), "--out", run]
     if a.limit:
         cmd += ["--limit", str(a.limit)]
+    with open(a.descriptor) as f:
+        if json.load(f).get("num_classes", 0):
+            cmd += ["--labels", "fmnist"]  # a conditional model trains on the class labels
     meta = {"name": name, "descriptor_path": os.path.relpath(os.path.abspath(a.descriptor), ROOT),
             "minutes_budget": a.minutes, "threads": a.threads, "host": platform.node(),
             "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
