@@ -295,11 +295,15 @@ static tg_status discriminate(tg_model *m, const char *fn, const float *images,
             TG_TRY(tg_disc_acts_alloc(&m->disc, slice, &m->d_acts));
             m->d_acts_cap = slice;
         }
-        for (size_t i = 0; i < n; i += (size_t)slice) {
+        tg_status st = TG_OK;
+        for (size_t i = 0; st == TG_OK && i < n; i += (size_t)slice) {
             m->d_acts.B = (int64_t)TG_MIN((size_t)slice, n - i); /* fits the same buffers */
-            TG_TRY(tg_disc_fwd(m->dnn, &m->disc, m->dnet.w, images + i * per, scores + i,
-                               &m->d_acts));
+            m->d_acts.labels = labels ? labels + i : NULL; /* NULL: without the projection */
+            st = tg_disc_fwd(m->dnn, &m->disc, m->dnet.w, images + i * per, scores + i,
+                             &m->d_acts);
         }
+        m->d_acts.labels = NULL; /* no pointer to the caller's labels stays behind */
+        TG_TRY(st);
     } else {
         int64_t slice = disc_slice(m, n);
         TG_TRY(grow(&m->d_ws, &m->d_ws_floats, tg_disc_infer_floats(&m->disc, slice)));

@@ -122,7 +122,7 @@ tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *
  * forward's result within float rounding, in `ws` of tg_disc_infer_floats(d, B)
  * floats (a few per cent of tg_disc_acts_alloc's). labels [B]: a conditional
  * D's classes (the projection term), or NULL to leave it out. The transformer
- * D only (the conv D's inference is tg_disc_fwd). */
+ * D only (the conv D's inference is tg_disc_fwd with a->labels). */
 size_t tg_disc_infer_floats(const tg_disc *d, int64_t B);
 tg_status tg_disc_infer(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
                         int64_t B, const int32_t *labels, float *scores, float *ws);
@@ -143,6 +143,15 @@ tg_status tg_disc_jvp(tg_dnn *c, const tg_disc *d, const float *W, const tg_disc
  * the exact second-order gradient of the gradient penalty. Uses a's scratch. */
 tg_status tg_disc_bwd2(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
                        const tg_disc_acts *ta, const float *dscoresd);
+
+/* A conditional D's projection term on the features h [B, C] its head sees
+ * (or their tangent): s[b] += <class_embed[y_b], h[b]>, and its reverse
+ * (dh += ds E[y], E's gradient rows in G if not NULL). Nothing when the D is
+ * unconditional or lab is NULL (docs/SECOND_ORDER.md section 11). */
+void tg_disc_proj_fwd(const tg_disc *d, const float *W, const int32_t *lab, const float *h,
+                      float *s, int64_t B, int64_t C);
+void tg_disc_proj_bwd(const tg_disc *d, const float *W, float *G, const int32_t *lab,
+                      const float *h, const float *ds, float *dh, int64_t B, int64_t C);
 
 /* The convolutional discriminator (models/disc_conv.c): the same contract
  * as the tg_disc_* functions above, which dispatch to these by kind. */
