@@ -398,40 +398,51 @@ START_TEST(disc_infer_matches_training)
 }
 END_TEST
 
-/* The conv D's public inference (tg_discriminate_labels: tg_disc_fwd on the
- * model's own activations, slice by slice) against the training forward with
- * the same classes; labels NULL leaves the projection term out. */
+/* The conv D's lean inference (tg_disc_infer: units in two alternating
+ * regions, forward-only scratch; the workspace starts as NaN) and the public
+ * call (tg_discriminate_labels, slice by slice) against the training forward
+ * with the same classes; labels NULL leaves the projection term out. */
 static void check_conv_discriminate(const char *json, int64_t B)
 {
     tg_model *m = make(json);
     int K = m->desc.num_classes;
     size_t npx = (size_t)B * m->disc.ch * m->disc.S * m->disc.S;
     float *img = tu_rand(npx, -1, 1), *ref = calloc((size_t)B, 4), *ref0 = calloc((size_t)B, 4),
-          *api = nan_buf((size_t)B);
-    int32_t *lab = malloc((size_t)B * sizeof *lab);
-    for (int64_t i = 0; i < B; i++)
-        lab[i] = (int32_t)((i * 7 + 1) % K);
+          *api = nan_buf((size_t)B), *ws = nan_buf(tg_disc_infer_floats(&m->disc, B));
+    int32_t *lab = NULL;
+    if (K) {
+        lab = malloc((size_t)B * sizeof *lab);
+        for (int64_t i = 0; i < B; i++)
+            lab[i] = (int32_t)((i * 7 + 1) % K);
+    }
     tg_disc_acts a;
     OK(tg_disc_acts_alloc(&m->disc, B, &a));
     a.labels = lab;
     OK(tg_disc_fwd(m->dnn, &m->disc, m->dnet.w, img, ref, &a));
     a.labels = NULL;
     OK(tg_disc_fwd(m->dnn, &m->disc, m->dnet.w, img, ref0, &a));
+    OK(tg_disc_infer(m->dnn, &m->disc, m->dnet.w, img, B, lab, api, ws));
+    tu_assert_close(api, ref, (size_t)B, 1e-5, 1e-5);
+    /* the lean workspace is a part of the training one */
+    ck_assert_uint_lt(tg_disc_infer_floats(&m->disc, B), a.floats * 3 / 4);
+    for (int64_t i = 0; i < B; i++)
+        api[i] = NAN;
     OK(tg_discriminate_labels(m, img, lab, (size_t)B, api, (size_t)B));
     tu_assert_close(api, ref, (size_t)B, 1e-5, 1e-5);
-    ck_assert_ptr_null(m->d_acts.labels); /* no pointer to the caller's labels kept */
-    /* the term is there: per image, the scores with and without it differ */
-    for (int64_t i = 0; i < B; i++)
-        ck_assert_msg(fabsf(ref[i] - ref0[i]) > 1e-6f, "image %d: no projection term", (int)i);
     OK(tg_discriminate(m, img, (size_t)B, api, (size_t)B));
     tu_assert_close(api, ref0, (size_t)B, 1e-5, 1e-5);
-    /* a class out of range is refused */
-    lab[B - 1] = K;
-    ck_assert_int_eq(tg_discriminate_labels(m, img, lab, (size_t)B, api, (size_t)B),
-                     TG_ERR_INVALID_ARGUMENT);
-    ck_assert_ptr_nonnull(strstr(tg_last_error(), "labels"));
+    if (K) {
+        /* the term is there: per image, the scores with and without it differ */
+        for (int64_t i = 0; i < B; i++)
+            ck_assert_msg(fabsf(ref[i] - ref0[i]) > 1e-6f, "image %d: no projection term", (int)i);
+        /* a class out of range is refused */
+        lab[B - 1] = K;
+        ck_assert_int_eq(tg_discriminate_labels(m, img, lab, (size_t)B, api, (size_t)B),
+                         TG_ERR_INVALID_ARGUMENT);
+        ck_assert_ptr_nonnull(strstr(tg_last_error(), "labels"));
+    }
     tg_disc_acts_free(&a);
-    free(img), free(ref), free(ref0), free(api), free(lab);
+    free(img), free(ref), free(ref0), free(api), free(lab), free(ws);
     tg_model_destroy(m);
     tu_assert_no_ref();
 }
@@ -440,6 +451,9 @@ START_TEST(conv_discriminate_labels)
 {
     check_conv_discriminate(desc_cres_c, 5);
     check_conv_discriminate(desc_cplain_stride_c, 70); /* two slices: 64 + 6 */
+    check_conv_discriminate(desc_cres, 3);             /* unconditional, every unit form */
+    check_conv_discriminate(desc_cres_stride, 2);
+    check_conv_discriminate(desc_cplain, 4);
 }
 END_TEST
 

@@ -137,6 +137,55 @@ tg_status tg_cdisc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float 
     return run(c, d, W, img, scores, a, NULL);
 }
 
+/* ---- inference (tg_discriminate): unit after unit, each one's activations
+ * carved in turn from one of two regions (unit u's input is unit u-1's
+ * output, in the other region), with the forward-only scratch; nothing is
+ * kept for backward. Workspace: the channels-last image, two regions of
+ * the largest unit's activations, the largest forward scratch, the pooled
+ * features. ---- */
+
+static size_t infer_parts(const tg_disc *d, int64_t B, size_t *region, size_t *scratch)
+{
+    size_t r = 0, s = 0;
+    for (int u = 0; u < d->ncb; u++) {
+        r = TG_MAX(r, tg_cblock_acts_floats(&d->cb[u], B));
+        s = TG_MAX(s, tg_cblock_fwd_scratch_floats(&d->cb[u], B));
+    }
+    *region = r, *scratch = s;
+    return (size_t)B * d->ch * d->S * d->S + 2 * r + s + (size_t)B * d->cC;
+}
+
+size_t tg_cdisc_infer_floats(const tg_disc *d, int64_t B)
+{
+    size_t r, s;
+    return infer_parts(d, B, &r, &s);
+}
+
+tg_status tg_cdisc_infer(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
+                         int64_t B, const int32_t *labels, float *scores, float *ws)
+{
+    size_t rf, sf;
+    infer_parts(d, B, &rf, &sf);
+    float *x0 = ws, *region[2] = {x0 + (size_t)B * d->ch * d->S * d->S, NULL};
+    region[1] = region[0] + rf;
+    float *sc = region[1] + rf, *g = sc + sf;
+    tg_transpose_fwd(x0, img, B, d->ch, (int64_t)d->S * d->S);
+    const float *x = x0;
+    tg_cblock_acts a = {0};
+    for (int u = 0; u < d->ncb; u++) {
+        tg_cblock_acts_carve(&d->cb[u], B, region[u & 1], &a);
+        TG_TRY(tg_cblock_fwd(c, &d->cb[u], W, B, x, &a, sc));
+        x = a.y;
+    }
+    size_t hsz = (size_t)B * d->cC * d->cS * d->cS;
+    if (d->cres) /* in place: the last unit's output is not needed after */
+        tg_leaky_fwd(a.y, a.y, hsz, TG_LEAKY_SLOPE);
+    tg_gpool_fwd(g, a.y, B, d->cC, (int64_t)d->cS * d->cS, d->cpool == TG_POOL_MEAN);
+    TG_TRY(tg_linear_fwd(c, scores, g, W + d->head_w, W + d->head_b, B, d->cC, 1));
+    tg_disc_proj_fwd(d, W, labels, g, scores, B, d->cC);
+    return TG_OK;
+}
+
 tg_status tg_cdisc_jvp(tg_dnn *c, const tg_disc *d, const float *W, const tg_disc_acts *a,
                        tg_disc_acts *ta, const float *imgd, float *scoresd)
 {

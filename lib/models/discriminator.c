@@ -190,6 +190,8 @@ tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *
 
 size_t tg_disc_infer_floats(const tg_disc *d, int64_t B)
 {
+    if (d->kind == TG_DISC_CONV)
+        return tg_cdisc_infer_floats(d, B);
     size_t T1 = (size_t)(d->T - 1), M = (size_t)B * d->T, C = (size_t)d->C;
     size_t blk = d->depth ? tg_block_infer_floats(&d->blocks[0], (int64_t)M) : 0;
     size_t embed = (size_t)B * T1 * ((size_t)d->F + C); /* tok, emb */
@@ -200,8 +202,8 @@ size_t tg_disc_infer_floats(const tg_disc *d, int64_t B)
 tg_status tg_disc_infer(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
                         int64_t B, const int32_t *labels, float *scores, float *ws)
 {
-    if (d->kind != TG_DISC_TRANSFORMER)
-        return tg_fail(TG_ERR_INTERNAL, "tg_disc_infer: the conv discriminator runs tg_disc_fwd");
+    if (d->kind == TG_DISC_CONV)
+        return tg_cdisc_infer(c, d, W, img, B, labels, scores, ws);
     int64_t T = d->T, T1 = T - 1, C = d->C;
     float *x = ws, *s = ws + B * T * C;
     TG_TRY(embed_tokens(c, d, W, img, B, s, s + B * T1 * d->F, x));
