@@ -14,7 +14,7 @@
 
 
 static const char *fixtures[] = {"tiny-ln", "gray-relbias-tanh", "rgba-locality", "rgb-sr",
-                                 "conv-res", "conv-plain-stride", "cond-ln"};
+                                 "conv-res", "conv-plain-stride", "cond-ln", "cond-conv"};
 #define NFIX (sizeof fixtures / sizeof *fixtures)
 
 static double rel_l2(const float *a, const float *b, size_t n)

@@ -717,8 +717,13 @@ START_TEST(class_keys)
                "class_names[1]: must differ from every other class name");
     expect_err(H("'num_classes':2,'class_names':['a','']"), "class_names[1]: must be a non-empty");
     expect_err(H("'num_classes':2,'class_names':['a',3]"), "class_names[1]: must be a non-empty");
-    expect_err(H("'num_classes':2,'discriminator':{'kind':'conv'}"),
-               "num_classes: a class-conditional model needs discriminator.kind \"transformer\"");
+    /* the conv D takes classes too (its projection head); bad names still fail */
+    parse_ok(H("'num_classes':2,'discriminator':{'kind':'conv'}"), &d);
+    ck_assert_int_eq(d.num_classes, 2);
+    ck_assert_int_eq(d.d.kind, TG_DISC_CONV);
+    tg_desc_free(&d);
+    expect_err(H("'num_classes':2,'class_names':['a'],'discriminator':{'kind':'conv'}"),
+               "class_names: must have num_classes = 2");
 }
 END_TEST
 

@@ -80,6 +80,19 @@ static const char *desc_pn_c =
     "\"generator\":{\"bottom_width\":3,\"embed_dim\":20,\"depths\":[1,1],\"heads\":5,\"mlp_ratio\":2,"
     "\"norm\":\"pixelnorm\",\"relative_position_bias\":true,\"output\":\"tanh\"},"
     "\"discriminator\":{\"patch_size\":3,\"embed_dim\":10,\"depth\":1,\"heads\":2,\"mlp_ratio\":2}}";
+/* the conv D's projection head: residual units pooled by sum, and plain
+ * ones down by stride pooled by mean */
+static const char *desc_cres_c =
+    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":5,\"num_classes\":3,"
+    "\"image\":{\"size\":8,\"channels\":3},"
+    "\"generator\":{\"bottom_width\":4,\"embed_dim\":24,\"depths\":[1,1],\"heads\":3,\"mlp_ratio\":2},"
+    "\"discriminator\":{\"kind\":\"conv\",\"widths\":[4,6],\"blocks\":[1,2]}}";
+static const char *desc_cplain_stride_c =
+    "{\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":5,\"num_classes\":3,"
+    "\"image\":{\"size\":8,\"channels\":4},"
+    "\"generator\":{\"bottom_width\":4,\"embed_dim\":24,\"depths\":[1,1],\"heads\":3,\"mlp_ratio\":2},"
+    "\"discriminator\":{\"kind\":\"conv\",\"widths\":[4,5],\"blocks\":[1,1],\"down\":\"stride\","
+    "\"residual\":false,\"pool\":\"mean\"}}";
 /* the batch's classes for conditional models (a repeated class: its table
  * rows collect the gradients of several images) */
 static const int32_t labels[4] = {2, 0, 2, 1};
@@ -297,6 +310,20 @@ START_TEST(cond_disc_grad) { check_disc(desc_ln_c, 3); check_disc(desc_pn_c, 4);
 END_TEST
 START_TEST(cond_disc_second_order) { check_disc2(desc_ln_c, 3); check_disc2(desc_pn_c, 4); }
 END_TEST
+/* the conv D's projection term: input and weight gradients (class_embed
+ * among them), and the penalty's weight gradient (W_head + E[y] per image) */
+START_TEST(cond_conv_disc_grad)
+{
+    check_disc(desc_cres_c, 3);
+    check_disc(desc_cplain_stride_c, 4);
+}
+END_TEST
+START_TEST(cond_conv_disc_second_order)
+{
+    check_disc2(desc_cres_c, 4);
+    check_disc2(desc_cplain_stride_c, 3);
+}
+END_TEST
 START_TEST(cond_gen_grad) { check_gen(desc_ln_c, 3, 0); check_gen(desc_pn_c, 4, 0); }
 END_TEST
 START_TEST(cond_gen_grad_sr) { check_gen(desc_ln_c, 3, 1); }
@@ -371,6 +398,65 @@ START_TEST(disc_infer_matches_training)
 }
 END_TEST
 
+/* The conv D's lean inference (tg_disc_infer: units in two alternating
+ * regions, forward-only scratch; the workspace starts as NaN) and the public
+ * call (tg_discriminate_labels, slice by slice) against the training forward
+ * with the same classes; labels NULL leaves the projection term out. */
+static void check_conv_discriminate(const char *json, int64_t B)
+{
+    tg_model *m = make(json);
+    int K = m->desc.num_classes;
+    size_t npx = (size_t)B * m->disc.ch * m->disc.S * m->disc.S;
+    float *img = tu_rand(npx, -1, 1), *ref = calloc((size_t)B, 4), *ref0 = calloc((size_t)B, 4),
+          *api = nan_buf((size_t)B), *ws = nan_buf(tg_disc_infer_floats(&m->disc, B));
+    int32_t *lab = NULL;
+    if (K) {
+        lab = malloc((size_t)B * sizeof *lab);
+        for (int64_t i = 0; i < B; i++)
+            lab[i] = (int32_t)((i * 7 + 1) % K);
+    }
+    tg_disc_acts a;
+    OK(tg_disc_acts_alloc(&m->disc, B, &a));
+    a.labels = lab;
+    OK(tg_disc_fwd(m->dnn, &m->disc, m->dnet.w, img, ref, &a));
+    a.labels = NULL;
+    OK(tg_disc_fwd(m->dnn, &m->disc, m->dnet.w, img, ref0, &a));
+    OK(tg_disc_infer(m->dnn, &m->disc, m->dnet.w, img, B, lab, api, ws));
+    tu_assert_close(api, ref, (size_t)B, 1e-5, 1e-5);
+    /* the lean workspace is a part of the training one */
+    ck_assert_uint_lt(tg_disc_infer_floats(&m->disc, B), a.floats * 3 / 4);
+    for (int64_t i = 0; i < B; i++)
+        api[i] = NAN;
+    OK(tg_discriminate_labels(m, img, lab, (size_t)B, api, (size_t)B));
+    tu_assert_close(api, ref, (size_t)B, 1e-5, 1e-5);
+    OK(tg_discriminate(m, img, (size_t)B, api, (size_t)B));
+    tu_assert_close(api, ref0, (size_t)B, 1e-5, 1e-5);
+    if (K) {
+        /* the term is there: per image, the scores with and without it differ */
+        for (int64_t i = 0; i < B; i++)
+            ck_assert_msg(fabsf(ref[i] - ref0[i]) > 1e-6f, "image %d: no projection term", (int)i);
+        /* a class out of range is refused */
+        lab[B - 1] = K;
+        ck_assert_int_eq(tg_discriminate_labels(m, img, lab, (size_t)B, api, (size_t)B),
+                         TG_ERR_INVALID_ARGUMENT);
+        ck_assert_ptr_nonnull(strstr(tg_last_error(), "labels"));
+    }
+    tg_disc_acts_free(&a);
+    free(img), free(ref), free(ref0), free(api), free(lab), free(ws);
+    tg_model_destroy(m);
+    tu_assert_no_ref();
+}
+
+START_TEST(conv_discriminate_labels)
+{
+    check_conv_discriminate(desc_cres_c, 5);
+    check_conv_discriminate(desc_cplain_stride_c, 70); /* two slices: 64 + 6 */
+    check_conv_discriminate(desc_cres, 3);             /* unconditional, every unit form */
+    check_conv_discriminate(desc_cres_stride, 2);
+    check_conv_discriminate(desc_cplain, 4);
+}
+END_TEST
+
 static void check_gen_infer(const char *json, int64_t B)
 {
     tg_model *m = make(json);
@@ -431,12 +517,15 @@ int main(void)
     tcase_add_test(tc, disc_infer_matches_training);
     tcase_add_test(tc, gen_infer_matches_training);
     suite_add_tcase(s, tc);
-    /* the conv D: five networks, two passes each, at a smaller step (more
+    /* the conv D: five networks (and two conditional ones), two passes each, at a smaller step (more
      * probes straddle no kink); its own, longer timeout for sanitizer builds */
     TCase *tv = tcase_create("conv");
     tcase_set_timeout(tv, 900);
     tcase_add_test(tv, conv_disc_grad);
     tcase_add_test(tv, conv_disc_second_order);
+    tcase_add_test(tv, cond_conv_disc_grad);
+    tcase_add_test(tv, cond_conv_disc_second_order);
+    tcase_add_test(tv, conv_discriminate_labels);
     suite_add_tcase(s, tv);
     return tu_run(s) ? 1 : 0;
 }

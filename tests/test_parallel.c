@@ -35,7 +35,7 @@ static const char *desc_fmt =
     "{%s\"format\":\"transgan\",\"format_version\":1,\"latent_dim\":7,"
     "\"image\":{\"size\":8,\"channels\":3},"
     "\"generator\":{\"bottom_width\":4,\"embed_dim\":24,\"depths\":[1,1],\"heads\":3,\"mlp_ratio\":2},"
-    "\"discriminator\":{\"patch_size\":4,\"embed_dim\":12,\"depth\":2,\"heads\":3,\"mlp_ratio\":2},"
+    "\"discriminator\":{%s},"
     "\"training\":{\"loss\":\"%s\",\"d_batch\":4,\"g_batch\":8,\"n_critic\":2,\"g_lr\":0.001,"
     "\"d_lr\":0.001,\"drift_weight\":0.1,\"sr_aux_weight\":5,"
     "\"ema\":{\"half_life_kimg\":0.01,\"warmup\":0.1},"
@@ -44,22 +44,28 @@ static const char *desc_fmt =
  * op choices are drawn, and the sign tally couples the replicas) */
 static const char *ada_keys = ",\"diffaug_p\":0.5,\"ada\":{\"target\":0.6,\"interval\":1,\"kimg\":0.02}";
 
+/* the discriminator: the transformer, or (conv) a conv D of residual units */
+static const char *disc_tf = "\"patch_size\":4,\"embed_dim\":12,\"depth\":2,\"heads\":3,\"mlp_ratio\":2";
+static const char *disc_conv = "\"kind\":\"conv\",\"widths\":[4,6],\"blocks\":[1,1]";
+
 static const char *losses[] = {"wgan-gp-eps", "wgan-gp", "hinge", "lsgan"};
 /* each loss with 2 replicas, then wgan-gp-eps (the drift couples the rows)
  * and hinge with 4 (one real image each) */
 /* ada: ADA on; cond: class-conditional (3 classes; the real classes given,
- * the fakes' drawn by the library) */
-static const struct { int loss, world, ada, cond; } cases[] = {
-    {0, 2, 0, 0}, {1, 2, 0, 0}, {2, 2, 0, 0}, {3, 2, 0, 0},
-    {0, 4, 0, 0}, {2, 4, 0, 0}, {1, 2, 1, 0}, {0, 2, 0, 1}};
+ * the fakes' drawn by the library); conv: the conv D (with cond: its
+ * projection term) */
+static const struct { int loss, world, ada, cond, conv; } cases[] = {
+    {0, 2, 0, 0, 0}, {1, 2, 0, 0, 0}, {2, 2, 0, 0, 0}, {3, 2, 0, 0, 0},
+    {0, 4, 0, 0, 0}, {2, 4, 0, 0, 0}, {1, 2, 1, 0, 0}, {0, 2, 0, 1, 0}, {0, 2, 0, 1, 1}};
 #define NCASES (int)(sizeof cases / sizeof *cases)
 
-static char *desc_for(const char *loss, int ada, int cond)
+static char *desc_for(const char *loss, int ada, int cond, int conv)
 {
     const char *extra = ada ? ada_keys : "", *root = cond ? "\"num_classes\":3," : "";
-    size_t n = strlen(desc_fmt) + strlen(loss) + strlen(extra) + strlen(root) + 1;
+    const char *disc = conv ? disc_conv : disc_tf;
+    size_t n = strlen(desc_fmt) + strlen(loss) + strlen(extra) + strlen(root) + strlen(disc) + 1;
     char *s = malloc(n);
-    snprintf(s, n, desc_fmt, root, loss, extra);
+    snprintf(s, n, desc_fmt, root, disc, loss, extra);
     return s;
 }
 
@@ -242,7 +248,7 @@ START_TEST(replicas_match_one_model)
 {
     const char *loss = losses[cases[_i].loss];
     int world = cases[_i].world;
-    char *desc = desc_for(loss, cases[_i].ada, cases[_i].cond);
+    char *desc = desc_for(loss, cases[_i].ada, cases[_i].cond, cases[_i].conv);
     tg_model *ref;
     OK(tg_model_create(desc, TG_SEED_FROM_DESCRIPTOR, &ref));
     OK(tg_model_set_threads(ref, 1));
@@ -261,8 +267,8 @@ START_TEST(replicas_match_one_model)
         OK(tg_model_set_data_parallel(reps[k].m, k, world, thread_allreduce, &reps[k]));
     }
     char what[64];
-    snprintf(what, sizeof what, "%s%s%s, %d replicas", loss, cases[_i].ada ? " + ADA" : "",
-             cases[_i].cond ? " conditional" : "", world);
+    snprintf(what, sizeof what, "%s%s%s%s, %d replicas", loss, cases[_i].ada ? " + ADA" : "",
+             cases[_i].cond ? " conditional" : "", cases[_i].conv ? " conv D" : "", world);
     for (int part = 0; part < 2; part++) { /* step 1, then steps 2..10 */
         int from = part ? 1 : 0, to = part ? STEPS : 1;
         run_steps(&one, B, px, from, to);
@@ -304,7 +310,7 @@ END_TEST
  * data-parallel run does, bit for bit. */
 START_TEST(resume_from_checkpoint)
 {
-    char *desc = desc_for("wgan-gp-eps", 0, 0);
+    char *desc = desc_for("wgan-gp-eps", 0, 0, 0);
     tu_scratch_make("tg_parallel");
     char ck[512];
     snprintf(ck, sizeof ck, "%s", tu_path("mid.safetensors"));
@@ -358,7 +364,7 @@ static int failing_allreduce(void *user, tg_allreduce_kind kind, float *buf, siz
 
 START_TEST(arguments_and_failures)
 {
-    char *desc = desc_for("hinge", 0, 0); /* d_batch 4, g_batch 8 */
+    char *desc = desc_for("hinge", 0, 0, 0); /* d_batch 4, g_batch 8 */
     tg_model *m, *fresh;
     OK(tg_model_create(desc, TG_SEED_FROM_DESCRIPTOR, &m));
     OK(tg_model_create(desc, TG_SEED_FROM_DESCRIPTOR, &fresh));

@@ -50,7 +50,7 @@ def _close(actual, expected, what):
 
 
 def test_fixtures_present():
-    assert set(NAMES) >= {"tiny-ln", "gray-relbias-tanh", "rgba-locality", "rgb-sr"}
+    assert set(NAMES) >= {"tiny-ln", "gray-relbias-tanh", "rgba-locality", "rgb-sr", "cond-conv"}
     for name in NAMES:
         for p in _paths(name):
             assert os.path.isfile(p), p

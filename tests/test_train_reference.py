@@ -41,13 +41,13 @@ import oracle as O  # noqa: E402
 F = torch.nn.functional
 EXPECTED = {"sgd-wgan-gp-eps", "sgd-wgan-gp", "sgd-hinge", "sgd-lsgan", "sgd-mtct",
             "sgd-locality", "sgd-gray-pixelnorm", "sgd-clip", "adam-recipe", "adam-clip",
-            "sgd-cond"}
+            "sgd-cond", "sgd-conv-res", "sgd-conv-plain", "sgd-cond-conv"}
 NAMES = sorted(os.path.basename(p)[:-len(".delta.safetensors")]
                for p in glob.glob(os.path.join(FIXDIR, "*.delta.safetensors")))
 SUFFIXES = (".json", ".init.safetensors", ".io.safetensors", ".after.safetensors",
             ".delta.safetensors")
 RTOL = 1e-6            # relative L2, per tensor
-MAX_BYTES = 1_750_000  # 13 fixtures: the conv D and the conditional ones added ~0.2 MB
+MAX_BYTES = 1_750_000  # 14 fixtures: the conv D and the conditional ones added ~0.2 MB
 
 
 def _path(name, suffix):

@@ -287,28 +287,13 @@ static tg_status discriminate(tg_model *m, const char *fn, const float *images,
         return TG_OK;
     if (!all_finite(images, total))
         return tg_fail(TG_ERR_NONFINITE, "%s: images contain NaN or infinity", fn);
-    if (m->disc.kind == TG_DISC_CONV) { /* its inference keeps its activations */
-        int64_t slice = (int64_t)TG_MIN(n, (size_t)TG_SLICE_MAX);
-        if (m->d_acts_cap < slice) {
-            tg_disc_acts_free(&m->d_acts);
-            m->d_acts_cap = 0;
-            TG_TRY(tg_disc_acts_alloc(&m->disc, slice, &m->d_acts));
-            m->d_acts_cap = slice;
-        }
-        for (size_t i = 0; i < n; i += (size_t)slice) {
-            m->d_acts.B = (int64_t)TG_MIN((size_t)slice, n - i); /* fits the same buffers */
-            TG_TRY(tg_disc_fwd(m->dnn, &m->disc, m->dnet.w, images + i * per, scores + i,
-                               &m->d_acts));
-        }
-    } else {
-        int64_t slice = disc_slice(m, n);
-        TG_TRY(grow(&m->d_ws, &m->d_ws_floats, tg_disc_infer_floats(&m->disc, slice)));
-        for (size_t i = 0; i < n; i += (size_t)slice) {
-            int64_t b = (int64_t)TG_MIN((size_t)slice, n - i);
-            /* labels NULL: without the projection term */
-            TG_TRY(tg_disc_infer(m->dnn, &m->disc, m->dnet.w, images + i * per, b,
-                                 labels ? labels + i : NULL, scores + i, m->d_ws));
-        }
+    int64_t slice = disc_slice(m, n);
+    TG_TRY(grow(&m->d_ws, &m->d_ws_floats, tg_disc_infer_floats(&m->disc, slice)));
+    for (size_t i = 0; i < n; i += (size_t)slice) {
+        int64_t b = (int64_t)TG_MIN((size_t)slice, n - i);
+        /* labels NULL: without the projection term */
+        TG_TRY(tg_disc_infer(m->dnn, &m->disc, m->dnet.w, images + i * per, b,
+                             labels ? labels + i : NULL, scores + i, m->d_ws));
     }
     if (!all_finite(scores, n))
         return tg_fail(TG_ERR_NONFINITE, "%s: the discriminator produced NaN or infinity", fn);

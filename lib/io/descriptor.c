@@ -618,11 +618,6 @@ static tg_status check_shapes(const tg_desc *d)
                            "generator.heads: must divide every stage's dim; stage %d has dim %d (got %d)",
                            s, c, d->g.heads);
     }
-    if (d->d.kind == TG_DISC_CONV && d->num_classes > 0)
-        /* the projection head exists for the transformer D only (so far) */
-        return tg_fail(TG_ERR_DESCRIPTOR, "num_classes: a class-conditional model needs "
-                       "discriminator.kind \"transformer\" (the conv discriminator has no "
-                       "projection head yet; got num_classes %d)", d->num_classes);
     if (d->d.kind == TG_DISC_CONV) {
         /* every level but the last halves the image */
         int div = 1 << (d->d.nlevels - 1);

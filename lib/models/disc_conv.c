@@ -2,7 +2,8 @@
  * docs/SPECIFICATION.md "Convolutional discriminator"):
  *   image (made channels-last) -> units (nn/convblock.c), level by level,
  *   every level but the last halving the size in its last unit -> [act]
- *   -> global sum / mean pool -> Linear -> score.
+ *   -> global sum / mean pool -> Linear -> score [+ <class_embed[y], pooled>
+ *   for a conditional D, the projection term].
  * Definition, forward, backward, tangent and second-order reverse; the
  * tg_disc_* entry points (discriminator.c) dispatch here by kind.
  *
@@ -46,6 +47,12 @@ tg_status tg_cdisc_define(tg_disc *d, const tg_desc *desc)
     d->head_w = tg_params_add(P, "discriminator.head.weight", 2, (int64_t[]){1, cin},
                               TG_INIT_UNIFORM, sqrt(6.0 / (cin + 1.0)));
     d->head_b = tg_params_add(P, "discriminator.head.bias", 1, (int64_t[]){1}, TG_INIT_ZERO, 0);
+    d->ncls = desc->num_classes;
+    d->proj = SIZE_MAX;
+    if (d->ncls) /* the projection's class embedding [K, C_last], initialised like the
+                  * transformer D's (truncated normal, std 0.02) */
+        d->proj = tg_params_add(P, "discriminator.class_embed", 2, (int64_t[]){d->ncls, cin},
+                                TG_INIT_TRUNC_NORMAL, 0);
     return P->oom ? TG_ERR_OUT_OF_MEMORY : TG_OK;
 }
 
@@ -94,7 +101,8 @@ tg_status tg_cdisc_acts_alloc(const tg_disc *d, int64_t B, tg_disc_acts *a)
 
 /* Forward (pa NULL) or tangent (pa: the primal activations): the head's
  * activation is replaced by its derivative at the primal point, biases
- * dropped. */
+ * dropped. The projection term (labels from the primal's activations) is
+ * linear in the pooled features, so the tangent takes it as it is. */
 static tg_status run(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
                      float *scores, tg_disc_acts *a, const tg_disc_acts *pa)
 {
@@ -118,13 +126,64 @@ static tg_status run(tg_dnn *c, const tg_disc *d, const float *W, const float *i
             tg_leaky_fwd(a->ch, x, hsz, TG_LEAKY_SLOPE);
     }
     tg_gpool_fwd(a->cg, a->ch, B, d->cC, (int64_t)d->cS * d->cS, d->cpool == TG_POOL_MEAN);
-    return tg_linear_fwd(c, scores, a->cg, W + d->head_w, pa ? NULL : W + d->head_b, B, d->cC, 1);
+    TG_TRY(tg_linear_fwd(c, scores, a->cg, W + d->head_w, pa ? NULL : W + d->head_b, B, d->cC, 1));
+    tg_disc_proj_fwd(d, W, pa ? pa->labels : a->labels, a->cg, scores, B, d->cC);
+    return TG_OK;
 }
 
 tg_status tg_cdisc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
                        float *scores, tg_disc_acts *a)
 {
     return run(c, d, W, img, scores, a, NULL);
+}
+
+/* ---- inference (tg_discriminate): unit after unit, each one's activations
+ * carved in turn from one of two regions (unit u's input is unit u-1's
+ * output, in the other region), with the forward-only scratch; nothing is
+ * kept for backward. Workspace: the channels-last image, two regions of
+ * the largest unit's activations, the largest forward scratch, the pooled
+ * features. ---- */
+
+static size_t infer_parts(const tg_disc *d, int64_t B, size_t *region, size_t *scratch)
+{
+    size_t r = 0, s = 0;
+    for (int u = 0; u < d->ncb; u++) {
+        r = TG_MAX(r, tg_cblock_acts_floats(&d->cb[u], B));
+        s = TG_MAX(s, tg_cblock_fwd_scratch_floats(&d->cb[u], B));
+    }
+    *region = r, *scratch = s;
+    return (size_t)B * d->ch * d->S * d->S + 2 * r + s + (size_t)B * d->cC;
+}
+
+size_t tg_cdisc_infer_floats(const tg_disc *d, int64_t B)
+{
+    size_t r, s;
+    return infer_parts(d, B, &r, &s);
+}
+
+tg_status tg_cdisc_infer(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
+                         int64_t B, const int32_t *labels, float *scores, float *ws)
+{
+    size_t rf, sf;
+    infer_parts(d, B, &rf, &sf);
+    float *x0 = ws, *region[2] = {x0 + (size_t)B * d->ch * d->S * d->S, NULL};
+    region[1] = region[0] + rf;
+    float *sc = region[1] + rf, *g = sc + sf;
+    tg_transpose_fwd(x0, img, B, d->ch, (int64_t)d->S * d->S);
+    const float *x = x0;
+    tg_cblock_acts a = {0};
+    for (int u = 0; u < d->ncb; u++) {
+        tg_cblock_acts_carve(&d->cb[u], B, region[u & 1], &a);
+        TG_TRY(tg_cblock_fwd(c, &d->cb[u], W, B, x, &a, sc));
+        x = a.y;
+    }
+    size_t hsz = (size_t)B * d->cC * d->cS * d->cS;
+    if (d->cres) /* in place: the last unit's output is not needed after */
+        tg_leaky_fwd(a.y, a.y, hsz, TG_LEAKY_SLOPE);
+    tg_gpool_fwd(g, a.y, B, d->cC, (int64_t)d->cS * d->cS, d->cpool == TG_POOL_MEAN);
+    TG_TRY(tg_linear_fwd(c, scores, g, W + d->head_w, W + d->head_b, B, d->cC, 1));
+    tg_disc_proj_fwd(d, W, labels, g, scores, B, d->cC);
+    return TG_OK;
 }
 
 tg_status tg_cdisc_jvp(tg_dnn *c, const tg_disc *d, const float *W, const tg_disc_acts *a,
@@ -145,6 +204,9 @@ static tg_status reverse(tg_dnn *c, const tg_disc *d, const float *W, float *G, 
     float *blk = a->scratch;
     TG_TRY(tg_linear_bwd(c, dg, G ? G + d->head_w : NULL, G && bias ? G + d->head_b : NULL, ds,
                          in->cg, W + d->head_w, B, d->cC, 1));
+    /* the projection: a second head whose row E[y_b] is picked per image;
+     * E's gradient, like the head's, formed with `in` */
+    tg_disc_proj_bwd(d, W, G, a->labels, in->cg, ds, dg, B, d->cC);
     tg_gpool_bwd(g0, dg, B, d->cC, (int64_t)d->cS * d->cS, d->cpool == TG_POOL_MEAN);
     if (d->cres)
         tg_leaky_bwd(g0, g0, a->cba[d->ncb - 1].y, (size_t)B * d->cC * d->cS * d->cS,
@@ -177,7 +239,9 @@ tg_status tg_cdisc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg
  * signs frozen, and the reverse of (scores, tangent) from the adjoints
  * (0, dscoresd) is the ordinary reverse through that network, its weight
  * gradients formed with the tangent activations; no bias has a gradient
- * (docs/SECOND_ORDER.md, "Convolutional discriminator"). */
+ * (docs/SECOND_ORDER.md, "Convolutional discriminator"). The projection
+ * term makes the head's row per image (W_head + E[y_b]): E[y_b] gets
+ * dscoresd[b] times the pooled tangent, like the head (section 11). */
 tg_status tg_cdisc_bwd2(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
                         const tg_disc_acts *ta, const float *dscoresd)
 {

@@ -53,30 +53,32 @@ tg_status tg_disc_define(tg_disc *d, const tg_desc *desc)
 }
 
 /* The projection term (Miyato & Koyama 2018; docs/SPECIFICATION.md "Class
- * conditioning"): s[b] += <class_embed[y_b], h[b]>, h [B, C] the normed cls
- * feature (or its tangent: the term is linear in h for fixed y). */
-static void proj_fwd(const tg_disc *d, const float *W, const int32_t *lab, const float *h,
-                     float *s, int64_t B)
+ * conditioning"): s[b] += <class_embed[y_b], h[b]>, h [B, C] the feature the
+ * head sees (the transformer D's normed cls row, the conv D's pooled
+ * features; or its tangent: the term is linear in h for fixed y). C is the
+ * head's width; labels NULL: nothing. */
+void tg_disc_proj_fwd(const tg_disc *d, const float *W, const int32_t *lab, const float *h,
+                      float *s, int64_t B, int64_t C)
 {
-    for (int64_t b = 0; lab && b < B; b++) {
-        const float *e = W + d->proj + (size_t)lab[b] * d->C;
+    for (int64_t b = 0; d->ncls && lab && b < B; b++) {
+        const float *e = W + d->proj + (size_t)lab[b] * C;
         double acc = 0;
-        for (int64_t i = 0; i < d->C; i++)
-            acc += (double)e[i] * h[b * d->C + i];
+        for (int64_t i = 0; i < C; i++)
+            acc += (double)e[i] * h[b * C + i];
         s[b] += (float)acc;
     }
 }
 
 /* its reverse: dh[b] += ds[b] class_embed[y_b]; G's row y_b += ds[b] h[b] */
-static void proj_bwd(const tg_disc *d, const float *W, float *G, const int32_t *lab,
-                     const float *h, const float *ds, float *dh, int64_t B)
+void tg_disc_proj_bwd(const tg_disc *d, const float *W, float *G, const int32_t *lab,
+                      const float *h, const float *ds, float *dh, int64_t B, int64_t C)
 {
-    for (int64_t b = 0; lab && b < B; b++) {
-        const float *e = W + d->proj + (size_t)lab[b] * d->C;
-        for (int64_t i = 0; i < d->C; i++) {
-            dh[b * d->C + i] += ds[b] * e[i];
+    for (int64_t b = 0; d->ncls && lab && b < B; b++) {
+        const float *e = W + d->proj + (size_t)lab[b] * C;
+        for (int64_t i = 0; i < C; i++) {
+            dh[b * C + i] += ds[b] * e[i];
             if (G)
-                G[d->proj + (size_t)lab[b] * d->C + i] += ds[b] * h[b * d->C + i];
+                G[d->proj + (size_t)lab[b] * C + i] += ds[b] * h[b * C + i];
         }
     }
 }
@@ -163,8 +165,7 @@ static tg_status head_fwd(tg_dnn *c, const tg_disc *d, const float *W, const flo
         memcpy(xc + b * C, x + b * T * C, (size_t)C * sizeof(float));
     TG_TRY(tg_layernorm_fwd(c, xn, mean, var, xc, W + d->norm_g, W + d->norm_b, B, C));
     TG_TRY(tg_linear_fwd(c, scores, xn, W + d->head_w, W + d->head_b, B, C, 1));
-    if (d->ncls)
-        proj_fwd(d, W, labels, xn, scores, B);
+    tg_disc_proj_fwd(d, W, labels, xn, scores, B, C);
     return TG_OK;
 }
 
@@ -189,6 +190,8 @@ tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *
 
 size_t tg_disc_infer_floats(const tg_disc *d, int64_t B)
 {
+    if (d->kind == TG_DISC_CONV)
+        return tg_cdisc_infer_floats(d, B);
     size_t T1 = (size_t)(d->T - 1), M = (size_t)B * d->T, C = (size_t)d->C;
     size_t blk = d->depth ? tg_block_infer_floats(&d->blocks[0], (int64_t)M) : 0;
     size_t embed = (size_t)B * T1 * ((size_t)d->F + C); /* tok, emb */
@@ -199,8 +202,8 @@ size_t tg_disc_infer_floats(const tg_disc *d, int64_t B)
 tg_status tg_disc_infer(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
                         int64_t B, const int32_t *labels, float *scores, float *ws)
 {
-    if (d->kind != TG_DISC_TRANSFORMER)
-        return tg_fail(TG_ERR_INTERNAL, "tg_disc_infer: the conv discriminator runs tg_disc_fwd");
+    if (d->kind == TG_DISC_CONV)
+        return tg_cdisc_infer(c, d, W, img, B, labels, scores, ws);
     int64_t T = d->T, T1 = T - 1, C = d->C;
     float *x = ws, *s = ws + B * T * C;
     TG_TRY(embed_tokens(c, d, W, img, B, s, s + B * T1 * d->F, x));
@@ -221,8 +224,7 @@ tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_
     float *dx = a->scratch, *dtok = dx + M * C, *blk = dtok + (size_t)B * T1 * TG_MAX(d->F, C);
     float *dxn = blk, *dxc = blk + B * C; /* used before the blocks need blk */
     TG_TRY(tg_linear_bwd(c, dxn, GRAD(G, d->head_w), GRAD(G, d->head_b), dscores, a->xn, W + d->head_w, B, C, 1));
-    if (d->ncls)
-        proj_bwd(d, W, G, a->labels, a->xn, dscores, dxn, B);
+    tg_disc_proj_bwd(d, W, G, a->labels, a->xn, dscores, dxn, B, C);
     TG_TRY(tg_layernorm_bwd(c, dxc, GRAD(G, d->norm_g), GRAD(G, d->norm_b), dxn, a->xc, a->mean, a->var,
                             W + d->norm_g, W + d->norm_b, B, C));
     memset(dx, 0, (size_t)(M * C) * sizeof *dx);
@@ -272,8 +274,7 @@ tg_status tg_disc_jvp(tg_dnn *c, const tg_disc *d, const float *W, const tg_disc
         memcpy(ta->xc + b * C, ta->x + b * T * C, (size_t)C * sizeof(float));
     tg_layernorm_jvp(ta->xn, ta->xc, a->xc, a->mean, a->var, W + d->norm_g, B, C);
     TG_TRY(tg_linear_fwd(c, scoresd, ta->xn, W + d->head_w, NULL, B, C, 1));
-    if (d->ncls)
-        proj_fwd(d, W, a->labels, ta->xn, scoresd, B);
+    tg_disc_proj_fwd(d, W, a->labels, ta->xn, scoresd, B, C);
     return TG_OK;
 }
 
@@ -291,8 +292,8 @@ tg_status tg_disc_bwd2(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg
      * tangent), so the head's primal path contributes nothing */
     memset(zero, 0, (size_t)(B * C) * sizeof(float));
     TG_TRY(tg_linear_bwd(c, dxnd, G + d->head_w, NULL, dscoresd, ta->xn, W + d->head_w, B, C, 1));
-    if (d->ncls) /* linear in the tangent feature too: the same reverse on ta->xn */
-        proj_bwd(d, W, G, a->labels, ta->xn, dscoresd, dxnd, B);
+    /* linear in the tangent feature too: the same reverse on ta->xn */
+    tg_disc_proj_bwd(d, W, G, a->labels, ta->xn, dscoresd, dxnd, B, C);
     tg_layernorm_bwd2(dxc, dxcd, G + d->norm_g, G + d->norm_b, zero, dxnd, a->xc, ta->xc, a->mean,
                       a->var, W + d->norm_g, B, C);
     memset(dx, 0, (size_t)(2 * M * C) * sizeof(float));

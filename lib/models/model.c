@@ -13,7 +13,6 @@ void tg_model_free(tg_model *m)
     tg_gen_free(&m->gen);
     tg_disc_free(&m->disc);
     free(m->d_ws);
-    tg_disc_acts_free(&m->d_acts);
     for (int s = 0; s < TG_MAX_STAGES; s++)
         free(m->masks[s]);
     tg_net_free(&m->gnet);

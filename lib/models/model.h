@@ -120,9 +120,9 @@ tg_status tg_disc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float *
                       float *scores, tg_disc_acts *a);
 /* Inference (tg_discriminate): img [B, ch, S, S] -> scores [B], the training
  * forward's result within float rounding, in `ws` of tg_disc_infer_floats(d, B)
- * floats (a few per cent of tg_disc_acts_alloc's). labels [B]: a conditional
- * D's classes (the projection term), or NULL to leave it out. The transformer
- * D only (the conv D's inference is tg_disc_fwd). */
+ * floats (a few per cent of tg_disc_acts_alloc's for the transformer D, a
+ * fraction of it for the conv D). labels [B]: a conditional D's classes (the
+ * projection term), or NULL to leave it out. Either kind. */
 size_t tg_disc_infer_floats(const tg_disc *d, int64_t B);
 tg_status tg_disc_infer(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
                         int64_t B, const int32_t *labels, float *scores, float *ws);
@@ -144,6 +144,15 @@ tg_status tg_disc_jvp(tg_dnn *c, const tg_disc *d, const float *W, const tg_disc
 tg_status tg_disc_bwd2(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
                        const tg_disc_acts *ta, const float *dscoresd);
 
+/* A conditional D's projection term on the features h [B, C] its head sees
+ * (or their tangent): s[b] += <class_embed[y_b], h[b]>, and its reverse
+ * (dh += ds E[y], E's gradient rows in G if not NULL). Nothing when the D is
+ * unconditional or lab is NULL (docs/SECOND_ORDER.md section 11). */
+void tg_disc_proj_fwd(const tg_disc *d, const float *W, const int32_t *lab, const float *h,
+                      float *s, int64_t B, int64_t C);
+void tg_disc_proj_bwd(const tg_disc *d, const float *W, float *G, const int32_t *lab,
+                      const float *h, const float *ds, float *dh, int64_t B, int64_t C);
+
 /* The convolutional discriminator (models/disc_conv.c): the same contract
  * as the tg_disc_* functions above, which dispatch to these by kind. */
 tg_status tg_cdisc_define(tg_disc *d, const tg_desc *desc);
@@ -152,6 +161,9 @@ tg_status tg_cdisc_fwd(tg_dnn *c, const tg_disc *d, const float *W, const float 
                        float *scores, tg_disc_acts *a);
 tg_status tg_cdisc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
                        const float *dscores, float *dimg);
+size_t tg_cdisc_infer_floats(const tg_disc *d, int64_t B);
+tg_status tg_cdisc_infer(tg_dnn *c, const tg_disc *d, const float *W, const float *img,
+                         int64_t B, const int32_t *labels, float *scores, float *ws);
 tg_status tg_cdisc_jvp(tg_dnn *c, const tg_disc *d, const float *W, const tg_disc_acts *a,
                        tg_disc_acts *ta, const float *imgd, float *scoresd);
 tg_status tg_cdisc_bwd2(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
@@ -186,11 +198,8 @@ struct tg_model {
     float *px_ws;     /* float images behind tg_generate_pixels */
     size_t px_ws_floats;
     size_t g_ws_floats;
-    float *d_ws;      /* tg_disc_infer's workspace (the transformer D) */
+    float *d_ws;      /* tg_disc_infer's workspace */
     size_t d_ws_floats;
-    /* the conv D's inference keeps its activations (tg_disc_fwd) */
-    tg_disc_acts d_acts;
-    int64_t d_acts_cap;
     /* inference precision in effect (tg_precision): TG_PRECISION_BF16 only
      * where the CPU has AVX512-BF16; the copies live in dnn (ops/bf16.h) */
     int precision;

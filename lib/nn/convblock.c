@@ -90,6 +90,13 @@ size_t tg_cblock_scratch_floats(const tg_cblock *k, int64_t B)
     return 5 * (size_t)B * (size_t)(k->cin > k->cout ? k->cin : k->cout) * k->S * k->S;
 }
 
+size_t tg_cblock_fwd_scratch_floats(const tg_cblock *k, int64_t B)
+{
+    /* run(): the pre-pool activation [B, cout, S, S], or the shortcut conv's
+     * output (there too, after the main branch is pooled) and its pooled copy */
+    return (size_t)B * k->cout * ((size_t)k->S * k->S + (size_t)k->So * k->So);
+}
+
 /* act(in) (primal: pu NULL) or its tangent act'(pu) * in, pu being the
  * primal input of the activation */
 static void act(float *out, const float *in, const float *pu, size_t n)

@@ -49,6 +49,8 @@ size_t tg_cblock_acts_floats(const tg_cblock *k, int64_t B);
 size_t tg_cblock_acts_carve(const tg_cblock *k, int64_t B, float *base, tg_cblock_acts *a);
 /* Scratch of fwd/bwd/jvp/bwd2: B * tg_cblock_scratch_floats(k, 1). */
 size_t tg_cblock_scratch_floats(const tg_cblock *k, int64_t B);
+/* The (smaller) scratch of tg_cblock_fwd alone, for inference. */
+size_t tg_cblock_fwd_scratch_floats(const tg_cblock *k, int64_t B);
 
 /* x [B, cin, S, S] -> a->y, keeping what backward needs in a. */
 tg_status tg_cblock_fwd(tg_dnn *c, const tg_cblock *k, const float *W, int64_t B, const float *x,

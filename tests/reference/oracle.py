@@ -124,8 +124,6 @@ def _check_values(d):
     K = _int(d["num_classes"], "num_classes", 0)
     if K > 65536:
         _fail("num_classes", "must be a non-negative integer <= 65536", K)
-    if K and d["discriminator"].get("kind") == "conv":
-        _fail("num_classes", 'a class-conditional model needs discriminator.kind "transformer"', K)
     names = d["class_names"]
     if names is not None:
         if not isinstance(names, list):
@@ -449,6 +447,8 @@ def _conv_disc_params(out, d):
     C = d["discriminator"]["widths"][-1]
     out.append(("discriminator.head.weight", (1, C), ("uniform", math.sqrt(6.0 / (C + 1)))))
     out.append(("discriminator.head.bias", (1,), ("zero",)))
+    if d["num_classes"]:                 # the projection's class embedding, as the transformer D's
+        out.append(("discriminator.class_embed", (d["num_classes"], C), ("trunc",)))
 
 
 def _trunc_normal(shape, gen, std=0.02, lo=-2.0, hi=2.0):
@@ -623,7 +623,7 @@ class Model:
         """images [B, C, S, S] -> raw scores [B]; a conditional model's labels [B]
         add the projection term <class_embed[y], h> (None: left out)."""
         if is_conv(self.d):
-            return self.discriminate_conv(img)
+            return self.discriminate_conv(img, labels)
         dd = self.d["discriminator"]
         B, ch, S, _ = img.shape
         p = dd["patch_size"]
@@ -641,9 +641,10 @@ class Model:
             score = score + (self.P["discriminator.class_embed"][y] * x).sum(-1)
         return score
 
-    def discriminate_conv(self, img):
+    def discriminate_conv(self, img, labels=None):
         """The convolutional discriminator (docs/SPECIFICATION.md): units, [act],
-        global sum / mean pool, Linear head."""
+        global sum / mean pool, Linear head; a conditional model's labels add the
+        projection term <class_embed[y], g> on the pooled features g."""
         dd = self.d["discriminator"]
         P = self.P
 
@@ -671,7 +672,11 @@ class Model:
         if dd["residual"]:
             x = act(x)
         g = x.sum((2, 3)) if dd["pool"] == "sum" else x.mean((2, 3))
-        return self.linear("discriminator.head", g).reshape(img.shape[0])
+        score = self.linear("discriminator.head", g).reshape(img.shape[0])
+        if labels is not None and self.d["num_classes"]:   # the projection discriminator
+            y = self._labels(labels, img.shape[0])
+            score = score + (P["discriminator.class_embed"][y] * g).sum(-1)
+        return score
 
 # ================================================================ safetensors
 # docs/CHECKPOINT.md; read and written with struct + numpy
