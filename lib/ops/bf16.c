@@ -102,7 +102,9 @@ int tg_dnn_bf16_set(tg_dnn *c, int on)
     return was;
 }
 
-tg_status tg_dnn_bf16_weights(tg_dnn *c, const float *w, const uint16_t **out)
+/* The copy of the weights at w; a layer in its array's keep range gets NULL
+ * unless `kept` (tg_dnn_bf16_copy). */
+static tg_status bf16_lookup(tg_dnn *c, const float *w, int kept, const uint16_t **out)
 {
     *out = NULL;
     tg_bf16_state *st = tg_dnn_bf16_state(c);
@@ -115,7 +117,7 @@ tg_status tg_dnn_bf16_weights(tg_dnn *c, const float *w, const uint16_t **out)
         if (!s->src || p < lo || p >= lo + s->n * sizeof(float))
             continue;
         size_t off = (p - lo) / sizeof(float);
-        if (off >= s->keep_lo && off < s->keep_hi)
+        if (!kept && off >= s->keep_lo && off < s->keep_hi)
             return TG_OK; /* a layer that keeps f32 */
         if (s->n > s->cap) { /* first use: the copy is made (the only allocation) */
             size_t bytes;
@@ -137,6 +139,16 @@ tg_status tg_dnn_bf16_weights(tg_dnn *c, const float *w, const uint16_t **out)
         return TG_OK;
     }
     return TG_OK;
+}
+
+tg_status tg_dnn_bf16_weights(tg_dnn *c, const float *w, const uint16_t **out)
+{
+    return bf16_lookup(c, w, 0, out);
+}
+
+tg_status tg_dnn_bf16_copy(tg_dnn *c, const float *w, const uint16_t **out)
+{
+    return bf16_lookup(c, w, 1, out);
 }
 
 /* ------------------------------------------------------------- Linear */

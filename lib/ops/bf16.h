@@ -69,6 +69,11 @@ int tg_dnn_bf16_set(tg_dnn *c, int on);
  * copy cannot be made. */
 tg_status tg_dnn_bf16_weights(tg_dnn *c, const float *w, const uint16_t **out);
 
+/* The same, but also for a layer in its array's keep range: the copy there
+ * is made like any other, and a kernel that rounds only the weights (not
+ * the input) may read it (the generator's input GEMV, gemv.c). */
+tg_status tg_dnn_bf16_copy(tg_dnn *c, const float *w, const uint16_t **out);
+
 /* Linears with fewer outputs than this stay f32 (the output layers). */
 #define TG_BF16_MIN_OUT 16
 
