@@ -40,8 +40,12 @@ static void rows_f32(float *y, const float *x, const float *w, const float *b, i
 /* ------------------------------------------------------------ bf16 W
  * AVX-512 (only called where tg_bf16_supported(), which implies it). A bf16
  * is the high half of a float: widening 16 of them is a zero-extension and a
- * shift. ROWS rows of W at a time give ROWS * M independent FMA chains (one
- * row alone would wait on the FMA latency); the K tail is a masked load. */
+ * shift. ROWS rows of W per block, read one after the other (W streams in
+ * order), give ROWS * M independent FMA chains for the out-of-order core.
+ * W's loads are masked only at a row's tail: with a masked load in the body
+ * the kernel ran 2x slower than the f32 GEMV whenever W came from memory
+ * (as it does in a sample: the rest of the network evicts it), on this
+ * project's AMD CPU; x, in L1, may be loaded masked. */
 #define TG_GEMV_KERNEL __attribute__((target("avx512f,avx512bw,avx512vl")))
 #define ROWS 4
 
