@@ -11,7 +11,10 @@
  * median/min/max. Threads: tg_model_set_threads(--threads). Peak RSS is the
  * process's VmHWM (/proc/self/status) at the end, like ort_bench.js's, so the
  * two engines' memory is measured alike; vmhwm_before_model_mib is the program
- * before the model exists. The generator runs with its raw weights (TG_GEN_RAW):
+ * before the model exists. cpu_ms_per_img is the process's CPU time (all
+ * threads) over the timed runs per image: on a busy host, where images/s
+ * follow the other jobs, a steadier figure for A/B comparisons of builds
+ * (docs/PERFORMANCE.md). The generator runs with its raw weights (TG_GEN_RAW):
  * the ONNX export holds those. --load sampling-only loads with
  * TG_LOAD_SAMPLING_ONLY, as a tool that only samples would (the weights-only
  * export then keeps the raw generator alone; no discriminator).
@@ -153,7 +156,9 @@ int main(int argc, char **argv)
               : tg_discriminate(m, in, B, out, out_len),                                           \
           gen ? "tg_generate" : "tg_discriminate")
     CALL(); /* warm-up: the first call creates the primitives */
-    double rates[1000];
+    double rates[1000], images = 0;
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
     for (int r = 0; r < runs; r++) {
         long calls = 0;
         double t0 = now(), el = 0;
@@ -163,7 +168,10 @@ int main(int argc, char **argv)
             el = now() - t0;
         }
         rates[r] = (double)calls * (double)B / el;
+        images += (double)calls * (double)B;
     }
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    double cpu_ms = 1e3 * ((double)(c1.tv_sec - c0.tv_sec) + 1e-9 * (double)(c1.tv_nsec - c0.tv_nsec));
     double sorted[1000];
     memcpy(sorted, rates, (size_t)runs * sizeof *rates);
     double med = sort_median(sorted, runs);
@@ -173,7 +181,8 @@ int main(int argc, char **argv)
            tg_version_string(), ckpt, net, batch, threads, load, precision, med, sorted[0], sorted[runs - 1]);
     for (int r = 0; r < runs; r++)
         printf("%s%.2f", r ? "," : "", rates[r]);
-    printf("],\"vmhwm_before_model_mib\":%.1f,\"peak_rss_mib\":%.1f}\n", before, vmhwm_mib());
+    printf("],\"cpu_ms_per_img\":%.3f,\"vmhwm_before_model_mib\":%.1f,\"peak_rss_mib\":%.1f}\n",
+           cpu_ms / images, before, vmhwm_mib());
     tg_model_destroy(m);
     free(in);
     free(out);

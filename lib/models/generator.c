@@ -167,7 +167,8 @@ tg_status tg_gen_infer_labels(tg_dnn *c, const tg_gen *g, const float *W, const 
         z = zc;
     }
     if (B <= TG_LINEAR_ROWS_MAX) /* a weight-bound GEMV: see ops/gemv.c */
-        tg_linear_rows_fwd(xa, z, W + g->in_w, W + g->in_b, B, g->L, (int64_t)s0->N * s0->dim);
+        TG_TRY(tg_linear_rows_fwd(c, xa, z, W + g->in_w, W + g->in_b, B, g->L,
+                                  (int64_t)s0->N * s0->dim));
     else
         TG_TRY(tg_linear_fwd(c, xa, z, W + g->in_w, W + g->in_b, B, g->L,
                              (int64_t)s0->N * s0->dim));

@@ -168,8 +168,10 @@ void tg_model_weights_changed(tg_model *m)
     /* the generator's input Linear keeps f32: it maps the latent straight to
      * every token, and rounding z to bf16 moves pixels the most (measured on
      * the shipped fmnist-mid: 0.3% of pixels off by more than 2 levels with
-     * it in bf16, 0.017% without; the bound is 0.1%). The price: at batch 1
-     * it is the largest f32 layer left (docs/PERFORMANCE.md, "bf16") */
+     * it in bf16, 0.017% without; the bound is 0.1%). At batch 1 and 2 its
+     * GEMV (ops/gemv.c) still reads the bf16 copy of its weights, with z in
+     * f32: half the bytes of the largest weight (0.050% of the pixels off by
+     * more than 2 levels, tests/test_bf16.c) */
     for (int i = 0; i < 3; i++)
         tg_dnn_bf16_bind(m->dnn, i, arr[i], n[i], i < 2 ? m->gen.in_w : 0, i < 2);
     tg_dnn_bf16_set(m->dnn, 1);

@@ -91,6 +91,9 @@ void tg_dnn_bf16_release(tg_dnn *c)
     tg_bf16_state *st = tg_dnn_bf16_state(c);
     for (int i = 0; i < TG_BF16_ARRAYS; i++)
         free(st->s[i].bf);
+    for (size_t i = 0; i < st->npk; i++)
+        free(st->pk[i].buf);
+    free(st->pk);
     memset(st, 0, sizeof *st);
 }
 
@@ -102,7 +105,58 @@ int tg_dnn_bf16_set(tg_dnn *c, int on)
     return was;
 }
 
-tg_status tg_dnn_bf16_weights(tg_dnn *c, const float *w, const uint16_t **out)
+/* Forget the packed matrices taken from the copy bf[n] (being freed). */
+static void packed_drop(tg_bf16_state *st, const uint16_t *bf, size_t n)
+{
+    for (size_t k = 0; k < st->npk;) {
+        if (bf && st->pk[k].src >= bf && st->pk[k].src < bf + n) {
+            free(st->pk[k].buf);
+            st->pk[k] = st->pk[--st->npk];
+        } else {
+            k++;
+        }
+    }
+}
+
+/* *out = the weights wb (layout `plain`) in the layout md, packed at first
+ * use and after every change of the copy. */
+static tg_status packed_weights(tg_dnn *c, const uint16_t *wb, const dnnl_memory_desc_t *plain,
+                                const dnnl_memory_desc_t *md, const void **out)
+{
+    tg_bf16_state *st = tg_dnn_bf16_state(c);
+    tg_bf16_packed *e = NULL;
+    for (size_t k = 0; k < st->npk && !e; k++)
+        if (st->pk[k].src == wb && dnnl_memory_desc_equal(&st->pk[k].md, md))
+            e = &st->pk[k];
+    if (!e) {
+        if (st->npk == st->cap_pk) {
+            size_t ncap = st->cap_pk ? 2 * st->cap_pk : 16;
+            tg_bf16_packed *pk = tg_alloc(ncap * sizeof *pk);
+            if (!pk)
+                return TG_ERR_OUT_OF_MEMORY;
+            if (st->npk)
+                memcpy(pk, st->pk, st->npk * sizeof *pk);
+            free(st->pk);
+            st->pk = pk;
+            st->cap_pk = ncap;
+        }
+        void *buf = tg_alloc(dnnl_memory_desc_get_size(md));
+        if (!buf)
+            return TG_ERR_OUT_OF_MEMORY;
+        e = &st->pk[st->npk++];
+        *e = (tg_bf16_packed){.src = wb, .md = *md, .buf = buf, .stale = 1};
+    }
+    if (e->stale) { /* a failure leaves it stale: tried again next time */
+        TG_TRY(tg_dnn_reorder(c, plain, wb, md, e->buf));
+        e->stale = 0;
+    }
+    *out = e->buf;
+    return TG_OK;
+}
+
+/* The copy of the weights at w; a layer in its array's keep range gets NULL
+ * unless `kept` (tg_dnn_bf16_copy). */
+static tg_status bf16_lookup(tg_dnn *c, const float *w, int kept, const uint16_t **out)
 {
     *out = NULL;
     tg_bf16_state *st = tg_dnn_bf16_state(c);
@@ -115,7 +169,7 @@ tg_status tg_dnn_bf16_weights(tg_dnn *c, const float *w, const uint16_t **out)
         if (!s->src || p < lo || p >= lo + s->n * sizeof(float))
             continue;
         size_t off = (p - lo) / sizeof(float);
-        if (off >= s->keep_lo && off < s->keep_hi)
+        if (!kept && off >= s->keep_lo && off < s->keep_hi)
             return TG_OK; /* a layer that keeps f32 */
         if (s->n > s->cap) { /* first use: the copy is made (the only allocation) */
             size_t bytes;
@@ -124,6 +178,7 @@ tg_status tg_dnn_bf16_weights(tg_dnn *c, const float *w, const uint16_t **out)
             uint16_t *bf = tg_alloc(bytes);
             if (!bf)
                 return TG_ERR_OUT_OF_MEMORY;
+            packed_drop(st, s->bf, s->cap); /* they point into the old copy */
             free(s->bf);
             s->bf = bf;
             s->cap = s->n;
@@ -132,11 +187,24 @@ tg_status tg_dnn_bf16_weights(tg_dnn *c, const float *w, const uint16_t **out)
         if (s->stale) { /* the weights changed since the copy: once per change */
             tg_bf16_from_f32(s->bf, s->src, s->n);
             s->stale = 0;
+            for (size_t k = 0; k < st->npk; k++) /* repacked at their next use */
+                if (st->pk[k].src >= s->bf && st->pk[k].src < s->bf + s->n)
+                    st->pk[k].stale = 1;
         }
         *out = s->bf + off;
         return TG_OK;
     }
     return TG_OK;
+}
+
+tg_status tg_dnn_bf16_weights(tg_dnn *c, const float *w, const uint16_t **out)
+{
+    return bf16_lookup(c, w, 0, out);
+}
+
+tg_status tg_dnn_bf16_copy(tg_dnn *c, const float *w, const uint16_t **out)
+{
+    return bf16_lookup(c, w, 1, out);
 }
 
 /* ------------------------------------------------------------- Linear */
@@ -147,15 +215,21 @@ tg_status tg_linear_bf16(tg_dnn *c, float *y, const float *x, const uint16_t *wb
     uint16_t *xb = (uint16_t *)tg_dnn_tmp(c, TG_TMP_BF16, (nx + 1) / 2);
     if (!xb)
         return TG_ERR_OUT_OF_MEMORY;
-    int64_t key[] = {TG_OPK_MATMUL_BF16, M, K, N, b != NULL, post};
+    int pack = M <= TG_BF16_PACK_ROWS_MAX;
+    int64_t key[] = {TG_OPK_MATMUL_BF16, M, K, N, b != NULL, post, pack};
     int nkey = (int)(sizeof key / sizeof key[0]);
     tg_prim *p = tg_dnn_find(c, key, nkey);
+    /* W [N, K] row-major read as W^T [K, N] */
+    dnnl_dims_t dw = {K, N};
+    dnnl_memory_desc_t plain;
+    TG_DNN(dnnl_memory_desc_init_by_tag(&plain, 2, dw, dnnl_bf16, dnnl_ba));
     if (!p) {
         dnnl_memory_desc_t ms, mw, mb, md;
-        dnnl_dims_t ds = {M, K}, dw = {K, N}, db = {1, N}, dd = {M, N};
-        /* W [N, K] row-major read as W^T [K, N] */
+        dnnl_dims_t ds = {M, K}, db = {1, N}, dd = {M, N};
         TG_DNN(dnnl_memory_desc_init_by_tag(&ms, 2, ds, dnnl_bf16, dnnl_ab));
-        TG_DNN(dnnl_memory_desc_init_by_tag(&mw, 2, dw, dnnl_bf16, dnnl_ba));
+        /* packing: the layout the primitive chooses */
+        TG_DNN(dnnl_memory_desc_init_by_tag(&mw, 2, dw, dnnl_bf16,
+                                            pack ? dnnl_format_tag_any : dnnl_ba));
         TG_DNN(dnnl_memory_desc_init_by_tag(&mb, 2, db, dnnl_f32, dnnl_ab));
         TG_DNN(dnnl_memory_desc_init_by_tag(&md, 2, dd, dnnl_f32, dnnl_ab));
         dnnl_matmul_desc_t d;
@@ -167,7 +241,15 @@ tg_status tg_linear_bf16(tg_dnn *c, float *y, const float *x, const uint16_t *wb
         dnnl_primitive_attr_destroy(at);
         TG_TRY(st);
     }
+    const void *w = wb;
+    if (pack) {
+        const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(p->pd, dnnl_query_weights_md, 0);
+        if (!wmd)
+            return tg_fail(TG_ERR_INTERNAL, "bf16 matmul without a weights layout");
+        if (!dnnl_memory_desc_equal(wmd, &plain))
+            TG_TRY(packed_weights(c, wb, &plain, wmd, &w));
+    }
     tg_bf16_from_f32(xb, x, nx);
-    void *bufs[4] = {xb, (void *)wb, y, (void *)b};
+    void *bufs[4] = {xb, (void *)w, y, (void *)b};
     return tg_prim_exec(c, p, bufs);
 }

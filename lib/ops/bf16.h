@@ -25,9 +25,20 @@ typedef struct tg_bf16_shadow {
     uint16_t *bf;
     int stale;
 } tg_bf16_shadow;
+/* A Linear's weights from a shadow's copy, reordered to the layout its
+ * matmul prefers (tg_linear_bf16 with few rows); stale when the copy
+ * changed since. */
+typedef struct tg_bf16_packed {
+    const uint16_t *src; /* the plain copy, inside a shadow's bf */
+    dnnl_memory_desc_t md;
+    void *buf;
+    int stale;
+} tg_bf16_packed;
 typedef struct tg_bf16_state {
     int on; /* the current call computes in bf16 */
     tg_bf16_shadow s[TG_BF16_ARRAYS];
+    tg_bf16_packed *pk;
+    size_t npk, cap_pk;
 } tg_bf16_state;
 /* The context's bf16 state (dnn.c holds it; bf16.c works on it). */
 tg_bf16_state *tg_dnn_bf16_state(tg_dnn *c);
@@ -69,11 +80,26 @@ int tg_dnn_bf16_set(tg_dnn *c, int on);
  * copy cannot be made. */
 tg_status tg_dnn_bf16_weights(tg_dnn *c, const float *w, const uint16_t **out);
 
+/* The same, but also for a layer in its array's keep range: the copy there
+ * is made like any other, and a kernel that rounds only the weights (not
+ * the input) may read it (the generator's input GEMV, gemv.c). */
+tg_status tg_dnn_bf16_copy(tg_dnn *c, const float *w, const uint16_t **out);
+
 /* Linears with fewer outputs than this stay f32 (the output layers). */
 #define TG_BF16_MIN_OUT 16
 
+/* Up to this many rows (tokens times images) tg_linear_bf16's matmul takes
+ * its weights prepacked: oneDNN 2.6's brgemm wants bf16 weights in a blocked
+ * (VNNI) layout and reorders plain ones on every call, which at 64 rows (the
+ * generator's first stage at batch 1) is ~10% of the matmul. Each packed
+ * matrix is one more copy of its weights (made at first use, redone when the
+ * weights change), so the large batches, where the reorder is a small part
+ * of a big product, stay on the plain copy. */
+#define TG_BF16_PACK_ROWS_MAX 256
+
 /* y[M,N] = bf16(x)[M,K] wb[N,K]^T + b[N] with post (TG_MM_SUM or
- * TG_MM_GELU, as tg_linear_fwd_post), accumulated in f32. */
+ * TG_MM_GELU, as tg_linear_fwd_post), accumulated in f32. wb must be a
+ * pointer tg_dnn_bf16_weights gave (its packed copies are keyed by it). */
 tg_status tg_linear_bf16(tg_dnn *c, float *y, const float *x, const uint16_t *wb, const float *b,
                          int64_t M, int64_t K, int64_t N, int post);
 

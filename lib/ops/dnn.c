@@ -172,6 +172,59 @@ static tg_status insert(tg_dnn *c, tg_prim *p)
     return TG_OK;
 }
 
+/* Counts a primitive descriptor on a reference kernel; refuses it (BACKEND)
+ * unless the context allows them. op: the op id for the message (0:
+ * reorder). */
+static tg_status ref_check(tg_dnn *c, const_dnnl_primitive_desc_t pd, int64_t op)
+{
+    const char *impl = "?";
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    if (strncmp(impl, "ref", 3) != 0)
+        return TG_OK;
+    atomic_fetch_add(&g_ref_count, 1);
+    atomic_store(&g_ref_last, impl);
+    if (c->allow_ref)
+        return TG_OK;
+    return tg_fail(TG_ERR_BACKEND,
+                   "oneDNN offers only a slow reference kernel (%s) for op %lld; "
+                   "set TG_ALLOW_REF=1 to accept it",
+                   impl, (long long)op);
+}
+
+tg_status tg_dnn_reorder(tg_dnn *c, const dnnl_memory_desc_t *from, const void *src,
+                         const dnnl_memory_desc_t *to, void *dst)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t a = NULL, b = NULL;
+    tg_status st = tg_dnn_check(dnnl_reorder_primitive_desc_create(&pd, from, g_engine, to,
+                                                                   g_engine, NULL),
+                                "reorder descriptor creation");
+    if (st == TG_OK)
+        st = ref_check(c, pd, 0);
+    if (st == TG_OK)
+        st = tg_dnn_check(dnnl_primitive_create(&prim, pd), "reorder creation");
+    if (st == TG_OK)
+        st = tg_dnn_check(dnnl_memory_create(&a, from, g_engine, (void *)src), "memory creation");
+    if (st == TG_OK)
+        st = tg_dnn_check(dnnl_memory_create(&b, to, g_engine, dst), "memory creation");
+    if (st == TG_OK) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}};
+        st = tg_dnn_check(dnnl_primitive_execute(prim, c->stream, 2, args), "reorder");
+        if (st == TG_OK)
+            st = tg_dnn_check(dnnl_stream_wait(c->stream), "stream wait");
+    }
+    if (a)
+        dnnl_memory_destroy(a);
+    if (b)
+        dnnl_memory_destroy(b);
+    if (prim)
+        dnnl_primitive_destroy(prim);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
 tg_status tg_dnn_build(tg_dnn *c, const int64_t *key, int nkey, const_dnnl_op_desc_t desc,
                        const_dnnl_primitive_attr_t attr, const_dnnl_primitive_desc_t hint,
                        int nargs, const int *arg_ids, tg_prim **out)
@@ -201,19 +254,8 @@ tg_status tg_dnn_build(tg_dnn *c, const int64_t *key, int nkey, const_dnnl_op_de
                           "primitive descriptor creation");
     if (at)
         dnnl_primitive_attr_destroy(at);
-    if (st == TG_OK) {
-        const char *impl = "?";
-        dnnl_primitive_desc_query(p->pd, dnnl_query_impl_info_str, 0, &impl);
-        if (strncmp(impl, "ref", 3) == 0) {
-            atomic_fetch_add(&g_ref_count, 1);
-            atomic_store(&g_ref_last, impl);
-            if (!c->allow_ref)
-                st = tg_fail(TG_ERR_BACKEND,
-                             "oneDNN offers only a slow reference kernel (%s) for op %lld; "
-                             "set TG_ALLOW_REF=1 to accept it",
-                             impl, (long long)key[0]);
-        }
-    }
+    if (st == TG_OK)
+        st = ref_check(c, p->pd, key[0]);
     if (st == TG_OK)
         st = tg_dnn_check(dnnl_primitive_create(&p->prim, p->pd), "primitive creation");
     for (int i = 0; st == TG_OK && i < nargs; i++) {

@@ -57,6 +57,13 @@ tg_status tg_dnn_build(tg_dnn *ctx, const int64_t *key, int nkey, const_dnnl_op_
                        const_dnnl_primitive_attr_t attr, const_dnnl_primitive_desc_t hint,
                        int nargs, const int *arg_ids, tg_prim **out);
 
+/* Copy src (layout `from`) to dst (layout `to`) with a one-off oneDNN
+ * reorder, refused like tg_dnn_build's primitives when it would be a
+ * reference kernel. For data converted once (bf16.c's packed weights), not
+ * for steady-state loops: it creates and destroys its primitive. */
+tg_status tg_dnn_reorder(tg_dnn *ctx, const dnnl_memory_desc_t *from, const void *src,
+                         const dnnl_memory_desc_t *to, void *dst);
+
 /* Run a primitive on buffers given in the order of its arg_ids. */
 tg_status tg_prim_exec(tg_dnn *ctx, tg_prim *p, void *const *bufs);
 

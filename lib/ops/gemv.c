@@ -8,11 +8,20 @@
  * measured with ONEDNN_VERBOSE; 0.5 ms here against 1.4, best of 200 calls;
  * at M = 2 0.9 against 1.7, at M = 4 level, hence TG_LINEAR_ROWS_MAX 2).
  * Here W is read once, row by row, and each
- * row meets all M inputs while it is in L1. */
+ * row meets all M inputs while it is in L1.
+ *
+ * In a bf16 model (bf16.h) the layer is bound by reading W, so it reads the
+ * model's bf16 copy of W instead: half the bytes. Only the weights are
+ * rounded: x stays f32 and the products are summed in f32, because rounding
+ * the latent z itself moves the pixels too much (lib/models/model.c keeps
+ * this layer out of the bf16 matmuls for that reason). */
+#include <immintrin.h>
+
+#include "bf16.h"
 #include "ops.h"
 
-void tg_linear_rows_fwd(float *y, const float *x, const float *w, const float *b, int64_t M,
-                        int64_t K, int64_t N)
+static void rows_f32(float *y, const float *x, const float *w, const float *b, int64_t M,
+                     int64_t K, int64_t N)
 {
 #pragma omp parallel for schedule(static) if (N * K > 65536)
     for (int64_t j = 0; j < N; j++) {
@@ -26,4 +35,102 @@ void tg_linear_rows_fwd(float *y, const float *x, const float *w, const float *b
             y[m * N + j] = acc + (b ? b[j] : 0.0f);
         }
     }
+}
+
+/* ------------------------------------------------------------ bf16 W
+ * AVX-512 (only called where tg_bf16_supported(), which implies it). A bf16
+ * is the high half of a float: widening 16 of them is a zero-extension and a
+ * shift. ROWS rows of W per block, read one after the other (W streams in
+ * order), give ROWS * M independent FMA chains for the out-of-order core.
+ * W's loads are masked only at a row's tail: with a masked load in the body
+ * the kernel ran 2x slower than the f32 GEMV whenever W came from memory
+ * (as it does in a sample: the rest of the network evicts it), on this
+ * project's AMD CPU; x, in L1, may be loaded masked. */
+#define TG_GEMV_KERNEL __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define ROWS 4
+
+static inline __attribute__((always_inline)) TG_GEMV_KERNEL __m512
+widen(const uint16_t *p, __mmask16 k)
+{
+    __m256i h = k == (__mmask16)0xffff ? _mm256_loadu_si256((const __m256i *)p)
+                                        : _mm256_maskz_loadu_epi16(k, p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* rows [j0, j0 + ROWS) (all present), M 1 or 2 */
+static inline __attribute__((always_inline)) TG_GEMV_KERNEL void
+block_bf16(float *y, const float *x, const uint16_t *w, const float *b, int64_t M, int64_t K,
+           int64_t N, int64_t j0)
+{
+    /* the loops over m and r unrolled: acc and wv in registers (at -O2 GCC
+     * kept them in memory, a store-load chain per FMA: 3x slower) */
+    __m512 acc[TG_LINEAR_ROWS_MAX][ROWS];
+#pragma GCC unroll 8
+    for (int m = 0; m < TG_LINEAR_ROWS_MAX; m++)
+#pragma GCC unroll 8
+        for (int r = 0; r < ROWS; r++)
+            acc[m][r] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int r = 0; r < ROWS; r++)
+        for (int64_t k = 0; k < K; k += 16) {
+            __mmask16 km = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+            __m512 wv = widen(w + (j0 + r) * K + k, km);
+#pragma GCC unroll 8
+            for (int m = 0; m < M; m++)
+                acc[m][r] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(km, x + m * K + k), acc[m][r]);
+        }
+#pragma GCC unroll 8
+    for (int m = 0; m < M; m++)
+#pragma GCC unroll 8
+        for (int r = 0; r < ROWS; r++)
+            y[m * N + j0 + r] = _mm512_reduce_add_ps(acc[m][r]) + (b ? b[j0 + r] : 0.0f);
+}
+
+/* one row j (the tail of N) */
+static inline __attribute__((always_inline)) TG_GEMV_KERNEL void
+row_bf16(float *y, const float *x, const uint16_t *w, const float *b, int64_t M, int64_t K,
+         int64_t N, int64_t j)
+{
+    for (int64_t m = 0; m < M; m++) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t k = 0; k < K; k += 16) {
+            __mmask16 km = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+            acc = _mm512_fmadd_ps(widen(w + j * K + k, km), _mm512_maskz_loadu_ps(km, x + m * K + k),
+                                  acc);
+        }
+        y[m * N + j] = _mm512_reduce_add_ps(acc) + (b ? b[j] : 0.0f);
+    }
+}
+
+static TG_GEMV_KERNEL void rows_bf16(float *y, const float *x, const uint16_t *w, const float *b,
+                                     int64_t M, int64_t K, int64_t N)
+{
+    int64_t nb = N / ROWS;
+    /* M as a constant in each loop: the accumulators stay in registers */
+    if (M == 1) {
+#pragma omp parallel for schedule(static) if (N * K > 65536)
+        for (int64_t i = 0; i < nb; i++)
+            block_bf16(y, x, w, b, 1, K, N, i * ROWS);
+    } else {
+#pragma omp parallel for schedule(static) if (N * K > 65536)
+        for (int64_t i = 0; i < nb; i++)
+            block_bf16(y, x, w, b, 2, K, N, i * ROWS);
+    }
+    for (int64_t j = nb * ROWS; j < N; j++)
+        row_bf16(y, x, w, b, M, K, N, j);
+}
+
+tg_status tg_linear_rows_fwd(tg_dnn *c, float *y, const float *x, const float *w,
+                             const float *b, int64_t M, int64_t K, int64_t N)
+{
+    if (M > TG_LINEAR_ROWS_MAX)
+        return tg_fail(TG_ERR_INTERNAL, "tg_linear_rows_fwd with %lld rows", (long long)M);
+    const uint16_t *wb = NULL;
+    if (N >= TG_BF16_MIN_OUT) /* a bf16 model's copy of W (NULL: f32) */
+        TG_TRY(tg_dnn_bf16_copy(c, w, &wb));
+    if (wb)
+        rows_bf16(y, x, wb, b, M, K, N);
+    else
+        rows_f32(y, x, w, b, M, K, N);
+    return TG_OK;
 }

@@ -36,10 +36,12 @@ tg_status tg_linear_fwd(tg_dnn *c, float *y, const float *x, const float *w, con
 tg_status tg_linear_fwd_post(tg_dnn *c, float *y, const float *x, const float *w,
                              const float *b, int64_t M, int64_t K, int64_t N, int post);
 /* The same for a few rows (M <= TG_LINEAR_ROWS_MAX) in plain C (gemv.c): W
- * is read once instead of being repacked by oneDNN on each call. */
+ * is read once instead of being repacked by oneDNN on each call. In a bf16
+ * model it reads the bf16 copy of W (even where the layer keeps an f32
+ * input: x is not rounded), else W. */
 #define TG_LINEAR_ROWS_MAX 2
-void tg_linear_rows_fwd(float *y, const float *x, const float *w, const float *b, int64_t M,
-                        int64_t K, int64_t N);
+tg_status tg_linear_rows_fwd(tg_dnn *c, float *y, const float *x, const float *w,
+                             const float *b, int64_t M, int64_t K, int64_t N);
 /* dx = dy W (skipped when dx is NULL); dw += dy^T x; db += column sums of dy */
 tg_status tg_linear_bwd(tg_dnn *c, float *dx, float *dw, float *db, const float *dy,
                         const float *x, const float *w, int64_t M, int64_t K, int64_t N);
