@@ -6,6 +6,7 @@
 #   make bench      performance against PyTorch (the project's oracle) and ONNX Runtime
 #   make bench-ort  performance against ONNX Runtime (npm's onnxruntime-node)
 #   make bench-bf16 bf16 against f32 inference; make bench-bf16-fid: their FIDs
+#   make bench-bf16-train  bf16 against f32 training (calls/s, interleaved)
 
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
