@@ -262,14 +262,16 @@ END_TEST
  * (a GAN's steps amplify any difference, f32's own thread-count rounding
  * too), so the comparison is of means over windows of 50 steps, against
  * f32's own spread: |mean_bf16 - mean_f32| <= 0.5 std_f32 + 0.05 |mean_f32|
- * + 0.05 per window, for D's and G's loss. */
+ * + 0.05 per window, for D's and G's loss. Without AVX512-BF16 both runs
+ * are f32 and must be equal: 50 steps show it (isa-test's slower kernels). */
 START_TEST(trajectory_tracks_f32)
 {
-    enum { STEPS = 300, W = 50, B = 8, PX = 256 };
+    enum { MAXSTEPS = 300, W = 50, B = 8, PX = 256 };
+    const int STEPS = tg_bf16_supported() ? MAXSTEPS : W;
     tg_model *m[2] = {make(TRAJ_FMT, "f32", 9), make(TRAJ_FMT, "bf16", 9)};
     float real[4 * B * PX];
     blobs(real, 4 * B, 16, 11);
-    static double dl[2][STEPS], gl[2][STEPS];
+    static double dl[2][MAXSTEPS], gl[2][MAXSTEPS];
     for (int s = 0; s < STEPS; s++)
         for (int k = 0; k < 2; k++) {
             tg_train_stats st = {.struct_size = sizeof st};
