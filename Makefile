@@ -6,6 +6,7 @@
 #   make bench      performance against PyTorch (the project's oracle) and ONNX Runtime
 #   make bench-ort  performance against ONNX Runtime (npm's onnxruntime-node)
 #   make bench-bf16 bf16 against f32 inference; make bench-bf16-fid: their FIDs
+#   make bench-bf16-train  bf16 against f32 training (calls/s, interleaved)
 
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
@@ -384,6 +385,19 @@ bench-bf16: $(B)/bench/bf16_ab
 	@uptime
 	OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2 $(B)/bench/bf16_ab models/transgan-s.json --threads 2 $(BF16_AB_ARGS)
 	OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2 $(B)/bench/bf16_ab models/fmnist-small.json --threads 2 $(BF16_AB_ARGS)
+	@uptime
+# bf16 against f32 training (training.precision), interleaved round by
+# round in one process (bench/bf16_train.c; static library: it sets the
+# internal penalty mask). docs/PERFORMANCE.md "bf16 training".
+BF16_TRAIN_ARGS ?= --steps 3 --rounds 5 --penalty-masks 0,2,3
+$(B)/bench/bf16_train: bench/bf16_train.c bench/util.h $(HDR) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O2 $(WARN) -fopenmp -Iinclude -Ilib -o $@ $< $(STLIB) $(LDLIBS)
+.PHONY: bench-bf16-train
+bench-bf16-train: $(B)/bench/bf16_train
+	@uptime
+	OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2 $(B)/bench/bf16_train models/fmnist-mid.json --threads 2 $(BF16_TRAIN_ARGS)
+	OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2 $(B)/bench/bf16_train models/fmnist-convd.json --threads 2 $(BF16_TRAIN_ARGS)
 	@uptime
 ORT_DIR := $(B)/ort
 ORT_ARGS ?=

@@ -397,12 +397,17 @@ int main(int argc, char **argv)
             die("cannot write '%s': %s", r.log_path, strerror(errno));
     }
 
+    /* the training precision in effect (training.precision, f32 on a CPU
+     * without AVX512-BF16) */
+    int64_t tp;
+    check(tg_model_info(r.m, TG_INFO_TRAIN_PRECISION, &tp), "tg_model_info");
     printf("train: %s%s%s: %lldx%lldx%lld, G %.2fM D %.2fM params, d_batch %lld, %s, "
-           "at d_steps %llu g_steps %llu\n",
+           "%s training, at d_steps %llu g_steps %llu\n",
            model_path ? model_path : resume, model_json && resume ? " + " : "",
            model_json && resume ? resume : "", (long long)r.S, (long long)r.S, (long long)r.C,
            gp / 1e6, dp / 1e6, (long long)dB, has_ema ? "EMA" : "no EMA",
-           (unsigned long long)d0, (unsigned long long)g0);
+           tp == TG_PRECISION_BF16 ? "bf16" : "f32", (unsigned long long)d0,
+           (unsigned long long)g0);
     printf("train: %zu images from %s (data seed %llu); output in %s/\n", n_images, src,
            (unsigned long long)seed, r.out);
 

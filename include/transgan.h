@@ -169,8 +169,12 @@ typedef enum tg_info {
                                       unconditional model, K for a
                                       class-conditional one (labels 0 .. K-1),
                                       since 0.1.0 */
-    TG_INFO_D_KIND = 15            /* discriminator.kind: 0 "transformer",
+    TG_INFO_D_KIND = 15,           /* discriminator.kind: 0 "transformer",
                                       1 "conv", since 0.1.0 */
+    TG_INFO_TRAIN_PRECISION = 16   /* the training precision in effect
+                                      (tg_precision): training.precision,
+                                      or 0 (f32) where the CPU lacks
+                                      AVX512-BF16, since 0.1.0 */
 } tg_info;
 
 /* Read one fact into *value. Statuses: INVALID_ARGUMENT. Since 0.1.0. */

@@ -312,7 +312,7 @@ START_TEST(null_buffers_with_model)
     FAILS_WITH(tg_model_info(m, (tg_info)0, &v), TG_ERR_INVALID_ARGUMENT, "key");
     ck_assert_int_eq(v, 0);
     v = 42;
-    FAILS(tg_model_info(m, (tg_info)(TG_INFO_D_KIND + 1), &v), TG_ERR_INVALID_ARGUMENT);
+    FAILS(tg_model_info(m, (tg_info)(TG_INFO_TRAIN_PRECISION + 1), &v), TG_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(v, 0);
     v = 42;
     FAILS(tg_model_info(m, (tg_info)-1, &v), TG_ERR_INVALID_ARGUMENT);

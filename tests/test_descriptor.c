@@ -400,6 +400,7 @@ static const struct {
     {H("'training':{'loss':'wgan'}"),
      "training.loss: must be one of \"wgan-gp-eps\", \"wgan-gp\", \"hinge\", \"lsgan\" (got \"wgan\")"},
     {H("'training':{'optimizer':'adamw'}"), "training.optimizer: must be one of \"adam\", \"sgd\""},
+    {H("'training':{'precision':'fp16'}"), "training.precision: must be one of \"f32\", \"bf16\""},
     {H("'training':{'g_lr':-1e-4}"), "training.g_lr: must be a finite number >= 0 (got -0.0001)"},
     {H("'training':{'d_lr':'1e-4'}"), "training.d_lr: must be a finite number >= 0 (got \"1e-4\")"},
     {H("'training':{'gp_weight':1e999}"), "training.gp_weight: must be a finite number >= 0 (got inf)"},
@@ -595,6 +596,7 @@ static const char *const rt_cases[] = {
       "'residual':false,'pool':'mean'}"),
     H("'num_classes':3,'class_names':['t-shirt','bag','ankle-\\u00e9-boot']"),
     H("'num_classes':65536"),
+    H("'training':{'precision':'bf16'}"),
 };
 
 START_TEST(round_trip)
@@ -638,7 +640,7 @@ START_TEST(writer_shape)
     static const char *const train_k[] = {
         "loss", "gp_weight", "drift_weight", "optimizer", "g_lr", "d_lr", "beta1", "beta2",
         "adam_eps", "n_critic", "g_batch", "d_batch", "grad_clip", "ema", "diffaug",
-        "diffaug_p", "ada", "sr_aux_weight", "locality", "seed"};
+        "diffaug_p", "ada", "sr_aux_weight", "locality", "seed", "precision"};
     tg_desc d;
     parse_ok("{" HDR "}", &d);
     char *s = tg_desc_to_json(&d);
@@ -652,7 +654,7 @@ START_TEST(writer_shape)
     check_keys(cJSON_GetObjectItem(r, "generator"), gen_k, 8);
     check_keys(cJSON_GetObjectItem(r, "discriminator"), disc_k, 5);
     cJSON *t = cJSON_GetObjectItem(r, "training");
-    check_keys(t, train_k, 20);
+    check_keys(t, train_k, 21);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(t, "locality")));
     ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "generator"), "relative_position_bias")));
     cJSON_Delete(r);
@@ -665,7 +667,8 @@ START_TEST(writer_shape)
                           "\"grad_clip\":5.0",
                           "\"ema\":{\"half_life_kimg\":500,\"warmup\":0.1}",
                           "\"diffaug\":[\"translation\",\"cutout\",\"color\"],\"diffaug_p\":1.0,\"ada\":null",
-                          "\"sr_aux_weight\":0.0,\"locality\":null,\"seed\":12345}}"};
+                          "\"sr_aux_weight\":0.0,\"locality\":null,\"seed\":12345,"
+                          "\"precision\":\"f32\"}}"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         ck_assert_msg(strstr(s, want[i]), "%s lacks %s", s, want[i]);
     free(s);

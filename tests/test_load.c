@@ -211,7 +211,7 @@ START_TEST(memory_load_equals_file_load)
     memset(bytes, 0xff, n); /* the model keeps nothing of the caller's buffer */
     free(bytes);
     ck_assert_str_eq(tg_model_descriptor(a), tg_model_descriptor(b));
-    for (int k = TG_INFO_IMAGE_SIZE; k <= TG_INFO_D_KIND; k++)
+    for (int k = TG_INFO_IMAGE_SIZE; k <= TG_INFO_TRAIN_PRECISION; k++)
         ck_assert_int_eq(info(a, (tg_info)k), info(b, (tg_info)k));
     float x[2 * PER], y[2 * PER], sa[2], sb[2];
     for (uint32_t fl = 0; fl <= TG_GEN_RAW; fl++) {

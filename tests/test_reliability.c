@@ -63,9 +63,20 @@ static const char *SWEEP_COND_CONV_JSON =
     "\"widths\":[3,4],\"blocks\":[1,1]},\"training\":{\"loss\":\"wgan-gp\","
     "\"n_critic\":1,\"g_batch\":2,\"d_batch\":2,\"diffaug\":[\"translation\",\"cutout\"],"
     "\"sr_aux_weight\":0.5,\"locality\":{\"stages\":[2],\"schedule\":[[100,1]]}}}";
+/* The plain one in bf16 training (training.precision; f32 where the CPU
+ * lacks AVX512-BF16): the weight copies it trains on and its bf16 operand
+ * buffers fail cleanly too. */
+static const char *SWEEP_BF16_JSON =
+    "{\"format\":\"transgan\",\"format_version\":1,\"name\":\"sweep\",\"image\":{\"size\":8,"
+    "\"channels\":1},\"latent_dim\":4,\"generator\":{\"bottom_width\":2,\"embed_dim\":16,"
+    "\"depths\":[1,1,1],\"heads\":1,\"mlp_ratio\":1},\"discriminator\":{\"patch_size\":4,"
+    "\"embed_dim\":8,\"depth\":1,\"heads\":2,\"mlp_ratio\":1},\"training\":{\"loss\":\"wgan-gp\","
+    "\"n_critic\":1,\"g_batch\":2,\"d_batch\":2,\"diffaug\":[\"translation\",\"cutout\"],"
+    "\"sr_aux_weight\":0.5,\"locality\":{\"stages\":[2],\"schedule\":[[100,1]]},"
+    "\"precision\":\"bf16\"}}";
 /* the sweep's variants (allocation_failure_sweep's _i): plain, conditional,
- * conv D, conditional conv D */
-#define SWEEP_VARIANTS 4
+ * conv D, conditional conv D, bf16 training */
+#define SWEEP_VARIANTS 5
 #define SW_PX 64 /* 1 x 8 x 8 */
 #define SW_L 4
 #define SW_B 2
@@ -227,7 +238,7 @@ typedef struct {
 static void sequence(long k, seq_out *o, int variant)
 {
     const char *const jsons[SWEEP_VARIANTS] = {SWEEP_JSON, SWEEP_COND_JSON, SWEEP_CONV_JSON,
-                                               SWEEP_COND_CONV_JSON};
+                                               SWEEP_COND_CONV_JSON, SWEEP_BF16_JSON};
     const char *json = jsons[variant];
     int cond = variant == 1 || variant == 3;
     float z[SW_B * SW_L], real[SW_B * SW_PX];
@@ -356,7 +367,7 @@ static void sequence(long k, seq_out *o, int variant)
 }
 
 /* _i = 1: the same sequence on a class-conditional model; 2: with the
- * convolutional discriminator; 3: both */
+ * convolutional discriminator; 3: both; 4: in bf16 training */
 START_TEST(allocation_failure_sweep)
 {
     int cond = _i;
@@ -392,7 +403,8 @@ START_TEST(allocation_failure_sweep)
     free(ref.ckpt);
     ck_assert_msg(failed > 100, "only %ld allocations in the sequence", failed);
     printf("allocation_failure_sweep%s: %ld allocations failed in turn\n",
-           cond == 1 ? " (conditional)" : cond == 2 ? " (conv D)" : cond == 3 ? " (conditional conv D)" : "",
+           cond == 1 ? " (conditional)" : cond == 2 ? " (conv D)" : cond == 3 ? " (conditional conv D)"
+           : cond == 4 ? " (bf16 training)" : "",
            failed);
 }
 END_TEST

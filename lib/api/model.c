@@ -140,6 +140,7 @@ TG_API tg_status tg_model_info(const tg_model *m, tg_info key, int64_t *value)
     case TG_INFO_SAMPLING_ONLY: v = m->sampling_only; break;
     case TG_INFO_PRECISION: v = m->precision; break;
     case TG_INFO_D_KIND: v = m->desc.d.kind; break;
+    case TG_INFO_TRAIN_PRECISION: v = tg_model_train_precision(m); break;
     case TG_INFO_NUM_CLASSES: v = m->desc.num_classes; break;
     default: return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_model_info: unknown key %d", (int)key);
     }

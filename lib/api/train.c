@@ -2,18 +2,18 @@
  * does the work). */
 #include "api.h"
 
-/* Training computes in f32 whatever the inference precision; the bf16 copies
- * follow the weights it changed (or restored). */
-static tg_status train_f32(tg_model *m, const float *real, size_t n, const tg_step_labels *lab,
+/* Training computes in its own precision (training.precision: f32, or bf16
+ * where the CPU has it) whatever the inference precision; the inference
+ * bf16 copies follow the weights it changed (or restored). */
+static tg_status train_call(tg_model *m, const float *real, size_t n, const tg_step_labels *lab,
                            const float *z_d, const float *z_g, const float *alpha,
                            tg_train_stats *stats)
 {
     if (!m)
         return tg_train_run(m, real, n, lab, z_d, z_g, alpha, stats);
-    tg_model_force_f32(m, 1);
+    tg_model_train_begin(m);
     tg_status st = tg_train_run(m, real, n, lab, z_d, z_g, alpha, stats);
-    tg_model_force_f32(m, 0);
-    tg_model_weights_changed(m);
+    tg_model_train_end(m);
     return st;
 }
 
@@ -30,7 +30,7 @@ TG_API tg_status tg_train_step(tg_model *m, const float *real, size_t n, const f
                        "(num_classes = %d): train it with tg_train_step_labels and the real "
                        "batch's labels", m->desc.num_classes);
     }
-    TG_RETURN_ON_MODEL_THREADS(m, train_f32(m, real, n, NULL, z_d, z_g, alpha, stats));
+    TG_RETURN_ON_MODEL_THREADS(m, train_call(m, real, n, NULL, z_d, z_g, alpha, stats));
 }
 
 TG_API tg_status tg_model_set_data_parallel(tg_model *m, int rank, int world,
@@ -84,7 +84,7 @@ static tg_status step_labels(tg_model *m, const float *real, size_t n,
         if (yr || yd || yg)
             return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_train_step_labels: labels given, but the "
                            "model is unconditional (num_classes = 0); pass labels = NULL");
-        return train_f32(m, real, n, NULL, z_d, z_g, alpha, stats);
+        return train_call(m, real, n, NULL, z_d, z_g, alpha, stats);
     }
     if (!yr)
         return tg_fail(TG_ERR_INVALID_ARGUMENT, "tg_train_step_labels: the model is "
@@ -102,7 +102,7 @@ static tg_status step_labels(tg_model *m, const float *real, size_t n,
     TG_TRY(tg_api_labels_in_range(fn, "labels->fake_d", yd, n, K));
     TG_TRY(tg_api_labels_in_range(fn, "labels->fake_g", yg, bg, K));
     const tg_step_labels lab = {yr, yd, yg};
-    return train_f32(m, real, n, &lab, z_d, z_g, alpha, stats);
+    return train_call(m, real, n, &lab, z_d, z_g, alpha, stats);
 }
 
 TG_API tg_status tg_train_step_labels(tg_model *m, const float *real, size_t n,

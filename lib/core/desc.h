@@ -71,6 +71,10 @@ typedef struct tg_desc {
         int64_t loc_until[TG_MAX_SCHEDULE];
         int loc_radius[TG_MAX_SCHEDULE];
         uint64_t seed;          /* 12345 */
+        /* training.precision: TG_PRECISION_F32 (the default) or
+         * TG_PRECISION_BF16 (asked for; in effect only where the CPU has
+         * AVX512-BF16, TG_INFO_TRAIN_PRECISION) */
+        int precision;
     } t;
 } tg_desc;
 

@@ -29,6 +29,8 @@ static const char *const norm_names[] = {"layernorm", "pixelnorm"};
 static const char *const output_names[] = {"linear", "tanh"};
 static const char *const loss_names[] = {"wgan-gp-eps", "wgan-gp", "hinge", "lsgan"};
 static const char *const optim_names[] = {"adam", "sgd"};
+/* training.precision, in TG_PRECISION_* order */
+static const char *const precision_names[] = {"f32", "bf16"};
 static const char *const aug_names[] = {"translation", "cutout", "color"};
 static const char *const dkind_names[] = {"transformer", "conv"};
 static const char *const down_names[] = {"avgpool", "stride"};
@@ -262,7 +264,7 @@ static const char *const disc_conv_keys[] = {"widths", "blocks", "down", "residu
 static const char *const train_keys[] = {
     "loss", "gp_weight", "drift_weight", "optimizer", "g_lr", "d_lr", "beta1", "beta2",
     "adam_eps", "n_critic", "g_batch", "d_batch", "grad_clip", "ema", "diffaug",
-    "sr_aux_weight", "locality", "seed", "diffaug_p", "ada"};
+    "sr_aux_weight", "locality", "seed", "diffaug_p", "ada", "precision"};
 static const char *const ema_keys[] = {"half_life_kimg", "warmup", "beta"};
 static const char *const ada_keys[] = {"target", "interval", "kimg"};
 static const char *const loc_keys[] = {"stages", "schedule"};
@@ -295,6 +297,7 @@ static void set_defaults(tg_desc *d)
     d->t.sr_aux_weight = 0.0;
     d->t.loc_on = 0;
     d->t.seed = 12345;
+    d->t.precision = 0; /* f32 */
 }
 
 static tg_status parse_format(const cJSON *root)
@@ -592,6 +595,7 @@ static tg_status parse_training(const cJSON *t, tg_desc *d)
         TG_TRY(want_int(v, "training.seed", 0, MAX_EXACT, &x));
         d->t.seed = (uint64_t)x;
     }
+    TG_TRY(get_enum(t, p, "precision", precision_names, NELEM(precision_names), &d->t.precision));
     return TG_OK;
 }
 
@@ -933,6 +937,7 @@ char *tg_desc_to_json(const tg_desc *d)
         char buf[32];
         snprintf(buf, sizeof buf, "%" PRIu64, d->t.seed);
         add(&w, o, "seed", cJSON_CreateRaw(buf));
+        add_str(&w, o, "precision", precision_names[d->t.precision == 1]);
     }
     if (!w.ok)
         goto oom;

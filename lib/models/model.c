@@ -177,6 +177,37 @@ void tg_model_weights_changed(tg_model *m)
     tg_dnn_bf16_set(m->dnn, 1);
 }
 
+int tg_model_train_precision(const tg_model *m)
+{
+    return m->desc.t.precision == TG_PRECISION_BF16 && tg_bf16_supported() ? TG_PRECISION_BF16
+                                                                           : TG_PRECISION_F32;
+}
+
+void tg_model_train_begin(tg_model *m)
+{
+    if (tg_model_train_precision(m) != TG_PRECISION_BF16) {
+        tg_model_force_f32(m, 1);
+        return;
+    }
+    /* the arrays a step reads through Linears: G's weights (the fakes D
+     * sees, G's own step) and D's. Unlike inference, G's input Linear is
+     * bf16 too: its rounding is noise a step's gradient tolerates (the
+     * pixel bound that kept it f32 is an inference promise). The copies are
+     * converted at their first use, again after each update
+     * (train/train.c); slot 1 (the EMA) is not read by training. */
+    tg_dnn_bf16_bind(m->dnn, 0, m->gnet.w, m->gen.P.total, 0, 0);
+    tg_dnn_bf16_bind(m->dnn, 2, m->dnet.w, m->disc.P.total, 0, 0);
+    tg_dnn_bf16_set(m->dnn, 1);
+    tg_dnn_bf16_train(m->dnn, 1); /* the conv D's convolutions too */
+}
+
+void tg_model_train_end(tg_model *m)
+{
+    tg_dnn_bf16_train(m->dnn, 0);
+    tg_model_force_f32(m, 0);
+    tg_model_weights_changed(m); /* the inference bindings back (bf16 precision) */
+}
+
 void tg_model_force_f32(tg_model *m, int on)
 {
     tg_dnn_bf16_set(m->dnn, !on && m->precision == TG_PRECISION_BF16);

@@ -242,6 +242,17 @@ void tg_model_weights_changed(tg_model *m);
  * in the model's precision again (0). */
 void tg_model_force_f32(tg_model *m, int on);
 
+/* The training precision in effect: TG_PRECISION_BF16 when the descriptor's
+ * training.precision asks for it and tg_bf16_supported(), else f32. */
+int tg_model_train_precision(const tg_model *m);
+/* Around a training call: begin runs the calls that follow in the training
+ * precision (bf16: the Linears of both networks, forward and backward, on
+ * bf16 copies of the weights being trained, every Linear but the output
+ * layers; the conv D's convolutions; ops/bf16.h); end returns to the
+ * inference precision, its copies following the weights. */
+void tg_model_train_begin(tg_model *m);
+void tg_model_train_end(tg_model *m);
+
 /* The masks for the current g_steps (NULL entries: none); recomputes them
  * when the schedule moves. */
 uint8_t *const *tg_model_masks(tg_model *m, uint64_t g_steps);

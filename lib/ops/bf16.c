@@ -1,7 +1,8 @@
-/* bf16 inference: the CPU check, f32 -> bf16 rounding, the weight copies a
- * context keeps, and the Linear layer on oneDNN's bf16 matmul (bf16 inputs,
- * f32 accumulation and output). Only inference uses it: training and the
- * tests' gradient checks stay f32 (tg_dnn_bf16_set is off for them). */
+/* bf16 inference and training: the CPU check, f32 -> bf16 rounding, the
+ * weight copies a context keeps, and the Linear layer on oneDNN's bf16
+ * matmul (bf16 inputs, f32 accumulation and output), forward and backward.
+ * Inference uses it in bf16 precision, training with training.precision
+ * "bf16"; the tests' gradient checks stay f32 (tg_dnn_bf16_set is off). */
 #include <cpuid.h>
 #include <pthread.h>
 
@@ -84,6 +85,33 @@ void tg_dnn_bf16_bind(tg_dnn *c, int slot, const float *src, size_t n, size_t ke
     s->keep_lo = keep_off;
     s->keep_hi = keep_off + keep_n;
     s->stale = 1;
+}
+
+void tg_dnn_bf16_changed(tg_dnn *c, const float *src)
+{
+    tg_bf16_state *st = tg_dnn_bf16_state(c);
+    for (int i = 0; i < TG_BF16_ARRAYS; i++)
+        if (st->s[i].src == src)
+            st->s[i].stale = 1;
+}
+
+void tg_dnn_bf16_train(tg_dnn *c, int on) { tg_dnn_bf16_state(c)->train = on; }
+
+int tg_dnn_bf16_conv(tg_dnn *c, const float *w)
+{
+    tg_bf16_state *st = tg_dnn_bf16_state(c);
+    if (!st->on || !st->train)
+        return 0;
+    uintptr_t p = (uintptr_t)w;
+    for (int i = 0; i < TG_BF16_ARRAYS; i++) {
+        const tg_bf16_shadow *s = &st->s[i];
+        uintptr_t lo = (uintptr_t)s->src;
+        if (!s->src || p < lo || p >= lo + s->n * sizeof(float))
+            continue;
+        size_t off = (p - lo) / sizeof(float);
+        return !(off >= s->keep_lo && off < s->keep_hi);
+    }
+    return 0;
 }
 
 void tg_dnn_bf16_release(tg_dnn *c)
@@ -252,4 +280,55 @@ tg_status tg_linear_bf16(tg_dnn *c, float *y, const float *x, const uint16_t *wb
     tg_bf16_from_f32(xb, x, nx);
     void *bufs[4] = {xb, (void *)w, y, (void *)b};
     return tg_prim_exec(c, p, bufs);
+}
+
+/* bf16 x bf16 -> f32 matmul of plain 2-D operands, a [M,K] and b [K,N] in
+ * the given tags (dnnl_ab, or dnnl_ba for a transposed view), c [M,N] f32
+ * row-major, written or (sum) added to; built once per shape under `op`. */
+static tg_status mm_bf16(tg_dnn *c, int op, float *y, const uint16_t *a, dnnl_format_tag_t ta,
+                         const uint16_t *b, dnnl_format_tag_t tb, int64_t M, int64_t K,
+                         int64_t N, int sum)
+{
+    int64_t key[] = {op, M, K, N, ta, tb, sum};
+    int nkey = (int)(sizeof key / sizeof key[0]);
+    tg_prim *p = tg_dnn_find(c, key, nkey);
+    if (!p) {
+        dnnl_memory_desc_t ma, mb, md;
+        dnnl_dims_t da = {M, K}, db = {K, N}, dd = {M, N};
+        TG_DNN(dnnl_memory_desc_init_by_tag(&ma, 2, da, dnnl_bf16, ta));
+        TG_DNN(dnnl_memory_desc_init_by_tag(&mb, 2, db, dnnl_bf16, tb));
+        TG_DNN(dnnl_memory_desc_init_by_tag(&md, 2, dd, dnnl_f32, dnnl_ab));
+        dnnl_matmul_desc_t d;
+        TG_DNN(dnnl_matmul_desc_init(&d, &ma, &mb, NULL, &md));
+        dnnl_primitive_attr_t at;
+        TG_TRY(tg_matmul_attr(&at, 1.0f, sum ? TG_MM_SUM : 0));
+        static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
+        tg_status st = tg_dnn_build(c, key, nkey, &d, at, NULL, 3, args, &p);
+        dnnl_primitive_attr_destroy(at);
+        TG_TRY(st);
+    }
+    void *bufs[3] = {(void *)a, (void *)b, y};
+    return tg_prim_exec(c, p, bufs);
+}
+
+tg_status tg_linear_bf16_bwd(tg_dnn *c, float *dx, float *dw, const float *dy, const float *x,
+                             const uint16_t *wb, int64_t M, int64_t K, int64_t N)
+{
+    size_t ny = (size_t)(M * N), nx = (size_t)(M * K);
+    uint16_t *dyb = (uint16_t *)tg_dnn_tmp(c, TG_TMP_BF16_DY, (ny + 1) / 2);
+    if (!dyb)
+        return TG_ERR_OUT_OF_MEMORY;
+    /* one rounding of dy serves both products */
+    tg_bf16_from_f32(dyb, dy, ny);
+    if (dx) /* dx[M,K] = dy[M,N] W[N,K] */
+        TG_TRY(mm_bf16(c, TG_OPK_MATMUL_BF16_BWD_DATA, dx, dyb, dnnl_ab, wb, dnnl_ab, M, N, K, 0));
+    if (dw) { /* dw[N,K] += dy^T[N,M] x[M,K]: dy read transposed (tag ba) */
+        uint16_t *xb = (uint16_t *)tg_dnn_tmp(c, TG_TMP_BF16, (nx + 1) / 2);
+        if (!xb)
+            return TG_ERR_OUT_OF_MEMORY;
+        tg_bf16_from_f32(xb, x, nx);
+        TG_TRY(mm_bf16(c, TG_OPK_MATMUL_BF16_BWD_WEIGHTS, dw, dyb, dnnl_ba, xb, dnnl_ab, N, M, K,
+                       1));
+    }
+    return TG_OK;
 }

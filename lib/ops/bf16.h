@@ -1,10 +1,14 @@
-/* Internal: bf16 inference (lib/ops/bf16.c). A model in bf16 precision keeps
+/* Internal: bf16 inference and training (lib/ops/bf16.c). A model in bf16 precision keeps
  * a bf16 copy of each weight array its inference reads, in its oneDNN
  * context; while a call runs in bf16 (tg_dnn_bf16_set), the Linear layers
  * whose weights lie in such an array run as oneDNN bf16 x bf16 -> f32
  * matmuls (f32 accumulation, f32 bias and post-ops), their input rounded to
  * bf16 on the way in. Everything else (norms, softmax, residual stream, the
- * output layers) stays f32. */
+ * output layers) stays f32. bf16 training (training.precision) uses the
+ * same copies of the weights it trains, made again after each update
+ * (tg_dnn_bf16_changed), and adds the Linear's backward: dx = dy W and
+ * dw += dy^T x as bf16 x bf16 -> f32 matmuls (dy and x rounded on the way
+ * in; dw accumulated in f32). */
 #ifndef TG_BF16_H
 #define TG_BF16_H
 
@@ -36,6 +40,7 @@ typedef struct tg_bf16_packed {
 } tg_bf16_packed;
 typedef struct tg_bf16_state {
     int on; /* the current call computes in bf16 */
+    int train; /* a training call (bf16 training): convolutions in bf16 too */
     tg_bf16_shadow s[TG_BF16_ARRAYS];
     tg_bf16_packed *pk;
     size_t npk, cap_pk;
@@ -69,6 +74,16 @@ void tg_bf16_from_f32(uint16_t *dst, const float *src, size_t n);
  * rebind after every change of the weights. */
 void tg_dnn_bf16_bind(tg_dnn *c, int slot, const float *src, size_t n, size_t keep_off,
                       size_t keep_n);
+/* The f32 array src changed (an optimiser step): every copy of it is
+ * converted again at its next use. */
+void tg_dnn_bf16_changed(tg_dnn *c, const float *src);
+/* Mark the calls that follow as training (1) or not (0): with the bf16
+ * path on, training runs the convolutions on weights of a bound array in
+ * bf16 too (conv.c); inference keeps them f32. */
+void tg_dnn_bf16_train(tg_dnn *c, int on);
+/* 1 when a convolution with weights at w runs in bf16: a training call with
+ * the bf16 path on and w inside a bound array (outside its f32 range). */
+int tg_dnn_bf16_conv(tg_dnn *c, const float *w);
 /* Free every copy; the context computes in f32 from then on. */
 void tg_dnn_bf16_release(tg_dnn *c);
 /* Turn the bf16 path on (1) or off (0) for the calls that follow; returns
@@ -102,5 +117,11 @@ tg_status tg_dnn_bf16_copy(tg_dnn *c, const float *w, const uint16_t **out);
  * pointer tg_dnn_bf16_weights gave (its packed copies are keyed by it). */
 tg_status tg_linear_bf16(tg_dnn *c, float *y, const float *x, const uint16_t *wb, const float *b,
                          int64_t M, int64_t K, int64_t N, int post);
+
+/* The Linear's backward in bf16 (training): dx[M,K] = bf16(dy) wb (written;
+ * skipped when NULL), dw[N,K] += bf16(dy)^T bf16(x) (skipped when NULL),
+ * both accumulated in f32. The bias gradient stays with the caller (f32). */
+tg_status tg_linear_bf16_bwd(tg_dnn *c, float *dx, float *dw, const float *dy, const float *x,
+                             const uint16_t *wb, int64_t M, int64_t K, int64_t N);
 
 #endif

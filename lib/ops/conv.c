@@ -12,13 +12,20 @@
  * weight gradient gathered back) by a loop that reads the layout from the
  * memory descriptor: cheap beside the convolution (the weights are a small
  * fraction of its work). The primitives are built once per shape (batch
- * included) and cached in the model's context like every other op. */
+ * included) and cached in the model's context like every other op.
+ *
+ * bf16 training (bf16.h, tg_dnn_bf16_conv): the same three primitives with
+ * bf16 operands and f32 results - forward bf16 x, w -> f32 y; backward data
+ * bf16 dy, w -> f32 dx; backward weights bf16 x, dy -> f32 dw, db - the
+ * operands rounded on the way in (the weights while they are scattered). */
+#include "bf16.h"
 #include "ops.h"
 
-static int conv_key(int64_t *key, int op, const tg_conv_shape *s, int bias)
+static int conv_key(int64_t *key, int op, const tg_conv_shape *s, int bias, int bf)
 {
     int n = 0;
     key[n++] = op;
+    key[n++] = bf;
     key[n++] = s->B, key[n++] = s->cin, key[n++] = s->cout, key[n++] = s->S;
     key[n++] = s->k, key[n++] = s->stride, key[n++] = s->pad, key[n++] = bias;
     return n;
@@ -29,16 +36,22 @@ typedef struct {
     dnnl_dims_t strides, pad; /* oneDNN reads them as dnnl_dims_t */
 } conv_mds;
 
-static tg_status conv_mds_init(conv_mds *m, const tg_conv_shape *s)
+/* The op's memory descriptors; bf: which of src, w, dst are bf16 (bits 1,
+ * 2, 4; 0: all f32), the rest f32. */
+enum { BF_SRC = 1, BF_W = 2, BF_DST = 4 };
+static tg_status conv_mds_init(conv_mds *m, const tg_conv_shape *s, int bf)
 {
     int64_t So = tg_conv_out(s);
     memset(m, 0, sizeof *m);
     dnnl_dims_t src = {s->B, s->cin, s->S, s->S}, w = {s->cout, s->cin, s->k, s->k},
                 b = {s->cout}, dst = {s->B, s->cout, So, So};
-    TG_DNN(dnnl_memory_desc_init_by_tag(&m->src, 4, src, dnnl_f32, dnnl_nhwc));
-    TG_DNN(dnnl_memory_desc_init_by_tag(&m->w, 4, w, dnnl_f32, dnnl_format_tag_any));
+    TG_DNN(dnnl_memory_desc_init_by_tag(&m->src, 4, src, bf & BF_SRC ? dnnl_bf16 : dnnl_f32,
+                                        dnnl_nhwc));
+    TG_DNN(dnnl_memory_desc_init_by_tag(&m->w, 4, w, bf & BF_W ? dnnl_bf16 : dnnl_f32,
+                                        dnnl_format_tag_any));
     TG_DNN(dnnl_memory_desc_init_by_tag(&m->b, 1, b, dnnl_f32, dnnl_a));
-    TG_DNN(dnnl_memory_desc_init_by_tag(&m->dst, 4, dst, dnnl_f32, dnnl_nhwc));
+    TG_DNN(dnnl_memory_desc_init_by_tag(&m->dst, 4, dst, bf & BF_DST ? dnnl_bf16 : dnnl_f32,
+                                        dnnl_nhwc));
     m->strides[0] = m->strides[1] = s->stride;
     m->pad[0] = m->pad[1] = s->pad;
     return TG_OK;
@@ -79,11 +92,12 @@ static int64_t dim_off(const wlayout *L, int d, int64_t x)
     return off;
 }
 
-/* dir 0: blk (zeroed first: oneDNN needs its padding 0) = w (OIHW);
- * dir 1: w (OIHW) += blk */
+/* dir 0: blk (zeroed first: oneDNN needs its padding 0) = w (OIHW), as
+ * bf16 (rounded) when bf; dir 1: w (OIHW) += blk (f32) */
 static void weights_move(const wlayout *L, float *blk, size_t blk_bytes, float *w,
-                         const tg_conv_shape *s, int dir)
+                         const tg_conv_shape *s, int dir, int bf)
 {
+    uint16_t *blk16 = (uint16_t *)blk;
     int64_t K = s->k, I = s->cin;
     int64_t oh[8], ow[8]; /* k <= 8 (checked by the caller) */
     for (int64_t h = 0; h < K; h++)
@@ -98,7 +112,9 @@ static void weights_move(const wlayout *L, float *blk, size_t blk_bytes, float *
             float *wp = w + (o * I + i) * K * K;
             for (int64_t h = 0; h < K; h++)
                 for (int64_t x = 0; x < K; x++) {
-                    if (dir == 0)
+                    if (dir == 0 && bf)
+                        blk16[fi + oh[h] + ow[x]] = tg_bf16_round(wp[h * K + x]);
+                    else if (dir == 0)
                         blk[fi + oh[h] + ow[x]] = wp[h * K + x];
                     else
                         wp[h * K + x] += blk[fi + oh[h] + ow[x]];
@@ -117,9 +133,10 @@ static tg_status prim_weights(tg_prim *p, int arg, wlayout *L, size_t *bytes)
     return wlayout_of(md, L);
 }
 
-/* w (OIHW) in primitive p's layout, in the context's TG_TMP_CONV_W slot */
+/* w (OIHW) in primitive p's layout (bf16 when bf), in the context's
+ * TG_TMP_CONV_W slot */
 static tg_status weights_in(tg_dnn *c, tg_prim *p, int arg, const tg_conv_shape *s,
-                            const float *w, float **out)
+                            const float *w, int bf, float **out)
 {
     wlayout L;
     size_t bytes;
@@ -127,22 +144,42 @@ static tg_status weights_in(tg_dnn *c, tg_prim *p, int arg, const tg_conv_shape 
     float *blk = tg_dnn_tmp(c, TG_TMP_CONV_W, bytes / sizeof(float) + 1);
     if (!blk)
         return TG_ERR_OUT_OF_MEMORY;
-    weights_move(&L, blk, bytes, (float *)w, s, 0);
+    weights_move(&L, blk, bytes, (float *)w, s, 0, bf);
     *out = blk;
     return TG_OK;
 }
 
-/* The forward primitive (training: the backward ones take it as a hint). */
-static tg_status fwd_prim(tg_dnn *c, const tg_conv_shape *s, int bias, tg_prim **out)
+/* x[n] rounded to bf16 in the context's `slot` */
+static tg_status to_bf16(tg_dnn *c, enum tg_tmp_slot slot, const float *x, size_t n,
+                         uint16_t **out)
+{
+    uint16_t *b = (uint16_t *)tg_dnn_tmp(c, slot, (n + 1) / 2);
+    if (!b)
+        return TG_ERR_OUT_OF_MEMORY;
+    tg_bf16_from_f32(b, x, n);
+    *out = b;
+    return TG_OK;
+}
+
+static size_t in_floats(const tg_conv_shape *s) { return (size_t)(s->B * s->S * s->S * s->cin); }
+static size_t out_floats(const tg_conv_shape *s)
+{
+    int64_t So = tg_conv_out(s);
+    return (size_t)(s->B * So * So * s->cout);
+}
+
+/* The forward primitive (training: the backward ones take it as a hint);
+ * bf: bf16 x and w (f32 y). */
+static tg_status fwd_prim(tg_dnn *c, const tg_conv_shape *s, int bias, int bf, tg_prim **out)
 {
     int64_t key[TG_KEY_MAX];
-    int n = conv_key(key, TG_OPK_CONV_FWD, s, bias);
+    int n = conv_key(key, TG_OPK_CONV_FWD, s, bias, bf);
     if ((*out = tg_dnn_find(c, key, n)))
         return TG_OK;
     if (s->k > 8)
         return tg_fail(TG_ERR_INTERNAL, "convolution kernel %lld > 8", (long long)s->k);
     conv_mds m;
-    TG_TRY(conv_mds_init(&m, s));
+    TG_TRY(conv_mds_init(&m, s, bf ? BF_SRC | BF_W : 0));
     dnnl_convolution_desc_t d;
     TG_DNN(dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, dnnl_convolution_direct,
                                               &m.src, &m.w, bias ? &m.b : NULL, &m.dst, m.strides,
@@ -154,11 +191,18 @@ static tg_status fwd_prim(tg_dnn *c, const tg_conv_shape *s, int bias, tg_prim *
 tg_status tg_conv2d_fwd(tg_dnn *c, const tg_conv_shape *s, float *y, const float *x,
                         const float *w, const float *b)
 {
+    int bf = tg_dnn_bf16_conv(c, w);
     tg_prim *p;
     float *wb;
-    TG_TRY(fwd_prim(c, s, b != NULL, &p));
-    TG_TRY(weights_in(c, p, DNNL_ARG_WEIGHTS, s, w, &wb));
-    void *bufs[] = {(void *)x, wb, y, (void *)b};
+    TG_TRY(fwd_prim(c, s, b != NULL, bf, &p));
+    TG_TRY(weights_in(c, p, DNNL_ARG_WEIGHTS, s, w, bf, &wb));
+    const void *src = x;
+    if (bf) {
+        uint16_t *xb;
+        TG_TRY(to_bf16(c, TG_TMP_BF16, x, in_floats(s), &xb));
+        src = xb;
+    }
+    void *bufs[] = {(void *)src, wb, y, (void *)b};
     return tg_prim_exec(c, p, bufs);
 }
 
@@ -166,14 +210,21 @@ tg_status tg_conv2d_bwd(tg_dnn *c, const tg_conv_shape *s, float *dx, float *dw,
                         const float *dy, const float *x, const float *w)
 {
     int64_t key[TG_KEY_MAX];
+    int bf = tg_dnn_bf16_conv(c, w);
+    const void *dyo = dy; /* dy as the primitives read it */
+    if (bf) { /* one rounding of dy serves both passes */
+        uint16_t *dyb;
+        TG_TRY(to_bf16(c, TG_TMP_BF16_DY, dy, out_floats(s), &dyb));
+        dyo = dyb;
+    }
     if (dx) { /* dx = the transposed convolution of dy */
-        int n = conv_key(key, TG_OPK_CONV_BWD_DATA, s, 0);
+        int n = conv_key(key, TG_OPK_CONV_BWD_DATA, s, 0, bf);
         tg_prim *p = tg_dnn_find(c, key, n);
         if (!p) {
             tg_prim *fp;
-            TG_TRY(fwd_prim(c, s, 0, &fp));
+            TG_TRY(fwd_prim(c, s, 0, bf, &fp));
             conv_mds m;
-            TG_TRY(conv_mds_init(&m, s));
+            TG_TRY(conv_mds_init(&m, s, bf ? BF_W | BF_DST : 0));
             dnnl_convolution_desc_t d;
             TG_DNN(dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &m.src,
                                                             &m.w, &m.dst, m.strides, m.pad, m.pad));
@@ -181,8 +232,8 @@ tg_status tg_conv2d_bwd(tg_dnn *c, const tg_conv_shape *s, float *dx, float *dw,
             TG_TRY(tg_dnn_build(c, key, n, &d, NULL, fp->pd, 3, args, &p));
         }
         float *wb;
-        TG_TRY(weights_in(c, p, DNNL_ARG_WEIGHTS, s, w, &wb));
-        void *bufs[] = {(void *)dy, wb, dx};
+        TG_TRY(weights_in(c, p, DNNL_ARG_WEIGHTS, s, w, bf, &wb));
+        void *bufs[] = {(void *)dyo, wb, dx};
         TG_TRY(tg_prim_exec(c, p, bufs));
     }
     if (!dw && !db)
@@ -191,13 +242,13 @@ tg_status tg_conv2d_bwd(tg_dnn *c, const tg_conv_shape *s, float *dx, float *dw,
      * ours are added (one buffer collects a tensor's gradient over several
      * passes): through temporaries */
     int bias = db != NULL;
-    int n = conv_key(key, TG_OPK_CONV_BWD_WEIGHTS, s, bias);
+    int n = conv_key(key, TG_OPK_CONV_BWD_WEIGHTS, s, bias, bf);
     tg_prim *p = tg_dnn_find(c, key, n);
     if (!p) {
         tg_prim *fp;
-        TG_TRY(fwd_prim(c, s, bias, &fp));
+        TG_TRY(fwd_prim(c, s, bias, bf, &fp));
         conv_mds m;
-        TG_TRY(conv_mds_init(&m, s));
+        TG_TRY(conv_mds_init(&m, s, bf ? BF_SRC | BF_DST : 0));
         dnnl_convolution_desc_t d;
         TG_DNN(dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &m.src, &m.w,
                                                            bias ? &m.b : NULL, &m.dst, m.strides,
@@ -213,10 +264,16 @@ tg_status tg_conv2d_bwd(tg_dnn *c, const tg_conv_shape *s, float *dx, float *dw,
     float *dbt = tg_dnn_tmp(c, TG_TMP_CONV, (size_t)s->cout);
     if (!dwb || !dbt)
         return TG_ERR_OUT_OF_MEMORY;
-    void *bufs[] = {(void *)x, (void *)dy, dwb, dbt};
+    const void *src = x;
+    if (bf) {
+        uint16_t *xb;
+        TG_TRY(to_bf16(c, TG_TMP_BF16, x, in_floats(s), &xb));
+        src = xb;
+    }
+    void *bufs[] = {(void *)src, (void *)dyo, dwb, dbt};
     TG_TRY(tg_prim_exec(c, p, bufs));
     if (dw)
-        weights_move(&L, dwb, bytes, dw, s, 1);
+        weights_move(&L, dwb, bytes, dw, s, 1, 0);
     if (db)
         tg_add_inplace(db, dbt, (size_t)s->cout);
     return TG_OK;

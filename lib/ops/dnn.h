@@ -21,7 +21,9 @@ enum tg_op_id {
     TG_OPK_MATMUL_BF16, /* bf16.c: Linear in bf16 */
     TG_OPK_CONV_FWD,    /* conv.c: forward, backward data, backward weights */
     TG_OPK_CONV_BWD_DATA,
-    TG_OPK_CONV_BWD_WEIGHTS
+    TG_OPK_CONV_BWD_WEIGHTS,
+    TG_OPK_MATMUL_BF16_BWD_DATA,   /* bf16.c: bf16 training, dx = dy W */
+    TG_OPK_MATMUL_BF16_BWD_WEIGHTS /* and dw += dy^T x */
 };
 
 /* A built primitive with one memory object per execution argument; the
@@ -77,9 +79,10 @@ enum tg_tmp_slot {
     TG_TMP_ATT_PDB = 3, /* second-order reverse: adjoint of Pd */
     TG_TMP_ATT_PB = 4,  /* second-order reverse: adjoint of P */
     TG_TMP_LN = 5,      /* LayerNorm backward: dgamma, dbeta before they are added */
-    TG_TMP_BF16 = 6,    /* bf16 path: a Linear's input rounded to bf16 */
+    TG_TMP_BF16 = 6,    /* bf16 path: a Linear's (a convolution's) input rounded to bf16 */
     TG_TMP_CONV = 7,    /* convolution backward: db before it is added */
     TG_TMP_CONV_W = 8,  /* convolution: weights (their gradient) in oneDNN's layout */
+    TG_TMP_BF16_DY = 9, /* bf16 training: a Linear's output gradient rounded to bf16 */
     TG_TMP_SLOTS
 };
 /* A temporary buffer of at least `n` floats in `slot`; grows (the only

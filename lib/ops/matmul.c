@@ -125,6 +125,17 @@ tg_status tg_linear_fwd(tg_dnn *c, float *y, const float *x, const float *w, con
 tg_status tg_linear_bwd(tg_dnn *c, float *dx, float *dw, float *db, const float *dy,
                         const float *x, const float *w, int64_t M, int64_t K, int64_t N)
 {
+    /* bf16 training (bf16.h): dx and dw from the weights' bf16 copy, the
+     * layers the forward ran in bf16 (the output layers keep f32); db, a
+     * sum of dy, stays f32 below */
+    if ((dx || dw) && N >= TG_BF16_MIN_OUT) {
+        const uint16_t *wb;
+        TG_TRY(tg_dnn_bf16_weights(c, w, &wb));
+        if (wb) {
+            TG_TRY(tg_linear_bf16_bwd(c, dx, dw, dy, x, wb, M, K, N));
+            dx = dw = NULL;
+        }
+    }
     tg_view vdy = tg_view_plain(2, (int64_t[]){M, N});
     if (dx) { /* dx[M,K] = dy[M,N] W[N,K] */
         tg_view vw = tg_view_plain(2, (int64_t[]){N, K});

@@ -6,6 +6,7 @@
  * docs/SECOND_ORDER.md. The public call is api/train.c. */
 #include <math.h>
 
+#include "../ops/bf16.h"
 #include "../ops/ops.h"
 #include "optim.h"
 #include "train.h"
@@ -257,6 +258,8 @@ static tg_status update(tg_model *m, tg_net_state *net, double lr, double *norm_
     else
         tg_adam_step(w, net->adam_m, net->adam_v, g, n, lr, d->t.beta1, d->t.beta2,
                      d->t.adam_eps, net->steps);
+    /* bf16 training: the rest of the step reads the new weights */
+    tg_dnn_bf16_changed(m->dnn, w);
     if (!tg_all_finite(w, n))
         return tg_fail(TG_ERR_NONFINITE, "tg_train_step: the %s update made weights NaN or "
                        "infinite; the model is unchanged", name);
@@ -272,8 +275,24 @@ static double ema_beta(const tg_desc *d, uint64_t d_steps)
     return pow(0.5, bs / fmax(nimg, 1e-8));
 }
 
+int tg_penalty_bf16 = TG_PENALTY_BF16_DEFAULT;
+
+static tg_status penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug, float *G,
+                         double *gp_out, int on);
+
 tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug, float *G,
                      double *gp_out)
+{
+    /* on: the call's bf16 setting (bf16 training), which the passes the
+     * penalty keeps in f32 turn off for their duration */
+    int on = tg_dnn_bf16_set(m->dnn, 0);
+    tg_status st = penalty(m, xh, B, aug, G, gp_out, on);
+    tg_dnn_bf16_set(m->dnn, on);
+    return st;
+}
+
+static tg_status penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug, float *G,
+                         double *gp_out, int on)
 {
     const tg_desc *d = &m->desc;
     tg_trainer *t = m->trainer;
@@ -286,6 +305,7 @@ tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug,
         u = t->u;
     }
     t->da.B = B;
+    tg_dnn_bf16_set(c, on && (tg_penalty_bf16 & 1));
     TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da));
     for (int64_t b = 0; b < B; b++)
         t->ds[b] = 1.0f;
@@ -317,6 +337,7 @@ tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug,
         tg_aug_linear(aug, t->w, g, C);
         dir = t->w;
     }
+    tg_dnn_bf16_set(c, on && (tg_penalty_bf16 & 2));
     TG_TRY(tg_disc_jvp(c, &m->disc, m->dnet.w, &t->da, &t->dta, dir, t->s));
     for (int64_t b = 0; b < B; b++)
         t->ds[b] = (float)d->t.gp_weight;

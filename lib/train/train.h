@@ -54,5 +54,17 @@ tg_status tg_train_run(tg_model *m, const float *real, size_t n, const tg_step_l
  * docs/SECOND_ORDER.md). */
 tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug, float *G,
                      double *gp);
+/* In bf16 training, which of the penalty's passes run in bf16: bit 1 the
+ * first-order one (g = dD/dx and the penalty's value), bit 2 the
+ * second-order one (D's tangent along v and its reverse); the rest run in
+ * f32. Tests and bench/ change it to measure the others. The default, 2:
+ * the first-order pass in f32, because it decides the penalty's value and
+ * direction, and bf16 there moved them most (measured by
+ * tests/test_bf16_train.c: on a conv D the value by 2% and the penalty's
+ * weight gradient by 1.5%, against 0% and 0.25% with only the second-order
+ * pass in bf16; a transformer D's step 2x further from f32); the
+ * second-order pass, twice the first's work, in bf16. */
+extern int tg_penalty_bf16;
+#define TG_PENALTY_BF16_DEFAULT 2
 
 #endif

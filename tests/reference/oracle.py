@@ -68,7 +68,7 @@ DEFAULTS = {
                  "d_batch": 64, "grad_clip": 5.0, "ema": dict(EMA_HALF_LIFE),
                  "diffaug": ["translation", "cutout", "color"], "diffaug_p": 1.0, "ada": None,
                  "sr_aux_weight": 0.0,
-                 "locality": None, "seed": 12345},
+                 "locality": None, "seed": 12345, "precision": "f32"},
 }
 
 # discriminator.kind "conv" (docs/SPECIFICATION.md "Convolutional discriminator"):
@@ -169,6 +169,9 @@ def _check_values(d):
             _int(dd[k], "discriminator." + k, 1)
     _choice(t["loss"], "training.loss", LOSSES)
     _choice(t["optimizer"], "training.optimizer", ("adam", "sgd"))
+    # bf16 training (training.precision) changes only the rounding of the
+    # library's matmuls: the oracle computes in its own precision either way
+    _choice(t["precision"], "training.precision", ("f32", "bf16"))
     for k in ("gp_weight", "drift_weight", "g_lr", "d_lr", "grad_clip", "sr_aux_weight"):
         _num(t[k], "training." + k, 0)
     for k in ("beta1", "beta2"):

@@ -78,6 +78,7 @@ class Info(enum.IntEnum):
     PRECISION = 13
     D_KIND = 15
     NUM_CLASSES = 14
+    TRAIN_PRECISION = 16
 
 
 class TransGANError(Exception):

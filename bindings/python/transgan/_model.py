@@ -455,6 +455,13 @@ class Model:
         with self._lock:
             check(lib.tg_model_set_precision(self._handle(), self._PRECISIONS.index(p)))
 
+    @property
+    def train_precision(self):
+        """Arithmetic of train_step in effect: the descriptor's
+        training.precision ("f32" or "bf16"), or "f32" where the CPU lacks
+        AVX512-BF16 (TG_INFO_TRAIN_PRECISION). Read-only."""
+        return self._PRECISIONS[self._info(Info.TRAIN_PRECISION)]
+
     # ------------------------------------------------------------ sampling
     def latent(self, n, seed=0):
         """n standard normal latent vectors drawn from seed: float32 [n, latent_dim]."""
