@@ -269,6 +269,12 @@ START_TEST(trajectory_tracks_f32)
     enum { MAXSTEPS = 300, W = 50, B = 8, PX = 256 };
     const int STEPS = tg_bf16_supported() ? MAXSTEPS : W;
     tg_model *m[2] = {make(TRAJ_FMT, "f32", 9), make(TRAJ_FMT, "bf16", 9)};
+    /* one thread: 600 steps of a model this small are over in seconds on one
+     * core, but two OpenMP threads on cores another process keeps busy wait
+     * at every barrier (measured: > 600 s instead of 5 s on this project's
+     * 2-core machine beside a training run) */
+    for (int k = 0; k < 2; k++)
+        OK(tg_model_set_threads(m[k], 1));
     float real[4 * B * PX];
     blobs(real, 4 * B, 16, 11);
     static double dl[2][MAXSTEPS], gl[2][MAXSTEPS];
