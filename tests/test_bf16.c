@@ -9,11 +9,9 @@
  * asserted on this CPU whatever it has, by running this program again with
  * ONEDNN_MAX_CPU_ISA=AVX512_CORE (capped_cpu_falls_back_to_f32). */
 #include <math.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "models/model.h"
@@ -22,7 +20,6 @@
 #include "testutil.h"
 #include "transgan.h"
 
-extern char **environ;
 
 #define PRETRAINED "models/pretrained/fmnist-mid.safetensors"
 
@@ -470,28 +467,7 @@ END_TEST
  * oneDNN capped at AVX512_CORE (below AVX512_CORE_BF16). */
 START_TEST(capped_cpu_falls_back_to_f32)
 {
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    ck_assert_int_gt(n, 0);
-    exe[n] = '\0';
-    size_t ne = 0;
-    while (environ[ne])
-        ne++;
-    char **env = calloc(ne + 2, sizeof *env);
-    size_t k = 0;
-    for (size_t i = 0; i < ne; i++)
-        if (strncmp(environ[i], "ONEDNN_MAX_CPU_ISA=", 19) && strncmp(environ[i], "DNNL_MAX_CPU_ISA=", 17))
-            env[k++] = environ[i];
-    env[k++] = "ONEDNN_MAX_CPU_ISA=AVX512_CORE";
-    env[k] = NULL;
-    char *argv[] = {exe, "--capped-child", NULL};
-    pid_t pid;
-    ck_assert_int_eq(posix_spawn(&pid, exe, NULL, NULL, argv, env), 0);
-    int status = 0;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    free(env);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "the capped run failed (status 0x%x)", status);
+    tu_assert_capped_child_passes("AVX512_CORE");
 }
 END_TEST
 

@@ -2,10 +2,12 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ops/dnn.h"
@@ -219,4 +221,34 @@ unsigned char *tu_read_file(const char *path, size_t *n)
     b[*n] = '\0';
     fclose(f);
     return b;
+}
+
+extern char **environ;
+
+void tu_assert_capped_child_passes(const char *isa)
+{
+    char exe[4096], cap[64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ck_assert_int_gt(n, 0);
+    exe[n] = '\0';
+    snprintf(cap, sizeof cap, "ONEDNN_MAX_CPU_ISA=%s", isa);
+    size_t ne = 0;
+    while (environ[ne])
+        ne++;
+    char **env = calloc(ne + 2, sizeof *env);
+    ck_assert_ptr_nonnull(env);
+    size_t k = 0;
+    for (size_t i = 0; i < ne; i++)
+        if (strncmp(environ[i], "ONEDNN_MAX_CPU_ISA=", 19) && strncmp(environ[i], "DNNL_MAX_CPU_ISA=", 17))
+            env[k++] = environ[i];
+    env[k++] = cap;
+    env[k] = NULL;
+    char *argv[] = {exe, "--capped-child", NULL};
+    pid_t pid;
+    ck_assert_int_eq(posix_spawn(&pid, exe, NULL, NULL, argv, env), 0);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    free(env);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the capped run failed (status 0x%x)", status);
 }

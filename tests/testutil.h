@@ -50,6 +50,11 @@ uint64_t tu_sign_hash(uint64_t h, const float *x, size_t n);
 /* Fails the test if the library built any primitive on a reference kernel. */
 void tu_assert_no_ref(void);
 
+/* Run this test program again as `EXE --capped-child` with oneDNN capped at
+ * `isa` (ONEDNN_MAX_CPU_ISA; any inherited cap replaced) and assert that it
+ * exits 0: how the bf16 suites test their fallback on a CPU that has bf16. */
+void tu_assert_capped_child_passes(const char *isa);
+
 /* Remove a file or a folder tree (scratch folders of tests). */
 void tu_rm_rf(const char *path);
 
