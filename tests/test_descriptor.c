@@ -411,6 +411,10 @@ static const struct {
     {H("'training':{'adam_eps':0}"), "training.adam_eps: must be a finite number > 0 (got 0)"},
     {H("'training':{'grad_clip':-1}"), "training.grad_clip: must be a finite number >= 0 (got -1)"},
     {H("'training':{'sr_aux_weight':-1}"), "training.sr_aux_weight: must be a finite number >= 0"},
+    {H("'num_classes':2,'training':{'class_loss_weight':-0.5}"),
+     "training.class_loss_weight: must be a finite number >= 0 (got -0.5)"},
+    {H("'training':{'class_loss_weight':1}"),
+     "training.class_loss_weight: > 0 needs a class-conditional model (num_classes > 0)"},
     {H("'training':{'diffaug_p':1.5}"), "training.diffaug_p: must be a number in [0, 1] (got 1.5)"},
     {H("'training':{'ada':0.6}"), "training.ada: must be null or {"},
     {H("'training':{'ada':{'target':2}}"), "training.ada.target: must be a number in [0, 1] (got 2)"},
@@ -597,6 +601,8 @@ static const char *const rt_cases[] = {
     H("'num_classes':3,'class_names':['t-shirt','bag','ankle-\\u00e9-boot']"),
     H("'num_classes':65536"),
     H("'training':{'precision':'bf16'}"),
+    H("'num_classes':4,'training':{'class_loss_weight':0.75}"),
+    H("'num_classes':4,'training':{'class_loss_weight':0}"),
 };
 
 START_TEST(round_trip)
@@ -727,6 +733,29 @@ START_TEST(class_keys)
     tg_desc_free(&d);
     expect_err(H("'num_classes':2,'class_names':['a'],'discriminator':{'kind':'conv'}"),
                "class_names: must have num_classes = 2");
+}
+END_TEST
+
+/* training.class_loss_weight: parsed, and written only when on (descriptors
+ * and checkpoints from before it serialise byte for byte as they did) */
+START_TEST(class_loss_key)
+{
+    tg_desc d;
+    parse_ok(H("'num_classes':3,'training':{'class_loss_weight':0.5}"), &d);
+    ck_assert(d.t.class_loss_weight == 0.5);
+    char *s = tg_desc_to_json(&d);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_msg(strstr(s, "\"sr_aux_weight\":0.0,\"class_loss_weight\":0.5,\"locality\""),
+                  "%s", s);
+    free(s);
+    tg_desc_free(&d);
+    parse_ok(H("'num_classes':3,'training':{'class_loss_weight':0}"), &d);
+    ck_assert(d.t.class_loss_weight == 0);
+    s = tg_desc_to_json(&d);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_msg(!strstr(s, "class_loss_weight"), "%s", s);
+    free(s);
+    tg_desc_free(&d);
 }
 END_TEST
 
@@ -900,6 +929,7 @@ int main(void)
     tcase_add_test(tc, writer_locale);
     tcase_add_test(tc, conv_kind);
     tcase_add_test(tc, class_keys);
+    tcase_add_test(tc, class_loss_key);
     tcase_add_test(tc, models_parse);
     tcase_add_test(tc, models_sizes);
     suite_add_tcase(s, tc);

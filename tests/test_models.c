@@ -329,6 +329,69 @@ END_TEST
 START_TEST(cond_gen_grad_sr) { check_gen(desc_ln_c, 3, 1); }
 END_TEST
 
+/* The dual projection's class loss (tg_disc_cls_bwd, docs/SPECIFICATION.md
+ * "Class conditioning"): the checked loss is sum_b r_b s_b + w CE(E h, y),
+ * output B of the function below being the class loss, r_B = 1. Image and
+ * every weight (class_embed gets both terms' gradients), both kinds of D. */
+typedef struct { tg_model *m; float *img, *dh; double w; tg_disc_acts a; } clsctx;
+static void cls_f(void *p, float *y)
+{
+    clsctx *c = p;
+    const tg_disc *d = &c->m->disc;
+    OK(tg_disc_fwd(c->m->dnn, d, c->m->dnet.w, c->img, y, &c->a));
+    int conv = d->kind == TG_DISC_CONV;
+    y[c->a.B] = (float)tg_disc_cls_bwd(d, c->m->dnet.w, NULL, c->a.labels, conv ? c->a.cg : c->a.xn,
+                                       c->dh, c->a.B, conv ? d->cC : d->C, c->w);
+}
+
+static uint64_t cls_sig(void *p)
+{
+    clsctx *c = p;
+    return disc_sig(&c->m->disc, &c->a);
+}
+
+static void check_disc_cls(const char *json, int64_t B, double w)
+{
+    clsctx c = {make(json), NULL, NULL, w, {0}};
+    tg_model *m = c.m;
+    size_t npx = (size_t)B * m->disc.ch * m->disc.S * m->disc.S;
+    c.img = tu_rand(npx, -1, 1);
+    c.dh = calloc((size_t)B * 64, 4); /* the loss value's throwaway gradient */
+    OK(tg_disc_acts_alloc(&m->disc, B, &c.a));
+    c.a.labels = labels_for(m);
+    float *r = tu_rand((size_t)B + 1, -1, 1), *y = calloc((size_t)B + 1, 4),
+          *G = calloc(m->disc.P.total, 4), *dimg = calloc(npx, 4);
+    r[B] = 1;
+    cls_f(&c, y);
+    ck_assert_msg(y[B] > 0 && isfinite(y[B]), "class loss %g", y[B]);
+    c.a.cls_weight = w;
+    OK(tg_disc_bwd(m->dnn, &m->disc, m->dnet.w, G, &c.a, r, dimg));
+    ck_assert_msg(fabs(c.a.cls_loss - y[B]) <= 1e-5 * y[B], "loss %g in bwd, %g alone",
+                  c.a.cls_loss, y[B]);
+    c.a.cls_weight = 0;
+    float eps = m->disc.kind == TG_DISC_CONV ? 1e-3f : 1e-2f;
+    tu_gradcheck_pl("D+cls d/dimage", cls_f, cls_sig, &c, c.img, npx, r, (size_t)B + 1, dimg, 150,
+                    eps, 2e-3, 2e-2);
+    for (size_t i = 0; i < m->disc.P.count; i++) {
+        const tg_param *p = &m->disc.P.p[i];
+        tu_gradcheck_pl(p->name, cls_f, cls_sig, &c, m->dnet.w + p->off, p->n, r, (size_t)B + 1,
+                        G + p->off, 12, eps, 2e-3, 2e-2);
+    }
+    tg_disc_acts_free(&c.a);
+    free(c.img), free(c.dh), free(r), free(y), free(G), free(dimg);
+    tg_model_destroy(m);
+    tu_assert_no_ref();
+}
+
+START_TEST(cond_disc_cls_grad)
+{
+    check_disc_cls(desc_ln_c, 3, 1.0);
+    check_disc_cls(desc_pn_c, 4, 0.7);
+    check_disc_cls(desc_cres_c, 4, 1.0);
+    check_disc_cls(desc_cplain_stride_c, 3, 2.0);
+}
+END_TEST
+
 /* ------------------------------------------------------------- inference */
 /* The lean inference forwards (tg_disc_infer, tg_gen_infer: scratch reused
  * block to block, residuals fused into the matmuls) against the training
@@ -512,6 +575,7 @@ int main(void)
     tcase_add_test(tc, gen_grad_sr);
     tcase_add_test(tc, cond_disc_grad);
     tcase_add_test(tc, cond_disc_second_order);
+    tcase_add_test(tc, cond_disc_cls_grad);
     tcase_add_test(tc, cond_gen_grad);
     tcase_add_test(tc, cond_gen_grad_sr);
     tcase_add_test(tc, disc_infer_matches_training);

@@ -96,6 +96,8 @@ def test_draws_are_in_range():
     ({"training": {"ada": {"kimg": 0}}}, "training.ada.kimg"),
     ({"training": {"ada": {"interval": 0}}}, "training.ada.interval"),
     ({"training": {"ada": {}, "diffaug": []}}, "training.ada"),
+    ({"training": {"class_loss_weight": 1}}, "training.class_loss_weight"),
+    ({"num_classes": 2, "training": {"class_loss_weight": -1}}, "training.class_loss_weight"),
     ({"num_classes": 2, "class_names": ["a"], "discriminator": {"kind": "conv"}},
      "class_names"),
     ({"discriminator": {"kind": "cnn"}}, "discriminator.kind"),

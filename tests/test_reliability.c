@@ -43,8 +43,9 @@ static const char *SWEEP_CONV_JSON =
     "\"widths\":[3,4],\"blocks\":[1,1]},\"training\":{\"loss\":\"wgan-gp\","
     "\"n_critic\":1,\"g_batch\":2,\"d_batch\":2,\"diffaug\":[\"translation\",\"cutout\"],"
     "\"sr_aux_weight\":0.5,\"locality\":{\"stages\":[2],\"schedule\":[[100,1]]}}}";
-/* The same, class-conditional with named classes: the sweep's second run
- * (the conditional calls; the fakes' classes drawn by the step). */
+/* The same, class-conditional with named classes and the class loss: the
+ * sweep's second run (the conditional calls; the fakes' classes drawn by the
+ * step). */
 static const char *SWEEP_COND_JSON =
     "{\"format\":\"transgan\",\"format_version\":1,\"name\":\"sweep\",\"num_classes\":2,"
     "\"class_names\":[\"a\",\"b\"],\"image\":{\"size\":8,"
@@ -52,7 +53,7 @@ static const char *SWEEP_COND_JSON =
     "\"depths\":[1,1,1],\"heads\":1,\"mlp_ratio\":1},\"discriminator\":{\"patch_size\":4,"
     "\"embed_dim\":8,\"depth\":1,\"heads\":2,\"mlp_ratio\":1},\"training\":{\"loss\":\"wgan-gp\","
     "\"n_critic\":1,\"g_batch\":2,\"d_batch\":2,\"diffaug\":[\"translation\",\"cutout\"],"
-    "\"sr_aux_weight\":0.5,\"locality\":{\"stages\":[2],\"schedule\":[[100,1]]}}}";
+    "\"sr_aux_weight\":0.5,\"class_loss_weight\":0.5,\"locality\":{\"stages\":[2],\"schedule\":[[100,1]]}}}";
 /* The conv D's, class-conditional: its projection head's table and the
  * conditional calls on the conv D. */
 static const char *SWEEP_COND_CONV_JSON =
@@ -62,7 +63,7 @@ static const char *SWEEP_COND_CONV_JSON =
     "\"depths\":[1,1,1],\"heads\":1,\"mlp_ratio\":1},\"discriminator\":{\"kind\":\"conv\","
     "\"widths\":[3,4],\"blocks\":[1,1]},\"training\":{\"loss\":\"wgan-gp\","
     "\"n_critic\":1,\"g_batch\":2,\"d_batch\":2,\"diffaug\":[\"translation\",\"cutout\"],"
-    "\"sr_aux_weight\":0.5,\"locality\":{\"stages\":[2],\"schedule\":[[100,1]]}}}";
+    "\"sr_aux_weight\":0.5,\"class_loss_weight\":0.5,\"locality\":{\"stages\":[2],\"schedule\":[[100,1]]}}}";
 /* The plain one in bf16 training (training.precision; f32 where the CPU
  * lacks AVX512-BF16): the weight copies it trains on and its bf16 operand
  * buffers fail cleanly too. */

@@ -20,7 +20,7 @@ static const char *fixtures[] = {"sgd-wgan-gp-eps", "sgd-wgan-gp", "sgd-hinge",
                                  "sgd-lsgan",       "sgd-mtct",    "sgd-locality",
                                  "sgd-gray-pixelnorm", "sgd-clip", "adam-recipe", "sgd-cond",
                                  "adam-clip", "sgd-conv-res", "sgd-conv-plain",
-                                 "sgd-cond-conv"};
+                                 "sgd-cond-conv", "sgd-cond-cls", "sgd-cond-conv-cls"};
 #define NFIX (int)(sizeof fixtures / sizeof *fixtures)
 
 static float *get(const tg_st_file *f, const char *name, size_t *n)

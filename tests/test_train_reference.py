@@ -41,13 +41,14 @@ import oracle as O  # noqa: E402
 F = torch.nn.functional
 EXPECTED = {"sgd-wgan-gp-eps", "sgd-wgan-gp", "sgd-hinge", "sgd-lsgan", "sgd-mtct",
             "sgd-locality", "sgd-gray-pixelnorm", "sgd-clip", "adam-recipe", "adam-clip",
-            "sgd-cond", "sgd-conv-res", "sgd-conv-plain", "sgd-cond-conv"}
+            "sgd-cond", "sgd-conv-res", "sgd-conv-plain", "sgd-cond-conv", "sgd-cond-cls",
+            "sgd-cond-conv-cls"}
 NAMES = sorted(os.path.basename(p)[:-len(".delta.safetensors")]
                for p in glob.glob(os.path.join(FIXDIR, "*.delta.safetensors")))
 SUFFIXES = (".json", ".init.safetensors", ".io.safetensors", ".after.safetensors",
             ".delta.safetensors")
 RTOL = 1e-6            # relative L2, per tensor
-MAX_BYTES = 1_750_000  # 14 fixtures: the conv D and the conditional ones added ~0.2 MB
+MAX_BYTES = 2_000_000  # 16 fixtures: the conv D and the conditional ones added ~0.4 MB
 
 
 def _path(name, suffix):
@@ -206,11 +207,23 @@ def test_oracle_rerun_matches(name):
                                    rtol=1e-6, atol=1e-7, equal_nan=True, err_msg=key)
 
 
-def _spec_d_loss(t, D, real, fake, alpha, yr=None, yf=None):
+def _class_ce(h, E, y):
+    """docs/SPECIFICATION.md "Class conditioning": the class loss, cross entropy
+    of the logits h E^T (written out: logsumexp minus the label's logit)."""
+    logits = h @ E.t()
+    return (torch.logsumexp(logits, 1) - logits.gather(1, y.long().view(-1, 1)).view(-1)).mean()
+
+
+def _spec_d_loss(t, D, real, fake, alpha, yr=None, yf=None, E=None):
     """docs/SPECIFICATION.md "Training step" 1, without augmentation (a
-    conditional model: real and interpolates with yr, fakes with yf)."""
-    dr, df = D(real, yr), D(fake, yf)
+    conditional model: real and interpolates with yr, fakes with yf; E the
+    class embedding, for the class loss on the real batch)."""
+    dr, hr = D(real, yr, features=True)
+    df = D(fake, yf)
     kind = t["loss"]
+    if t["class_loss_weight"] > 0:
+        cls = t["class_loss_weight"] * _class_ce(hr, E, yr)
+        return _spec_d_loss(dict(t, class_loss_weight=0), D, real, fake, alpha, yr, yf) + cls
     if kind == "hinge":
         return F.relu(1 - dr).mean() + F.relu(1 + df).mean()
     if kind == "lsgan":
@@ -247,15 +260,18 @@ def test_sgd_delta_is_minus_gradient(name):
     # D: gradient at the initial weights
     with torch.no_grad():
         fake = G(x["zd"], masks, yd)
-    loss = _spec_d_loss(t, D, x["real"], fake, x["alpha"], yr, yd)
+    E = dp.get("discriminator.class_embed")
+    loss = _spec_d_loss(t, D, x["real"], fake, x["alpha"], yr, yd, E)
     grads = torch.autograd.grad(loss, list(dp.values()))
     bad = {k: _rel(-g.numpy(), delta[k]) for k, g in zip(dp, grads)}
     # G: gradient with D already updated
     with torch.no_grad():
         for k, p in dp.items():
             p.add_(torch.from_numpy(delta[k]).double())
-    out = D(G(x["zg"], masks, yg), yg)
+    out, hg = D(G(x["zg"], masks, yg), yg, features=True)
     loss = ((out - 1) ** 2).mean() if t["loss"] == "lsgan" else -out.mean()
+    if t["class_loss_weight"] > 0:
+        loss = loss + t["class_loss_weight"] * _class_ce(hg, E, yg)
     if t["sr_aux_weight"] > 0:
         low = F.avg_pool2d(x["real"], d["image"]["size"] // O.stage_widths(d)[1])
         loss = loss + t["sr_aux_weight"] * ((st.model.generate_sr(low, masks, yr) - x["real"]) ** 2).mean()

@@ -64,6 +64,10 @@ typedef struct tg_desc {
         double ada_target, ada_kimg; /* 0.6, 100 */
         int ada_interval;       /* 4 (D steps between adjustments) */
         double sr_aux_weight;   /* 0 */
+        /* training.class_loss_weight: the dual projection's class loss
+         * (docs/SPECIFICATION.md "Class conditioning"); 0: off. Needs
+         * num_classes > 0 */
+        double class_loss_weight;
         int loc_on;             /* locality given (not null) */
         int loc_nstages;
         int loc_stages[TG_MAX_STAGES];

@@ -264,7 +264,7 @@ static const char *const disc_conv_keys[] = {"widths", "blocks", "down", "residu
 static const char *const train_keys[] = {
     "loss", "gp_weight", "drift_weight", "optimizer", "g_lr", "d_lr", "beta1", "beta2",
     "adam_eps", "n_critic", "g_batch", "d_batch", "grad_clip", "ema", "diffaug",
-    "sr_aux_weight", "locality", "seed", "diffaug_p", "ada", "precision"};
+    "sr_aux_weight", "locality", "seed", "diffaug_p", "ada", "precision", "class_loss_weight"};
 static const char *const ema_keys[] = {"half_life_kimg", "warmup", "beta"};
 static const char *const ada_keys[] = {"target", "interval", "kimg"};
 static const char *const loc_keys[] = {"stages", "schedule"};
@@ -295,6 +295,7 @@ static void set_defaults(tg_desc *d)
     d->t.diffaug_p = 1.0;
     d->t.ada_on = 0, d->t.ada_target = 0.6, d->t.ada_interval = 4, d->t.ada_kimg = 100;
     d->t.sr_aux_weight = 0.0;
+    d->t.class_loss_weight = 0.0;
     d->t.loc_on = 0;
     d->t.seed = 12345;
     d->t.precision = 0; /* f32 */
@@ -588,6 +589,7 @@ static tg_status parse_training(const cJSON *t, tg_desc *d)
     if ((v = cJSON_GetObjectItemCaseSensitive(t, "ada")))
         TG_TRY(parse_ada(v, d));
     TG_TRY(get_real(t, p, "sr_aux_weight", 0, 0, INFINITY, 0, &d->t.sr_aux_weight));
+    TG_TRY(get_real(t, p, "class_loss_weight", 0, 0, INFINITY, 0, &d->t.class_loss_weight));
     if ((v = cJSON_GetObjectItemCaseSensitive(t, "locality")))
         TG_TRY(parse_locality(v, d));
     if ((v = cJSON_GetObjectItemCaseSensitive(t, "seed"))) {
@@ -640,6 +642,9 @@ static tg_status check_shapes(const tg_desc *d)
     if (d->t.sr_aux_weight > 0 && n < 2)
         return tg_fail(TG_ERR_DESCRIPTOR,
                        "training.sr_aux_weight: > 0 needs at least 2 generator stages (got 1)");
+    if (d->t.class_loss_weight > 0 && d->num_classes == 0)
+        return tg_fail(TG_ERR_DESCRIPTOR, "training.class_loss_weight: > 0 needs a class-conditional "
+                       "model (num_classes > 0)");
     if (d->t.ada_on && d->t.ndiffaug == 0)
         return tg_fail(TG_ERR_DESCRIPTOR,
                        "training.ada: adapts the DiffAugment probability, so it needs at least one "
@@ -919,6 +924,10 @@ char *tg_desc_to_json(const tg_desc *d)
             add_real(&w, e, "kimg", d->t.ada_kimg, 1);
         }
         add_real(&w, o, "sr_aux_weight", d->t.sr_aux_weight, 1);
+        /* written only when on, so that descriptors and checkpoints from
+         * before the key existed serialise byte for byte as they did */
+        if (d->t.class_loss_weight != 0)
+            add_real(&w, o, "class_loss_weight", d->t.class_loss_weight, 1);
         if (!d->t.loc_on) {
             add(&w, o, "locality", cJSON_CreateNull());
         } else if ((e = add(&w, o, "locality", cJSON_CreateObject()))) {

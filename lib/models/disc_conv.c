@@ -207,6 +207,8 @@ static tg_status reverse(tg_dnn *c, const tg_disc *d, const float *W, float *G, 
     /* the projection: a second head whose row E[y_b] is picked per image;
      * E's gradient, like the head's, formed with `in` */
     tg_disc_proj_bwd(d, W, G, a->labels, in->cg, ds, dg, B, d->cC);
+    if (in == a) /* the class loss is first-order only: not in the penalty's bwd2 */
+        a->cls_loss = tg_disc_cls_bwd(d, W, G, a->labels, a->cg, dg, B, d->cC, a->cls_weight);
     tg_gpool_bwd(g0, dg, B, d->cC, (int64_t)d->cS * d->cS, d->cpool == TG_POOL_MEAN);
     if (d->cres)
         tg_leaky_bwd(g0, g0, a->cba[d->ncb - 1].y, (size_t)B * d->cC * d->cS * d->cS,

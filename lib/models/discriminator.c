@@ -83,6 +83,52 @@ void tg_disc_proj_bwd(const tg_disc *d, const float *W, float *G, const int32_t 
     }
 }
 
+/* The class loss. With p = softmax(l[b]), d loss / d l[b] = w / B (p -
+ * onehot(y_b)), so dh[b] += E^T that and dE += it h[b]^T. The logits are
+ * recomputed in each of the three passes (max, sum, gradient) rather than
+ * kept: K C multiply-adds per pass and image are little beside the D's
+ * forward, and the step allocates nothing. Sums in double, like the
+ * projection's. */
+double tg_disc_cls_bwd(const tg_disc *d, const float *W, float *G, const int32_t *lab,
+                       const float *h, float *dh, int64_t B, int64_t C, double w)
+{
+    if (!d->ncls || !lab || w == 0 || B <= 0)
+        return 0;
+    const float *E = W + d->proj;
+    double loss = 0;
+    for (int64_t b = 0; b < B; b++) {
+        const float *hb = h + b * C;
+        double mx = -INFINITY, sum = 0, ly = 0;
+        for (int k = 0; k < d->ncls; k++) {
+            double l = 0;
+            for (int64_t i = 0; i < C; i++)
+                l += (double)E[(size_t)k * C + i] * hb[i];
+            mx = l > mx ? l : mx;
+            if (k == lab[b])
+                ly = l;
+        }
+        for (int k = 0; k < d->ncls; k++) {
+            double l = 0;
+            for (int64_t i = 0; i < C; i++)
+                l += (double)E[(size_t)k * C + i] * hb[i];
+            sum += exp(l - mx);
+        }
+        loss += mx + log(sum) - ly;
+        for (int k = 0; k < d->ncls; k++) {
+            double l = 0;
+            for (int64_t i = 0; i < C; i++)
+                l += (double)E[(size_t)k * C + i] * hb[i];
+            float g = (float)(w / (double)B * (exp(l - mx) / sum - (k == lab[b])));
+            for (int64_t i = 0; i < C; i++) {
+                dh[b * C + i] += g * E[(size_t)k * C + i];
+                if (G)
+                    G[d->proj + (size_t)k * C + i] += g * hb[i];
+            }
+        }
+    }
+    return w * loss / (double)B;
+}
+
 void tg_disc_free(tg_disc *d)
 {
     free(d->blocks);
@@ -225,6 +271,7 @@ tg_status tg_disc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_
     float *dxn = blk, *dxc = blk + B * C; /* used before the blocks need blk */
     TG_TRY(tg_linear_bwd(c, dxn, GRAD(G, d->head_w), GRAD(G, d->head_b), dscores, a->xn, W + d->head_w, B, C, 1));
     tg_disc_proj_bwd(d, W, G, a->labels, a->xn, dscores, dxn, B, C);
+    a->cls_loss = tg_disc_cls_bwd(d, W, G, a->labels, a->xn, dxn, B, C, a->cls_weight);
     TG_TRY(tg_layernorm_bwd(c, dxc, GRAD(G, d->norm_g), GRAD(G, d->norm_b), dxn, a->xc, a->mean, a->var,
                             W + d->norm_g, W + d->norm_b, B, C));
     memset(dx, 0, (size_t)(M * C) * sizeof *dx);

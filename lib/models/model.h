@@ -95,6 +95,10 @@ typedef struct tg_disc_acts {
      * set by the caller before tg_disc_fwd and read by every later pass
      * (bwd, jvp, bwd2) over the same activations; NULL: no projection term */
     const int32_t *labels;
+    /* the class loss (tg_disc_cls_bwd) for the next tg_disc_bwd over these
+     * activations: its weight (0: none; the caller sets it for one pass and
+     * clears it) and, after that pass, its value */
+    double cls_weight, cls_loss;
     tg_block_acts *blk;
     float *tok;      /* patches [B, T-1, F] */
     float *emb;      /* patch embeddings [B, T-1, C] */
@@ -152,6 +156,15 @@ void tg_disc_proj_fwd(const tg_disc *d, const float *W, const int32_t *lab, cons
                       float *s, int64_t B, int64_t C);
 void tg_disc_proj_bwd(const tg_disc *d, const float *W, float *G, const int32_t *lab,
                       const float *h, const float *ds, float *dh, int64_t B, int64_t C);
+
+/* The dual projection's class loss (Han et al., ICCV 2021, "P2GAN"; docs/
+ * SPECIFICATION.md "Class conditioning"): the class embedding doubles as a
+ * classifier of the features h [B, C], logits l[b] = E h[b]; the loss
+ * w / B sum_b (logsumexp(l[b]) - l[b][y_b]) is returned and its gradient
+ * added: dh into dh, E's into G if not NULL. Nothing (0) when the D is
+ * unconditional, lab is NULL or w is 0. */
+double tg_disc_cls_bwd(const tg_disc *d, const float *W, float *G, const int32_t *lab,
+                       const float *h, float *dh, int64_t B, int64_t C, double w);
 
 /* The convolutional discriminator (models/disc_conv.c): the same contract
  * as the tg_disc_* functions above, which dispatch to these by kind. */

@@ -396,7 +396,13 @@ static tg_status d_update(tg_model *m, const float *real, const tg_step_labels *
         m->ada_sum += (int64_t)tally;
         m->ada_n += B * t->world;
     }
-    TG_TRY(tg_disc_bwd(c, &m->disc, m->dnet.w, m->dnet.grad, &t->da, t->ds, NULL));
+    /* the class loss on the real batch (dual projection): D learns to
+     * classify them with its class embedding */
+    t->da.cls_weight = d->t.class_loss_weight;
+    tg_status st = tg_disc_bwd(c, &m->disc, m->dnet.w, m->dnet.grad, &t->da, t->ds, NULL);
+    t->da.cls_weight = 0; /* only this pass: not the fakes', not the penalty's */
+    TG_TRY(st);
+    l_real += t->da.cls_loss;
     u = augment(t, &m->rng, t->fake, t->u, B, (int)S, C);
     t->da.labels = yf;
     TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da));
@@ -440,7 +446,13 @@ static tg_status g_update(tg_model *m, const float *real, const tg_step_labels *
     t->da.labels = yg;
     TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da));
     double gl = tg_g_loss(d->t.loss, t->s, Bg, t->ds);
-    TG_TRY(tg_disc_bwd(c, &m->disc, m->dnet.w, NULL, &t->da, t->ds, t->du));
+    /* the class loss on the fakes: G learns to make D's classifier see
+     * the classes it was asked for */
+    t->da.cls_weight = d->t.class_loss_weight;
+    tg_status st = tg_disc_bwd(c, &m->disc, m->dnet.w, NULL, &t->da, t->ds, t->du);
+    t->da.cls_weight = 0;
+    TG_TRY(st);
+    gl += t->da.cls_loss;
     const float *dimg = t->du;
     if (t->aug.n_ops) {
         tg_aug_adjoint(&t->aug, t->gx, t->du, C);

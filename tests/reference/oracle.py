@@ -67,7 +67,7 @@ DEFAULTS = {
                  "beta2": 0.99, "adam_eps": 1e-8, "n_critic": 4, "g_batch": 128,
                  "d_batch": 64, "grad_clip": 5.0, "ema": dict(EMA_HALF_LIFE),
                  "diffaug": ["translation", "cutout", "color"], "diffaug_p": 1.0, "ada": None,
-                 "sr_aux_weight": 0.0,
+                 "sr_aux_weight": 0.0, "class_loss_weight": 0.0,
                  "locality": None, "seed": 12345, "precision": "f32"},
 }
 
@@ -172,7 +172,8 @@ def _check_values(d):
     # bf16 training (training.precision) changes only the rounding of the
     # library's matmuls: the oracle computes in its own precision either way
     _choice(t["precision"], "training.precision", ("f32", "bf16"))
-    for k in ("gp_weight", "drift_weight", "g_lr", "d_lr", "grad_clip", "sr_aux_weight"):
+    for k in ("gp_weight", "drift_weight", "g_lr", "d_lr", "grad_clip", "sr_aux_weight",
+              "class_loss_weight"):
         _num(t[k], "training." + k, 0)
     for k in ("beta1", "beta2"):
         _num(t[k], "training." + k, 0, 1, hi_open=True)
@@ -253,6 +254,8 @@ def _check_values(d):
               dd["heads"])
     if t["sr_aux_weight"] > 0 and n < 2:
         _fail("training.sr_aux_weight", "> 0 needs at least 2 generator stages")
+    if t["class_loss_weight"] > 0 and not d["num_classes"]:
+        _fail("training.class_loss_weight", "> 0 needs a class-conditional model")
 
 
 def load_descriptor(src):
@@ -325,6 +328,8 @@ def descriptor_json(d):
     before class conditioning existed); loading fills them in again."""
     if not d["num_classes"] and d["class_names"] is None:
         d = {k: v for k, v in d.items() if k not in ("num_classes", "class_names")}
+    if not d["training"].get("class_loss_weight"):   # likewise the class loss when off
+        d = dict(d, training={k: v for k, v in d["training"].items() if k != "class_loss_weight"})
     return json.dumps(d)
 
 
@@ -622,11 +627,12 @@ class Model:
         return F.avg_pool2d(images, images.shape[-1] // self.widths[1])
 
     # ---- discriminator
-    def discriminate(self, img, labels=None):
+    def discriminate(self, img, labels=None, features=False):
         """images [B, C, S, S] -> raw scores [B]; a conditional model's labels [B]
-        add the projection term <class_embed[y], h> (None: left out)."""
+        add the projection term <class_embed[y], h> (None: left out).
+        features: return (scores, h), h [B, C] the features the head sees."""
         if is_conv(self.d):
-            return self.discriminate_conv(img, labels)
+            return self.discriminate_conv(img, labels, features)
         dd = self.d["discriminator"]
         B, ch, S, _ = img.shape
         p = dd["patch_size"]
@@ -642,9 +648,16 @@ class Model:
         if labels is not None and self.d["num_classes"]:   # the projection discriminator
             y = self._labels(labels, B)
             score = score + (self.P["discriminator.class_embed"][y] * x).sum(-1)
-        return score
+        return (score, x) if features else score
 
-    def discriminate_conv(self, img, labels=None):
+    def class_loss(self, h, labels):
+        """The dual projection's class loss (Han et al. 2021, P2GAN): the class
+        embedding as a classifier of the head's features h [B, C], mean cross
+        entropy of logits h E^T against labels [B]."""
+        logits = h @ self.P["discriminator.class_embed"].t()
+        return F.cross_entropy(logits, self._labels(labels, h.shape[0]))
+
+    def discriminate_conv(self, img, labels=None, features=False):
         """The convolutional discriminator (docs/SPECIFICATION.md): units, [act],
         global sum / mean pool, Linear head; a conditional model's labels add the
         projection term <class_embed[y], g> on the pooled features g."""
@@ -679,7 +692,7 @@ class Model:
         if labels is not None and self.d["num_classes"]:   # the projection discriminator
             y = self._labels(labels, img.shape[0])
             score = score + (P["discriminator.class_embed"][y] * g).sum(-1)
-        return score
+        return (score, g) if features else score
 
 # ================================================================ safetensors
 # docs/CHECKPOINT.md; read and written with struct + numpy
@@ -973,8 +986,12 @@ def train_step(st, real, zd, zg=None, alpha=None, aug=None, labels=None, fake_d=
     # ---- discriminator
     with torch.no_grad():
         fake = m.generate(zd, masks, fake_d)
-    sr, sf = m.discriminate(A(real), labels), m.discriminate(A(fake), fake_d)
+    wc = t["class_loss_weight"]
+    sr, hr = m.discriminate(A(real), labels, features=True)
+    sf = m.discriminate(A(fake), fake_d)
     loss = d_loss(t["loss"], sr, sf, t["drift_weight"])
+    if wc > 0:                               # the class loss on the real batch
+        loss = loss + wc * m.class_loss(hr, labels)
     stats["gp"] = 0.0
     if t["loss"] in ("wgan-gp", "wgan-gp-eps"):
         a = alpha.reshape(-1, 1, 1, 1).to(real.dtype)
@@ -992,7 +1009,10 @@ def train_step(st, real, zd, zg=None, alpha=None, aug=None, labels=None, fake_d=
         return stats
     if zg is None:
         raise ValueError("a G update is due: zg is needed")
-    loss = g_loss(t["loss"], m.discriminate(A(m.generate(zg, masks, fake_g)), fake_g))
+    out, hg = m.discriminate(A(m.generate(zg, masks, fake_g)), fake_g, features=True)
+    loss = g_loss(t["loss"], out)
+    if wc > 0:                               # and on the generated one
+        loss = loss + wc * m.class_loss(hg, fake_g)
     stats["sr_loss"] = 0.0
     if t["sr_aux_weight"] > 0:
         mse = ((m.generate_sr(m.sr_lowres(real), masks, labels) - real) ** 2).mean()
