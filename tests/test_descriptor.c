@@ -646,7 +646,8 @@ START_TEST(writer_shape)
     static const char *const train_k[] = {
         "loss", "gp_weight", "drift_weight", "optimizer", "g_lr", "d_lr", "beta1", "beta2",
         "adam_eps", "n_critic", "g_batch", "d_batch", "grad_clip", "ema", "diffaug",
-        "diffaug_p", "ada", "sr_aux_weight", "locality", "seed", "precision"};
+        "diffaug_p", "ada", "sr_aux_weight", "class_loss_weight", "locality", "seed",
+        "precision"};
     tg_desc d;
     parse_ok("{" HDR "}", &d);
     char *s = tg_desc_to_json(&d);
@@ -660,7 +661,7 @@ START_TEST(writer_shape)
     check_keys(cJSON_GetObjectItem(r, "generator"), gen_k, 8);
     check_keys(cJSON_GetObjectItem(r, "discriminator"), disc_k, 5);
     cJSON *t = cJSON_GetObjectItem(r, "training");
-    check_keys(t, train_k, 21);
+    check_keys(t, train_k, 22);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(t, "locality")));
     ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "generator"), "relative_position_bias")));
     cJSON_Delete(r);
@@ -673,7 +674,8 @@ START_TEST(writer_shape)
                           "\"grad_clip\":5.0",
                           "\"ema\":{\"half_life_kimg\":500,\"warmup\":0.1}",
                           "\"diffaug\":[\"translation\",\"cutout\",\"color\"],\"diffaug_p\":1.0,\"ada\":null",
-                          "\"sr_aux_weight\":0.0,\"locality\":null,\"seed\":12345,"
+                          "\"sr_aux_weight\":0.0,\"class_loss_weight\":0.0,\"locality\":null,"
+                          "\"seed\":12345,"
                           "\"precision\":\"f32\"}}"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         ck_assert_msg(strstr(s, want[i]), "%s lacks %s", s, want[i]);
@@ -736,8 +738,8 @@ START_TEST(class_keys)
 }
 END_TEST
 
-/* training.class_loss_weight: parsed, and written only when on (descriptors
- * and checkpoints from before it serialise byte for byte as they did) */
+/* training.class_loss_weight: parsed and written back, after sr_aux_weight
+ * like every key, 0 included */
 START_TEST(class_loss_key)
 {
     tg_desc d;
@@ -753,7 +755,8 @@ START_TEST(class_loss_key)
     ck_assert(d.t.class_loss_weight == 0);
     s = tg_desc_to_json(&d);
     ck_assert_ptr_nonnull(s);
-    ck_assert_msg(!strstr(s, "class_loss_weight"), "%s", s);
+    ck_assert_msg(strstr(s, "\"sr_aux_weight\":0.0,\"class_loss_weight\":0.0,\"locality\""),
+                  "%s", s);
     free(s);
     tg_desc_free(&d);
 }

@@ -356,7 +356,8 @@ static void check_disc_cls(const char *json, int64_t B, double w)
     tg_model *m = c.m;
     size_t npx = (size_t)B * m->disc.ch * m->disc.S * m->disc.S;
     c.img = tu_rand(npx, -1, 1);
-    c.dh = calloc((size_t)B * 64, 4); /* the loss value's throwaway gradient */
+    int64_t hw = m->disc.kind == TG_DISC_CONV ? m->disc.cC : m->disc.C; /* the head's width */
+    c.dh = calloc((size_t)(B * hw), 4); /* the loss value's throwaway gradient */
     OK(tg_disc_acts_alloc(&m->disc, B, &c.a));
     c.a.labels = labels_for(m);
     float *r = tu_rand((size_t)B + 1, -1, 1), *y = calloc((size_t)B + 1, 4),

@@ -924,10 +924,7 @@ char *tg_desc_to_json(const tg_desc *d)
             add_real(&w, e, "kimg", d->t.ada_kimg, 1);
         }
         add_real(&w, o, "sr_aux_weight", d->t.sr_aux_weight, 1);
-        /* written only when on, so that descriptors and checkpoints from
-         * before the key existed serialise byte for byte as they did */
-        if (d->t.class_loss_weight != 0)
-            add_real(&w, o, "class_loss_weight", d->t.class_loss_weight, 1);
+        add_real(&w, o, "class_loss_weight", d->t.class_loss_weight, 1);
         if (!d->t.loc_on) {
             add(&w, o, "locality", cJSON_CreateNull());
         } else if ((e = add(&w, o, "locality", cJSON_CreateObject()))) {

@@ -230,8 +230,10 @@ static tg_status reverse(tg_dnn *c, const tg_disc *d, const float *W, float *G, 
 tg_status tg_cdisc_bwd(tg_dnn *c, const tg_disc *d, const float *W, float *G, tg_disc_acts *a,
                        const float *dscores, float *dimg)
 {
-    if (!G && !dimg)
+    if (!G && !dimg) {
+        a->cls_loss = 0; /* nothing asked for: not even the class loss */
         return TG_OK;
+    }
     return reverse(c, d, W, G, 1, a, a, dscores, dimg);
 }
 
