@@ -52,16 +52,20 @@ static const char *losses[] = {"wgan-gp-eps", "wgan-gp", "hinge", "lsgan"};
 /* each loss with 2 replicas, then wgan-gp-eps (the drift couples the rows)
  * and hinge with 4 (one real image each) */
 /* ada: ADA on; cond: class-conditional (3 classes; the real classes given,
- * the fakes' drawn by the library); conv: the conv D (with cond: its
- * projection term) */
+ * the fakes' drawn by the library; the class loss on); conv: the conv D
+ * (with cond: its projection term) */
 static const struct { int loss, world, ada, cond, conv; } cases[] = {
     {0, 2, 0, 0, 0}, {1, 2, 0, 0, 0}, {2, 2, 0, 0, 0}, {3, 2, 0, 0, 0},
     {0, 4, 0, 0, 0}, {2, 4, 0, 0, 0}, {1, 2, 1, 0, 0}, {0, 2, 0, 1, 0}, {0, 2, 0, 1, 1}};
 #define NCASES (int)(sizeof cases / sizeof *cases)
 
+/* a conditional case's: the class loss, a per-replica mean like the others */
+static const char *cls_keys = ",\"class_loss_weight\":0.5";
+
 static char *desc_for(const char *loss, int ada, int cond, int conv)
 {
-    const char *extra = ada ? ada_keys : "", *root = cond ? "\"num_classes\":3," : "";
+    const char *extra = ada ? ada_keys : cond ? cls_keys : "";
+    const char *root = cond ? "\"num_classes\":3," : "";
     const char *disc = conv ? disc_conv : disc_tf;
     size_t n = strlen(desc_fmt) + strlen(loss) + strlen(extra) + strlen(root) + strlen(disc) + 1;
     char *s = malloc(n);
