@@ -1,10 +1,13 @@
 #!/usr/bin/python3
 """Pack a training checkpoint into a small file for sharing (a few MB).
 
-  scripts/pack_pretrained.py CKPT.safetensors OUT.safetensors [--dtype F16|BF16|F32]
+  scripts/pack_pretrained.py CKPT.safetensors OUT.safetensors [--dtype F16|BF16|F32] [--raw]
 
 The output holds the EMA generator's weights as the generator (what sampling
 uses; a file without EMA tensors starts its EMA as a copy of the generator),
+or with --raw the trained generator's own weights (for a run whose recipe
+changed recently, where the EMA still averages in the generator of before
+the change: measure both, ship the better, say which),
 the discriminator (so the file loads with tg_model_load and can be
 fine-tuned), and the metadata format, descriptor, d_steps and g_steps. No Adam
 moments, no RNG state. Tensors are stored as float16 by default: half the size
@@ -77,6 +80,8 @@ def main():
     ap.add_argument("checkpoint")
     ap.add_argument("out")
     ap.add_argument("--dtype", default="F16", choices=["F16", "BF16", "F32"])
+    ap.add_argument("--raw", action="store_true",
+                    help="pack the raw generator, not the EMA one")
     a = ap.parse_args()
     tensors, meta = read(a.checkpoint)
     if meta.get("format") != "transgan-checkpoint":
@@ -85,7 +90,7 @@ def main():
     for name, x in tensors.items():
         if name.startswith("discriminator."):
             out[name] = x
-        elif name.startswith("ema.generator."):
+        elif name.startswith("ema.generator.") and not a.raw:
             out[name[len("ema."):]] = x
     for name, x in tensors.items():  # a checkpoint without EMA: the generator itself
         if name.startswith("generator.") and name not in out:
