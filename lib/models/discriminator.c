@@ -83,12 +83,22 @@ void tg_disc_proj_bwd(const tg_disc *d, const float *W, float *G, const int32_t 
     }
 }
 
+/* class k's logit of one image: <E[k], h>, summed in double like the
+ * projection's */
+static double cls_logit(const float *E, int64_t k, const float *h, int64_t C)
+{
+    double l = 0;
+    for (int64_t i = 0; i < C; i++)
+        l += (double)E[k * C + i] * h[i];
+    return l;
+}
+
 /* The class loss. With p = softmax(l[b]), d loss / d l[b] = w / B (p -
- * onehot(y_b)), so dh[b] += E^T that and dE += it h[b]^T. The logits are
- * recomputed in each of the three passes (max, sum, gradient) rather than
- * kept: K C multiply-adds per pass and image are little beside the D's
- * forward, and the step allocates nothing. Sums in double, like the
- * projection's. */
+ * onehot(y_b)), so dh[b] += E^T that and dE += it h[b]^T. Two passes over
+ * the classes per image: the logsumexp (online: the running maximum
+ * rescales the running sum), then the gradient, which recomputes each
+ * logit rather than keeping K of them: K C multiply-adds per image are
+ * little beside the D's forward, and the step allocates nothing. */
 double tg_disc_cls_bwd(const tg_disc *d, const float *W, float *G, const int32_t *lab,
                        const float *h, float *dh, int64_t B, int64_t C, double w)
 {
@@ -98,27 +108,18 @@ double tg_disc_cls_bwd(const tg_disc *d, const float *W, float *G, const int32_t
     double loss = 0;
     for (int64_t b = 0; b < B; b++) {
         const float *hb = h + b * C;
-        double mx = -INFINITY, sum = 0, ly = 0;
+        double mx = -INFINITY, sum = 0;
         for (int k = 0; k < d->ncls; k++) {
-            double l = 0;
-            for (int64_t i = 0; i < C; i++)
-                l += (double)E[(size_t)k * C + i] * hb[i];
-            mx = l > mx ? l : mx;
-            if (k == lab[b])
-                ly = l;
+            double l = cls_logit(E, k, hb, C);
+            if (l > mx)
+                sum = sum * exp(mx - l) + 1, mx = l;
+            else
+                sum += exp(l - mx);
         }
+        loss += mx + log(sum) - cls_logit(E, lab[b], hb, C);
         for (int k = 0; k < d->ncls; k++) {
-            double l = 0;
-            for (int64_t i = 0; i < C; i++)
-                l += (double)E[(size_t)k * C + i] * hb[i];
-            sum += exp(l - mx);
-        }
-        loss += mx + log(sum) - ly;
-        for (int k = 0; k < d->ncls; k++) {
-            double l = 0;
-            for (int64_t i = 0; i < C; i++)
-                l += (double)E[(size_t)k * C + i] * hb[i];
-            float g = (float)(w / (double)B * (exp(l - mx) / sum - (k == lab[b])));
+            double p = exp(cls_logit(E, k, hb, C) - mx) / sum;
+            float g = (float)(w / (double)B * (p - (k == lab[b])));
             for (int64_t i = 0; i < C; i++) {
                 dh[b * C + i] += g * E[(size_t)k * C + i];
                 if (G)

@@ -203,7 +203,8 @@ static inline __attribute__((always_inline)) void vexp2_neg(v16f *io)
  * kernels of attention_fused_bf16.inc, compiled for that ISA whatever the
  * build's baseline and chosen at run time, so the library still runs on any
  * x86-64. */
-#define TG_BF16_KERNEL __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), noinline))
+#define TG_BF16_TARGET target("avx512f,avx512bw,avx512vl,avx512bf16")
+#define TG_BF16_KERNEL __attribute__((TG_BF16_TARGET, noinline))
 
 static int64_t pad32(int64_t n) { return (n + 31) & ~(int64_t)31; }
 
@@ -214,7 +215,7 @@ static int64_t pad32(int64_t n) { return (n + 31) & ~(int64_t)31; }
  * 2^-149: 7 instructions a vector against vexp2_neg's 11 (the bf16
  * attention of 1,024 tokens at head width 4 is bound by this). -inf and NaN
  * (padding, masked keys) go to -160 first, so they give 0 as before. */
-#define TG_BF16_INLINE __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), always_inline))
+#define TG_BF16_INLINE __attribute__((TG_BF16_TARGET, always_inline))
 static inline TG_BF16_INLINE void vexp2_neg_bf16(v16f *io)
 {
     __m512 x = _mm512_max_ps((__m512)*io, _mm512_set1_ps(-160.0f)); /* NaN: the -160 */

@@ -363,6 +363,19 @@ static const int32_t *fake_labels(tg_model *m, const int32_t *given, int32_t *bu
     return buf;
 }
 
+/* tg_disc_bwd over t->da with the class loss of training.class_loss_weight
+ * (a conditional model's dual projection) for this pass only: not for the
+ * fakes' pass of D's update nor for the penalty's. Its value into *cls. */
+static tg_status disc_bwd_cls(tg_model *m, float *G, float *dimg, double *cls)
+{
+    tg_trainer *t = m->trainer;
+    t->da.cls_weight = m->desc.t.class_loss_weight;
+    tg_status st = tg_disc_bwd(m->dnn, &m->disc, m->dnet.w, G, &t->da, t->ds, dimg);
+    t->da.cls_weight = 0;
+    *cls = st == TG_OK ? t->da.cls_loss : 0;
+    return st;
+}
+
 static tg_status d_update(tg_model *m, const float *real, const tg_step_labels *lab,
                           const float *zd, const float *alpha, uint8_t *const *masks,
                           tg_train_stats *o)
@@ -396,13 +409,11 @@ static tg_status d_update(tg_model *m, const float *real, const tg_step_labels *
         m->ada_sum += (int64_t)tally;
         m->ada_n += B * t->world;
     }
-    /* the class loss on the real batch (dual projection): D learns to
-     * classify them with its class embedding */
-    t->da.cls_weight = d->t.class_loss_weight;
-    tg_status st = tg_disc_bwd(c, &m->disc, m->dnet.w, m->dnet.grad, &t->da, t->ds, NULL);
-    t->da.cls_weight = 0; /* only this pass: not the fakes', not the penalty's */
-    TG_TRY(st);
-    l_real += t->da.cls_loss;
+    /* the class loss on the real batch: D learns to classify them with
+     * its class embedding */
+    double cls;
+    TG_TRY(disc_bwd_cls(m, m->dnet.grad, NULL, &cls));
+    l_real += cls;
     u = augment(t, &m->rng, t->fake, t->u, B, (int)S, C);
     t->da.labels = yf;
     TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da));
@@ -448,11 +459,9 @@ static tg_status g_update(tg_model *m, const float *real, const tg_step_labels *
     double gl = tg_g_loss(d->t.loss, t->s, Bg, t->ds);
     /* the class loss on the fakes: G learns to make D's classifier see
      * the classes it was asked for */
-    t->da.cls_weight = d->t.class_loss_weight;
-    tg_status st = tg_disc_bwd(c, &m->disc, m->dnet.w, NULL, &t->da, t->ds, t->du);
-    t->da.cls_weight = 0;
-    TG_TRY(st);
-    gl += t->da.cls_loss;
+    double cls;
+    TG_TRY(disc_bwd_cls(m, NULL, t->du, &cls));
+    gl += cls;
     const float *dimg = t->du;
     if (t->aug.n_ops) {
         tg_aug_adjoint(&t->aug, t->gx, t->du, C);
