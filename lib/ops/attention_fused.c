@@ -228,6 +228,20 @@ static inline TG_BF16_INLINE void vexp2_neg_bf16(v16f *io)
     *io = (v16f)_mm512_scalef_ps((__m512)p, t);
 }
 
+/* vexp2_neg_bf16 for finite x (x <= 0 or a little above), as the one-pass
+ * kernel has: no clamp first; below 2^-149 vscalefps gives 0 all the same */
+static inline TG_BF16_INLINE void vexp2_bf16_finite(v16f *io)
+{
+    __m512 x = (__m512)*io;
+    __m512 t = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v16f f = (v16f)_mm512_sub_ps(x, t);
+    v16f p = 5.517132207751274e-2f + (v16f){0};
+    p = p * f + 2.4261054396629333e-1f;
+    p = p * f + 6.932609677314758e-1f;
+    p = p * f + 9.999281167984009e-1f;
+    *io = (v16f)_mm512_scalef_ps((__m512)p, t);
+}
+
 /* the bf16 kernels' padded head width: the f32 kernels' up to 64, then 96
  * and 128 (where f32 has only its row kernel, 14-30x slower at 256-1024
  * tokens); 0: none (f32). Below 256 tokens oneDNN's f32 matmuls stay: the
@@ -252,13 +266,24 @@ static size_t fwd_bf16_floats(int64_t N, int64_t dh)
     return (size_t)(ROWS_FOR(DP) * NP + DP * NP + (ROWS_FOR(DP) * NP + 1) / 2 + 16);
 }
 
+/* the float a bf16 value stands for */
+static inline float bf16_value(uint16_t v)
+{
+    uint32_t u = (uint32_t)v << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
 #define FWD_BF16 TG_CAT(fwd_bf16_, DP)
+#define FWD_BF16_ONEPASS TG_CAT(fwd_bf16_onepass_, DP)
 #define TG_WIDTHS_INC "attention_fused_bf16.inc"
 #define TG_WIDTHS_WIDE
 #include "attention_fused_widths.inc"
 #undef TG_WIDTHS_WIDE
 #undef TG_WIDTHS_INC
 #undef FWD_BF16
+#undef FWD_BF16_ONEPASS
 
 static void fwd_one_bf16(float *out, const float *qkv, const float *bias, const uint8_t *mask,
                          int64_t b, int64_t h, int64_t N, int64_t C, int64_t H, float *s)
