@@ -203,43 +203,35 @@ static inline __attribute__((always_inline)) void vexp2_neg(v16f *io)
  * kernels of attention_fused_bf16.inc, compiled for that ISA whatever the
  * build's baseline and chosen at run time, so the library still runs on any
  * x86-64. */
-#define TG_BF16_TARGET target("avx512f,avx512bw,avx512vl,avx512bf16")
+#define TG_BF16_TARGET target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")
 #define TG_BF16_KERNEL __attribute__((TG_BF16_TARGET, noinline))
 
 static int64_t pad32(int64_t n) { return (n + 31) & ~(int64_t)31; }
 
-/* 2^x for x <= 0 to bf16's accuracy: a degree-3 fit of 2^f on [-1/2, 1/2]
- * (7.5e-5 relative; the result is rounded to bf16, 2e-3) times 2^t, t the
- * nearest integer. This kernel runs where AVX-512 is, so the rounding is
- * one vrndscaleps and 2^t one vscalefps, which also gives exactly 0 below
- * 2^-149: 7 instructions a vector against vexp2_neg's 11 (the bf16
- * attention of 1,024 tokens at head width 4 is bound by this). -inf and NaN
- * (padding, masked keys) go to -160 first, so they give 0 as before. */
+/* 2^x for finite x <= 0 (or a little above) to bf16's accuracy, in 5
+ * instructions: f = x - floor(x) in [0, 1) by one vreduceps, a degree-3 fit
+ * of 2^f on [0, 1) (7.5e-5 relative; the result is rounded to bf16, 2e-3),
+ * and vscalefps, which multiplies by 2^floor(x) itself and gives exactly 0
+ * below 2^-149 (the bf16 attention of 1,024 tokens at head width 4 is bound
+ * by this: the f32 kernels' vexp2_neg takes 11). */
 #define TG_BF16_INLINE __attribute__((TG_BF16_TARGET, always_inline))
-static inline TG_BF16_INLINE void vexp2_neg_bf16(v16f *io)
-{
-    __m512 x = _mm512_max_ps((__m512)*io, _mm512_set1_ps(-160.0f)); /* NaN: the -160 */
-    __m512 t = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    v16f f = (v16f)_mm512_sub_ps(x, t);
-    v16f p = 5.517132207751274e-2f + (v16f){0};
-    p = p * f + 2.4261054396629333e-1f;
-    p = p * f + 6.932609677314758e-1f;
-    p = p * f + 9.999281167984009e-1f;
-    *io = (v16f)_mm512_scalef_ps((__m512)p, t);
-}
-
-/* vexp2_neg_bf16 for finite x (x <= 0 or a little above), as the one-pass
- * kernel has: no clamp first; below 2^-149 vscalefps gives 0 all the same */
 static inline TG_BF16_INLINE void vexp2_bf16_finite(v16f *io)
 {
     __m512 x = (__m512)*io;
-    __m512 t = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    v16f f = (v16f)_mm512_sub_ps(x, t);
-    v16f p = 5.517132207751274e-2f + (v16f){0};
-    p = p * f + 2.4261054396629333e-1f;
-    p = p * f + 6.932609677314758e-1f;
-    p = p * f + 9.999281167984009e-1f;
-    *io = (v16f)_mm512_scalef_ps((__m512)p, t);
+    v16f f = (v16f)_mm512_reduce_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    v16f p = 7.802452e-2f + (v16f){0};
+    p = p * f + 2.2606719e-1f;
+    p = p * f + 6.958335e-1f;
+    p = p * f + 9.999252e-1f;
+    *io = (v16f)_mm512_scalef_ps((__m512)p, x);
+}
+
+/* the same for x that may be -inf or NaN (padding, masked keys): they go to
+ * -160 first, so they give 0 */
+static inline TG_BF16_INLINE void vexp2_neg_bf16(v16f *io)
+{
+    *io = (v16f)_mm512_max_ps((__m512)*io, _mm512_set1_ps(-160.0f)); /* NaN: the -160 */
+    vexp2_bf16_finite(io);
 }
 
 /* the bf16 kernels' padded head width: the f32 kernels' up to 64, then 96
