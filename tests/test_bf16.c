@@ -342,7 +342,7 @@ START_TEST(fused_attention_bf16_close_to_f32)
                                         {2, 256, 32, 2}, {1, 257, 96, 2}, {1, 280, 64, 2},
                                         {1, 256, 128, 2}, {1, 256, 48, 4}, {1, 256, 192, 2},
                                         {1, 270, 256, 2}, {1, 256, 512, 2}, {1, 1000, 8, 2},
-                                        {1, 1024, 64, 4}, {2, 1000, 16, 4}};
+                                        {1, 300, 10, 2}, {1, 1024, 64, 4}, {2, 1000, 16, 4}};
     tg_dnn *c = NULL;
     OK(tg_dnn_create(&c));
     int caller = tg_dnn_threads_enter(c, 2);
@@ -353,10 +353,11 @@ START_TEST(fused_attention_bf16_close_to_f32)
         int64_t B = shapes[s][0], N = shapes[s][1], C = shapes[s][2], H = shapes[s][3];
         size_t nq = (size_t)(B * N * 3 * C), no = (size_t)(B * N * C);
         tu_seed(20 + s);
-        /* the last three: 1,000 to 1,024 tokens at head widths 4 and 16 (the
-         * one-pass kernel, its bound checked per row), then the same with
-         * scores so spread (qkv in +-8) that the bound fails and the
-         * two-pass kernel runs */
+        /* an odd head width (5); then 1,000 to 1,024 tokens at head widths 4
+         * and 16 (the one-pass kernel, its bound checked per row); last the
+         * same with scores so spread (qkv in +-8) that the bound fails for
+         * some rows and the two-pass kernel redoes the head (a wrong bound
+         * there gives 0/0 or overflow, not a few per cent) */
         float amp = s == sizeof shapes / sizeof shapes[0] - 1 ? 8.0f : 2.0f;
         float *qkv = tu_rand(nq, -amp, amp), *bias = tu_rand((size_t)(H * N * N), -1, 1);
         float *a = malloc(no * sizeof *a), *b = malloc(no * sizeof *b);
@@ -376,10 +377,12 @@ START_TEST(fused_attention_bf16_close_to_f32)
                 ref = fmax(ref, fabs((double)a[i]));
             }
             if (on && C / H <= 128) /* outputs are averages of values within +-amp */
-                /* with the spread scores q and k's bf16 rounding moves a score
-                 * by up to ~0.3 (of ~100): 5.7 % measured, before and after
-                 * the one-pass kernel existed */
-                ck_assert_msg(err > 0 && err <= (amp > 2.0f ? 0.08 : 0.03) * ref,
+                /* with the spread scores (up to ~100 in base 2) the bf16
+                 * rounding of q and k moves a score by up to ~0.3, a
+                 * probability by ~20 %: 5.7 % and 8.5 % of the largest output
+                 * measured with two seeds, the same before the one-pass
+                 * kernel existed */
+                ck_assert_msg(err > 0 && err <= (amp > 2.0f ? 0.12 : 0.03) * ref,
                               "B %lld N %lld C %lld H %lld variant %d: max error %g of %g",
                               (long long)B, (long long)N, (long long)C, (long long)H, variant,
                               err, ref);
