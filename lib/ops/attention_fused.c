@@ -148,6 +148,8 @@ static int64_t bwd_padded_dh(int64_t dh)
 
 /* rows per block, chosen by measurement (N = 256 and 1024 on AVX-512) */
 #define ROWS_FOR(DP) ((DP) <= 4 ? 4 : (DP) <= 8 ? 2 : (DP) <= 16 ? 1 : (DP) <= 32 ? 2 : 1)
+/* the bf16 kernels' rows per block (measured at N = 256 and 1024, AVX512-BF16) */
+#define ROWS_BF16(DP) ((DP) == 16 ? 2 : ROWS_FOR(DP))
 
 /* [N][dh] rows with stride `row` -> [DP][NP], zeros in the padding */
 static void pack_t_pad(float *dst, const float *src, int64_t N, int64_t dh, int64_t row,
@@ -300,7 +302,7 @@ static int bf16_fused(tg_dnn *c, int64_t dh)
 static size_t fwd_bf16_floats(int64_t N, int64_t dh)
 {
     int64_t DP = bf16_padded_dh(dh), NP = pad32(N);
-    return (size_t)(ROWS_FOR(DP) * NP + DP * NP + (ROWS_FOR(DP) * NP + 1) / 2 + 16);
+    return (size_t)(ROWS_BF16(DP) * NP + DP * NP + (ROWS_BF16(DP) * NP + 1) / 2 + 16);
 }
 
 /* the float a bf16 value stands for */
