@@ -314,18 +314,35 @@ void tg_avgpool2_nhwc_bwd(float *dx, const float *dy, int64_t B, int64_t S, int6
 /* ---- LeakyReLU: its derivative is 1 or slope, the sign of the input
  * deciding; its second derivative is 0 (almost everywhere) */
 
+/* The factor (1 or slope) is picked by a bit mask: written as `x > 0 ? x :
+ * slope * x`, or as a select between the two constants, GCC at -O2 keeps a
+ * branch (no if-conversion), mispredicted on half of the random-signed
+ * inputs, which made these two loops 14 % of a conv-D training step; the
+ * masked form vectorises. Results as before: x * 1 is x, NaN stays NaN. */
+static inline float leaky_factor(float v, uint32_t one, uint32_t sl)
+{
+    uint32_t m = (uint32_t)0 - (uint32_t)(v > 0), kb = (one & m) | (sl & ~m);
+    float k;
+    memcpy(&k, &kb, sizeof k);
+    return k;
+}
+
 void tg_leaky_fwd(float *y, const float *x, size_t n, float slope)
 {
-#pragma omp parallel for schedule(static) if (n > 65536)
+    uint32_t one = 0x3f800000u, sl;
+    memcpy(&sl, &slope, sizeof sl);
+#pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
     for (size_t i = 0; i < n; i++)
-        y[i] = x[i] > 0 ? x[i] : slope * x[i];
+        y[i] = x[i] * leaky_factor(x[i], one, sl);
 }
 
 void tg_leaky_bwd(float *dx, const float *dy, const float *u, size_t n, float slope)
 {
-#pragma omp parallel for schedule(static) if (n > 65536)
+    uint32_t one = 0x3f800000u, sl;
+    memcpy(&sl, &slope, sizeof sl);
+#pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
     for (size_t i = 0; i < n; i++)
-        dx[i] = u[i] > 0 ? dy[i] : slope * dy[i];
+        dx[i] = dy[i] * leaky_factor(u[i], one, sl);
 }
 
 /* ---- global pooling over the SS positions of NHWC [B, SS, C] */
