@@ -342,7 +342,8 @@ START_TEST(fused_attention_bf16_close_to_f32)
                                         {2, 256, 32, 2}, {1, 257, 96, 2}, {1, 280, 64, 2},
                                         {1, 256, 128, 2}, {1, 256, 48, 4}, {1, 256, 192, 2},
                                         {1, 270, 256, 2}, {1, 256, 512, 2}, {1, 1000, 8, 2},
-                                        {1, 300, 10, 2}, {1, 1024, 64, 4}, {2, 1000, 16, 4}};
+                                        {1, 280, 8, 2},  {1, 300, 10, 2}, {1, 1024, 64, 4},
+                                        {2, 1000, 16, 4}};
     tg_dnn *c = NULL;
     OK(tg_dnn_create(&c));
     int caller = tg_dnn_threads_enter(c, 2);
@@ -353,11 +354,13 @@ START_TEST(fused_attention_bf16_close_to_f32)
         int64_t B = shapes[s][0], N = shapes[s][1], C = shapes[s][2], H = shapes[s][3];
         size_t nq = (size_t)(B * N * 3 * C), no = (size_t)(B * N * C);
         tu_seed(20 + s);
-        /* an odd head width (5); then 1,000 to 1,024 tokens at head widths 4
-         * and 16 (the one-pass kernel, its bound checked per row); last the
-         * same with scores so spread (qkv in +-8) that the bound fails for
-         * some rows and the two-pass kernel redoes the head (a wrong bound
-         * there gives 0/0 or overflow, not a few per cent) */
+        /* the last five: head width 4 at 1,000 tokens and at 280 (24 keys
+         * in the last block of 32), an odd width (5) at 300, all by the
+         * one-pass kernel (widths <= 8, its bound checked per row); width
+         * 16 at 1,024 (two-pass); last width 4 with scores so spread (qkv in
+         * +-8) that the bound fails for some rows and the two-pass kernel
+         * redoes the head (a wrong bound there gives 0/0 or overflow, not a
+         * few per cent) */
         float amp = s == sizeof shapes / sizeof shapes[0] - 1 ? 8.0f : 2.0f;
         float *qkv = tu_rand(nq, -amp, amp), *bias = tu_rand((size_t)(H * N * N), -1, 1);
         float *a = malloc(no * sizeof *a), *b = malloc(no * sizeof *b);
