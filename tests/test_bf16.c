@@ -395,6 +395,28 @@ START_TEST(fused_attention_bf16_close_to_f32)
         }
         free(qkv), free(bias), free(a), free(b), free(mask);
     }
+    /* huge equal scores: every key (1.001953125, 0, 0, 0), whose bf16 is 1,
+     * every query 181705 in feature 0 (2^17 once scaled), so all scores are
+     * equal and the output is the mean of V; a bound taken from the f32 keys
+     * would be 256 above the scores the kernel computes: p = 0 everywhere,
+     * 0/0 */
+    {
+        enum { N = 256, C = 4 };
+        float *qkv = tu_rand((size_t)(N * 3 * C), -1, 1), a[N * C], b[N * C];
+        for (int j = 0; j < N; j++)
+            for (int d = 0; d < C; d++) {
+                qkv[j * 3 * C + d] = d ? 0.0f : 181705.0f;
+                qkv[j * 3 * C + C + d] = d ? 0.0f : 1.001953125f;
+            }
+        tg_dnn_bf16_set(c, 0);
+        OK(tg_attention_fused_fwd(c, a, qkv, NULL, NULL, 1, N, C, 1));
+        tg_dnn_bf16_set(c, 1);
+        OK(tg_attention_fused_fwd(c, b, qkv, NULL, NULL, 1, N, C, 1));
+        for (int i = 0; i < N * C; i++)
+            ck_assert_msg(fabsf(a[i] - b[i]) <= 0.01f, "huge equal scores: %d: %g against %g", i,
+                          (double)b[i], (double)a[i]);
+        free(qkv);
+    }
     tg_dnn_threads_leave(caller);
     tg_dnn_destroy(c);
 }

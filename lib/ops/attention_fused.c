@@ -273,6 +273,18 @@ TG_BF16_KERNEL static void pack_kv_bf16(uint16_t *Kt, uint16_t *Vt, const float 
     }
 }
 
+/* pack_kv_bf16 element by element, for heads too large for 32-bit indices */
+static void pack_kv_scalar(uint16_t *Kt, uint16_t *Vt, const float *base, int64_t N, int64_t NP,
+                           int64_t dh, int64_t DP, int64_t C, int64_t row)
+{
+    for (int64_t j = 0; j < NP; j++)
+        for (int64_t d = 0; d < DP; d++) {
+            int in = j < N && d < dh;
+            Kt[((d / 2) * NP + j) * 2 + (d & 1)] = tg_bf16_round(in ? base[C + j * row + d] : 0.0f);
+            Vt[d * NP + j] = tg_bf16_round(in ? base[2 * C + j * row + d] : 0.0f);
+        }
+}
+
 /* the same for x that may be -inf or NaN (padding, masked keys): they go to
  * -160 first, so they give 0 */
 static inline TG_BF16_INLINE void vexp2_neg_bf16(v16f *io)
