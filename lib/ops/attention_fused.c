@@ -228,6 +228,12 @@ static inline TG_BF16_INLINE void vexp2_bf16_finite(v16f *io)
     *io = (v16f)_mm512_scalef_ps((__m512)p, x);
 }
 
+/* which of the 16 keys j0 .. j0 + 15 exist (are below N) */
+static inline TG_BF16_INLINE __mmask16 keys_in(int64_t j0, int64_t N)
+{
+    return j0 + 16 <= N ? 0xffff : j0 >= N ? 0 : (__mmask16)((1u << (N - j0)) - 1);
+}
+
 /* K and V of one head into the bf16 kernels' layouts, 16 keys at a time by
  * gathers (the scalar loop took a third of the 256-token, width-16 kernel):
  * Kt as feature pairs [DP/2][NP] (32 bits each: feature 2e low, 2e + 1
@@ -239,7 +245,7 @@ TG_BF16_KERNEL static void pack_kv_bf16(uint16_t *Kt, uint16_t *Vt, const float 
     uint32_t *K32 = (uint32_t *)Kt;
     const __m512i step = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     for (int64_t j0 = 0; j0 < NP; j0 += 16) {
-        __mmask16 in = j0 + 16 <= N ? 0xffff : j0 >= N ? 0 : (__mmask16)((1u << (N - j0)) - 1);
+        __mmask16 in = keys_in(j0, N);
         __m512i idx = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_set1_epi32((int)j0), step),
                                          _mm512_set1_epi32((int)row));
         __m256i lo = _mm512_castsi512_si256(idx), hi = _mm512_extracti64x4_epi64(idx, 1);
