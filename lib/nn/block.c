@@ -172,10 +172,8 @@ tg_status tg_block_fwd(tg_dnn *c, const tg_block *b, const float *W, float *x, i
     if (!training) { /* residual adds and GELU fused into the matmuls: x is updated in place */
         TG_TRY(tg_linear_fwd_post(c, x, a->att, W + b->proj_w, W + b->proj_b, M, C, C, TG_MM_SUM));
         TG_TRY(norm_fwd(c, b, W, 2, a->ln2, NULL, NULL, x, M, N, a->labels, 0));
-        TG_TRY(tg_linear_fwd_post(c, a->g1, a->ln2, W + b->fc1_w, W + b->fc1_b, M, C, b->hid,
-                                  TG_MM_GELU));
-        return tg_linear_fwd_post(c, x, a->g1, W + b->fc2_w, W + b->fc2_b, M, b->hid, C,
-                                  TG_MM_SUM);
+        return tg_mlp_fwd_infer(c, x, a->ln2, a->g1, W + b->fc1_w, W + b->fc1_b,
+                                W + b->fc2_w, W + b->fc2_b, M, C, b->hid);
     }
     TG_TRY(tg_linear_fwd(c, a->x_mid, a->att, W + b->proj_w, W + b->proj_b, M, C, C));
     tg_add_inplace(a->x_mid, x, (size_t)(M * C));

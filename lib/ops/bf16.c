@@ -236,15 +236,22 @@ tg_status tg_dnn_bf16_copy(tg_dnn *c, const float *w, const uint16_t **out)
 }
 
 /* ------------------------------------------------------------- Linear */
-tg_status tg_linear_bf16(tg_dnn *c, float *y, const float *x, const uint16_t *wb, const float *b,
+tg_status tg_linear_bf16(tg_dnn *c, void *y, const void *x, const uint16_t *wb, const float *b,
                          int64_t M, int64_t K, int64_t N, int post)
 {
-    size_t nx = (size_t)(M * K);
-    uint16_t *xb = (uint16_t *)tg_dnn_tmp(c, TG_TMP_BF16, (nx + 1) / 2);
-    if (!xb)
-        return TG_ERR_OUT_OF_MEMORY;
+    int ybf = !!(post & TG_LIN_Y_BF16);
+    const uint16_t *xb = x;
+    if (!(post & TG_LIN_X_BF16)) {
+        size_t nx = (size_t)(M * K);
+        uint16_t *t = (uint16_t *)tg_dnn_tmp(c, TG_TMP_BF16, (nx + 1) / 2);
+        if (!t)
+            return TG_ERR_OUT_OF_MEMORY;
+        tg_bf16_from_f32(t, x, nx);
+        xb = t;
+    }
+    post &= ~(TG_LIN_X_BF16 | TG_LIN_Y_BF16);
     int pack = M <= TG_BF16_PACK_ROWS_MAX;
-    int64_t key[] = {TG_OPK_MATMUL_BF16, M, K, N, b != NULL, post, pack};
+    int64_t key[] = {TG_OPK_MATMUL_BF16, M, K, N, b != NULL, post, pack, ybf};
     int nkey = (int)(sizeof key / sizeof key[0]);
     tg_prim *p = tg_dnn_find(c, key, nkey);
     /* W [N, K] row-major read as W^T [K, N] */
@@ -259,7 +266,7 @@ tg_status tg_linear_bf16(tg_dnn *c, float *y, const float *x, const uint16_t *wb
         TG_DNN(dnnl_memory_desc_init_by_tag(&mw, 2, dw, dnnl_bf16,
                                             pack ? dnnl_format_tag_any : dnnl_ba));
         TG_DNN(dnnl_memory_desc_init_by_tag(&mb, 2, db, dnnl_f32, dnnl_ab));
-        TG_DNN(dnnl_memory_desc_init_by_tag(&md, 2, dd, dnnl_f32, dnnl_ab));
+        TG_DNN(dnnl_memory_desc_init_by_tag(&md, 2, dd, ybf ? dnnl_bf16 : dnnl_f32, dnnl_ab));
         dnnl_matmul_desc_t d;
         TG_DNN(dnnl_matmul_desc_init(&d, &ms, &mw, b ? &mb : NULL, &md));
         dnnl_primitive_attr_t at;
@@ -277,8 +284,7 @@ tg_status tg_linear_bf16(tg_dnn *c, float *y, const float *x, const uint16_t *wb
         if (!dnnl_memory_desc_equal(wmd, &plain))
             TG_TRY(packed_weights(c, wb, &plain, wmd, &w));
     }
-    tg_bf16_from_f32(xb, x, nx);
-    void *bufs[4] = {xb, (void *)w, y, (void *)b};
+    void *bufs[4] = {(void *)xb, (void *)w, y, (void *)b};
     return tg_prim_exec(c, p, bufs);
 }
 

@@ -112,10 +112,16 @@ tg_status tg_dnn_bf16_copy(tg_dnn *c, const float *w, const uint16_t **out);
  * of a big product, stay on the plain copy. */
 #define TG_BF16_PACK_ROWS_MAX 256
 
+/* Operand formats of tg_linear_bf16, or-ed into its post: x is already
+ * bf16 (read as it is, no rounding pass), y is written as bf16 (rounded to
+ * nearest even after the post-op, as tg_bf16_from_f32 rounds). */
+enum { TG_LIN_X_BF16 = 16, TG_LIN_Y_BF16 = 32 };
+
 /* y[M,N] = bf16(x)[M,K] wb[N,K]^T + b[N] with post (TG_MM_SUM or
- * TG_MM_GELU, as tg_linear_fwd_post), accumulated in f32. wb must be a
- * pointer tg_dnn_bf16_weights gave (its packed copies are keyed by it). */
-tg_status tg_linear_bf16(tg_dnn *c, float *y, const float *x, const uint16_t *wb, const float *b,
+ * TG_MM_GELU, as tg_linear_fwd_post), accumulated in f32; x and y are f32
+ * unless post says otherwise (TG_LIN_*). wb must be a pointer
+ * tg_dnn_bf16_weights gave (its packed copies are keyed by it). */
+tg_status tg_linear_bf16(tg_dnn *c, void *y, const void *x, const uint16_t *wb, const float *b,
                          int64_t M, int64_t K, int64_t N, int post);
 
 /* The Linear's backward in bf16 (training): dx[M,K] = bf16(dy) wb (written;

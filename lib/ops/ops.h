@@ -35,6 +35,13 @@ tg_status tg_linear_fwd(tg_dnn *c, float *y, const float *x, const float *w, con
 /* the same with a fused post-op: TG_MM_SUM (y += ...) or TG_MM_GELU */
 tg_status tg_linear_fwd_post(tg_dnn *c, float *y, const float *x, const float *w,
                              const float *b, int64_t M, int64_t K, int64_t N, int post);
+/* Inference MLP, y[M,C] += fc2(GELU(fc1(x))) with fc1 [H,C] and fc2 [C,H]
+ * (h [M,H] scratch). When both Linears run in bf16, h holds bf16 values
+ * (fc1 writes them rounded, fc2 reads them as they are): the rounding fc2
+ * would apply anyway, without writing h in f32 and a pass to round it. */
+tg_status tg_mlp_fwd_infer(tg_dnn *c, float *y, const float *x, float *h, const float *w1,
+                           const float *b1, const float *w2, const float *b2, int64_t M,
+                           int64_t C, int64_t H);
 /* The same for a few rows (M <= TG_LINEAR_ROWS_MAX) in plain C (gemv.c): W
  * is read once instead of being repacked by oneDNN on each call. In a bf16
  * model it reads the bf16 copy of W (even where the layer keeps an f32
