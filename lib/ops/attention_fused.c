@@ -299,14 +299,18 @@ static inline TG_BF16_INLINE void vexp2_neg_bf16(v16f *io)
     vexp2_bf16_finite(io);
 }
 
-/* the bf16 kernels' padded head width: the f32 kernels' up to 64, then 96
- * and 128 (where f32 has only its row kernel, 14-30x slower at 256-1024
+/* the bf16 kernels' padded head width: the f32 kernels' up to 64 except 6
+ * for heads of 5 or 6 features (TransGAN-S's last stage: padded to 8 they
+ * cost a third more vdpbf16ps per score: the whole generator at batch 64
+ * took 7 % less CPU per image), then 96 and 128 (where f32 has only its row kernel, 14-30x slower at 256-1024
  * tokens); 0: none (f32). Below 256 tokens oneDNN's f32 matmuls stay: the
  * blocked kernels' per-row overhead (packing, horizontal sums) loses there
  * (measured 3-4x slower at 64 tokens, 96-wide heads). */
 static int64_t bf16_padded_dh(int64_t dh)
 {
     int64_t p = padded_dh(dh);
+    if (p == 8 && dh <= 6)
+        return 6;
     return p ? p : dh <= 96 ? 96 : dh <= 128 ? 128 : 0;
 }
 
@@ -347,6 +351,7 @@ static void fwd_one_bf16(float *out, const float *qkv, const float *bias, const 
 {
     switch (bf16_padded_dh(C / H)) {
     case 4: fwd_bf16_4(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    case 6: fwd_bf16_6(out, qkv, bias, mask, b, h, N, C, H, s); break;
     case 8: fwd_bf16_8(out, qkv, bias, mask, b, h, N, C, H, s); break;
     case 16: fwd_bf16_16(out, qkv, bias, mask, b, h, N, C, H, s); break;
     case 24: fwd_bf16_24(out, qkv, bias, mask, b, h, N, C, H, s); break;
