@@ -76,3 +76,55 @@ def test_conditional_run_reports_class_accuracy(tmp_path):
     table = (tmp_path / "quality.md").read_text()
     assert "class accuracy" in table and "| %.1f %% |" % (100 * q["rows"][-1]["class_accuracy"]) in table
     assert "class accuracy" in p.stdout
+
+
+# ---- bench/quality/sprite_stats.py (the emoji model's measures)
+sys.path.insert(0, os.path.join(ROOT, "bench", "quality"))
+import numpy as np  # noqa: E402
+import sprite_stats  # noqa: E402
+
+
+def discs(n, seed, haze=0.0):
+    """n RGBA sprites [n, 4, 32, 32] in [-1, 1]: a disc of a random colour and
+    radius on a transparent background; haze > 0 lifts every alpha to it and
+    spreads the disc's colour under it (a tinted haze, as an untrained
+    generator paints)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:32, 0:32] - 15.5
+    x = np.zeros((n, 4, 32, 32), np.float32)
+    for i in range(n):
+        r = rng.uniform(6, 14)
+        inside = (yy ** 2 + xx ** 2 <= r * r).astype(np.float32)
+        x[i, :3] = rng.uniform(0, 1, (3, 1, 1)) * (inside if haze == 0 else 1)
+        x[i, 3] = np.maximum(inside, haze)
+    return x * 2 - 1
+
+
+def test_sprite_stats_separates_clean_from_hazy():
+    real = discs(400, 1)
+    same = sprite_stats.evaluate(discs(400, 2), real)
+    hazy = sprite_stats.evaluate(discs(400, 2, haze=0.5), real)
+    s, h = same[0], hazy[0]
+    assert s["set"] == "samples" and s["n"] == 400
+    # the same distribution: clean edges, nothing semi-transparent, close features
+    assert s["edge"] == 0 and s["semi"] == 0 and s["empty"] == 0
+    assert h["edge"] == pytest.approx(0.5) and h["semi"] > 0.5
+    assert s["fd"] < h["fd"]
+    # the reference rows: real vs real is the closest, noise and blur add distance
+    ref = {r["set"]: r for r in same[1:]}
+    assert ref["real, half vs half"]["fd"] < ref["real half, blurred (3x3)"]["fd"]
+    assert ref["real half, blurred (3x3)"]["semi"] > 0
+
+
+def test_sprite_stats_refuses_bad_input(tmp_path):
+    with pytest.raises(sprite_stats.SpriteError, match="RGBA"):
+        sprite_stats.evaluate(np.zeros((10, 1, 32, 32), np.float32), discs(10, 1))
+    bad = discs(10, 1)
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(sprite_stats.SpriteError, match="NaN"):
+        sprite_stats.evaluate(bad, discs(10, 1))
+    np.save(tmp_path / "s.npy", discs(4, 1))
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "quality", "sprite_stats.py"),
+                        str(tmp_path / "s.npy"), str(tmp_path / "missing")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "sprite_stats:" in p.stderr and "Traceback" not in p.stderr
