@@ -293,6 +293,10 @@ START_TEST(attention_fused)
     check_fused(1, 21, 112, 2, 1, 0); /* width 56 -> 64 */
     check_fused(1, 23, 12, 4, 1, 0);  /* width 3 */
     check_fused(1, 18, 160, 2, 0, 0); /* width 80: the wide kernel */
+    /* the blocked backward (widths <= 8 without bias or mask): keys not a
+     * multiple of 16, a short last block of rows (4 rows at width 4, 2 at 8) */
+    check_fused(2, 37, 12, 3, 0, 0);  /* width 4, N % 4 = 1 */
+    check_fused(1, 35, 14, 2, 0, 0);  /* width 7 -> 8, N % 2 = 1 */
 }
 END_TEST
 

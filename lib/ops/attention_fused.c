@@ -1,6 +1,7 @@
 /* Fused attention for long token sequences (the generator's last stages):
  * the scores of a few query rows at a time (in L1/L2), softmax and the
- * weighted sum of values in the same pass; backward recomputes each row. No
+ * weighted sum of values in the same pass; backward recomputes each row (a
+ * block of rows at a time for narrow heads, attention_fused_bwd_blk.inc). No
  * [N, N] matrix is ever stored, so memory is linear in tokens. Parallel over
  * (image, head) pairs on OpenMP, sharing oneDNN's thread pool.
  *
@@ -450,6 +451,22 @@ tg_status tg_attention_fused_fwd(tg_dnn *c, float *out, const float *qkv, const 
 #undef DP
 #undef BWD_ONE
 
+/* rows per block of the blocked backward: R x DP sums of dQ in registers */
+#define BWD_ROWS(DP) ((DP) <= 4 ? 4 : 2)
+/* floats of its workspace: K, V, dK, dV [DP][NP], then R rows of scores and of dP */
+static size_t bwd_blk_floats(int64_t N, int64_t DP)
+{
+    return (size_t)((4 * DP + 2 * BWD_ROWS(DP)) * pad16(N));
+}
+#define BWD_BLK TG_CAT(bwd_blk_, DP)
+#define DP 4
+#include "attention_fused_bwd_blk.inc"
+#undef DP
+#define DP 8
+#include "attention_fused_bwd_blk.inc"
+#undef DP
+#undef BWD_BLK
+
 static void bwd_one(float *dqkv, float *dbias, const float *dout, const float *qkv,
                     const float *bias, const uint8_t *mask, int64_t b, int64_t h, int64_t N,
                     int64_t C, int64_t H, float *w)
@@ -471,11 +488,22 @@ tg_status tg_attention_fused_bwd(tg_dnn *c, float *dqkv, float *dbias, const flo
     int64_t dh = C / H;
     int nt = omp_get_max_threads();
     int64_t dp = bwd_padded_dh(dh);
-    size_t per = per_thread_floats(N, dp ? dp : dh, 1);
+    /* narrow heads without bias or mask: the blocked kernel */
+    int blk = !bias && !mask && !dbias && (dp == 4 || dp == 8);
+    size_t per = blk ? bwd_blk_floats(N, dp) : per_thread_floats(N, dp ? dp : dh, 1);
     float *ws = tg_dnn_tmp(c, TG_TMP_ATT_P, per * (size_t)nt);
     if (!ws)
         return TG_ERR_OUT_OF_MEMORY;
-    if (!dbias) {
+    if (blk) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+        for (int64_t bh = 0; bh < B * H; bh++) {
+            float *w = ws + per * (size_t)omp_get_thread_num();
+            if (dp == 4)
+                bwd_blk_4(dqkv, dout, qkv, bh / H, bh % H, N, C, H, w);
+            else
+                bwd_blk_8(dqkv, dout, qkv, bh / H, bh % H, N, C, H, w);
+        }
+    } else if (!dbias) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
         for (int64_t bh = 0; bh < B * H; bh++)
             bwd_one(dqkv, NULL, dout, qkv, bias, mask, bh / H, bh % H, N, C, H,
