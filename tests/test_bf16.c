@@ -212,6 +212,52 @@ START_TEST(gemv_bf16_weights)
 }
 END_TEST
 
+/* The inference MLP keeps its hidden layer in bf16 between its matmuls
+ * (tg_mlp_fwd_infer): bit for bit what the two Linears give when fc2 rounds
+ * the f32 hidden layer itself, in bf16 (prepacked weights at <= 256 rows,
+ * plain above), when only fc1 runs in bf16 (fc2 with fewer than
+ * TG_BF16_MIN_OUT outputs keeps f32, and the hidden layer is then f32), and
+ * in f32 (no bf16 CPU). */
+START_TEST(mlp_bf16_hidden_equals_two_linears)
+{
+    static const int64_t shapes[][3] = {/* M, C, H */
+                                        {64, 32, 128}, {300, 24, 96}, {5, 16, 64}, {70, 8, 32}};
+    tg_dnn *c = NULL;
+    OK(tg_dnn_create(&c));
+    int caller = tg_dnn_threads_enter(c, 2);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t M = shapes[s][0], C = shapes[s][1], H = shapes[s][2];
+        size_t nw = (size_t)(2 * H * C + H + C), ny = (size_t)(M * C);
+        tu_seed(60 + s);
+        float *W = tu_rand(nw, -0.5, 0.5), *x = tu_rand(ny, -2, 2), *y0 = tu_rand(ny, -1, 1);
+        const float *w1 = W, *b1 = w1 + H * C, *w2 = b1 + H, *b2 = w2 + C * H;
+        float *h = malloc((size_t)(M * H) * sizeof *h), *ya = malloc(ny * sizeof *ya),
+              *yb = malloc(ny * sizeof *yb), *yf = malloc(ny * sizeof *yf);
+        memcpy(yf, y0, ny * sizeof *y0);
+        OK(tg_linear_fwd_post(c, h, x, w1, b1, M, C, H, TG_MM_GELU));
+        OK(tg_linear_fwd_post(c, yf, h, w2, b2, M, H, C, TG_MM_SUM)); /* f32 */
+        tg_dnn_bf16_bind(c, 0, W, nw, 0, 0);
+        tg_dnn_bf16_set(c, 1);
+        int on = tg_dnn_bf16_state(c)->on;
+        memcpy(ya, y0, ny * sizeof *y0);
+        memcpy(yb, y0, ny * sizeof *y0);
+        OK(tg_linear_fwd_post(c, h, x, w1, b1, M, C, H, TG_MM_GELU));
+        OK(tg_linear_fwd_post(c, ya, h, w2, b2, M, H, C, TG_MM_SUM));
+        OK(tg_mlp_fwd_infer(c, yb, x, h, w1, b1, w2, b2, M, C, H));
+        ck_assert_msg(memcmp(ya, yb, ny * sizeof *ya) == 0, "M %lld C %lld H %lld: differs",
+                      (long long)M, (long long)C, (long long)H);
+        int bf = on && H >= TG_BF16_MIN_OUT; /* fc1 in bf16 */
+        ck_assert_msg(bf == (memcmp(ya, yf, ny * sizeof *ya) != 0),
+                      "M %lld C %lld H %lld: bf16 %d, result %s f32", (long long)M, (long long)C,
+                      (long long)H, bf, bf ? "equals" : "differs from");
+        tg_dnn_bf16_release(c);
+        free(W), free(x), free(y0), free(h), free(ya), free(yb), free(yf);
+    }
+    tg_dnn_threads_leave(caller);
+    tg_dnn_destroy(c);
+}
+END_TEST
+
 /* The discriminator in bf16: scores of the shipped model's own images close
  * to f32's (relative to their spread). */
 START_TEST(pretrained_scores_close)
@@ -342,10 +388,10 @@ START_TEST(fused_attention_bf16_close_to_f32)
                                         {2, 256, 8, 2},  {2, 300, 16, 2}, {1, 260, 48, 2},
                                         {2, 256, 32, 2}, {1, 257, 96, 2}, {1, 280, 64, 2},
                                         {1, 256, 128, 2}, {1, 256, 48, 4}, {1, 256, 192, 2},
-                                        {1, 270, 256, 2}, {1, 256, 512, 2}, {1, 1024, 12, 2},
-                                        {1, 1000, 8, 2},
+                                        {1, 270, 256, 2}, {1, 256, 512, 2}, {1, 1000, 8, 2},
                                         {1, 280, 8, 2},  {1, 300, 10, 2}, {1, 1024, 64, 4},
-                                        {2, 1000, 16, 4}};
+                                        {2, 1000, 16, 4}, {1, 1024, 12, 2}, {1, 301, 12, 2}};
+    enum { SPREAD = 15 }; /* the case whose scores are spread out (below) */
     tg_dnn *c = NULL;
     OK(tg_dnn_create(&c));
     int caller = tg_dnn_threads_enter(c, 2);
@@ -356,14 +402,15 @@ START_TEST(fused_attention_bf16_close_to_f32)
         int64_t B = shapes[s][0], N = shapes[s][1], C = shapes[s][2], H = shapes[s][3];
         size_t nq = (size_t)(B * N * 3 * C), no = (size_t)(B * N * C);
         tu_seed(20 + s);
-        /* the last five: head width 4 at 1,000 tokens and at 280 (24 keys
-         * in the last block of 32), an odd width (5) at 300, all by the
-         * one-pass kernel (widths <= 8, its bound checked per row); width
-         * 16 at 1,024 (two-pass); last width 4 with scores so spread (qkv in
-         * +-8) that the bound fails for some rows and the two-pass kernel
-         * redoes the head (a wrong bound there gives 0/0 or overflow, not a
-         * few per cent) */
-        float amp = s == sizeof shapes / sizeof shapes[0] - 1 ? 8.0f : 2.0f;
+        /* from index 11: head width 4 at 1,000 tokens and at 280 (24 keys
+         * in the last block of 32), an odd width (5, padded to 6) at 300,
+         * all by the one-pass kernel (widths <= 8, its bound checked per
+         * row); width 16 at 1,024 (two-pass); width 4 with scores so spread
+         * (qkv in +-8, index SPREAD) that the bound fails for some rows and
+         * the two-pass kernel redoes the head (a wrong bound there gives 0/0
+         * or overflow, not a few per cent); then width 6 (TransGAN-S's last
+         * stage) at 1,024 tokens and at 301 (a short last block of rows) */
+        float amp = s == SPREAD ? 8.0f : 2.0f;
         float *qkv = tu_rand(nq, -amp, amp), *bias = tu_rand((size_t)(H * N * N), -1, 1);
         float *a = malloc(no * sizeof *a), *b = malloc(no * sizeof *b);
         uint8_t *mask = malloc((size_t)(N * N));
@@ -551,6 +598,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, pretrained_scores_close);
     tcase_add_test(tc, copies_follow_the_weights);
     tcase_add_test(tc, sampling_only_and_closeness);
+    tcase_add_test(tc, mlp_bf16_hidden_equals_two_linears);
     tcase_add_test(tc, fused_attention_bf16_close_to_f32);
     tcase_add_test(tc, bf16_steady_state_allocates_nothing);
     tcase_add_test(tc, first_bf16_calls_out_of_memory);

@@ -283,11 +283,11 @@ START_TEST(attention_fused)
     check_fused(1, 10, 12, 3, 0, 0);  /* head width 4: a specialised kernel */
     check_fused(3, 9, 24, 3, 1, 1);   /* width 8 */
     check_fused(2, 17, 48, 3, 1, 0);  /* width 16 */
-    check_fused(2, 11, 20, 4, 0, 1);  /* width 5: the generic kernel */
+    check_fused(2, 11, 20, 4, 0, 1);  /* width 5 -> 8 */
     check_fused(1, 7, 96, 3, 0, 0);   /* width 32 */
     /* the blocked forward pads widths (6 -> 8, 24 -> 32, 40 -> 64), keys to
      * a multiple of 16 and the last block of rows: odd N checks all tails */
-    check_fused(2, 37, 24, 4, 0, 0);  /* width 6, 4 rows per block, N % 16 = 5 */
+    check_fused(2, 37, 24, 4, 0, 0);  /* width 6 -> 8, 2 rows per block, N % 16 = 5 */
     check_fused(1, 33, 72, 3, 1, 1);  /* width 24 */
     check_fused(1, 19, 80, 2, 0, 1);  /* width 40 -> 48 */
     check_fused(1, 21, 112, 2, 1, 0); /* width 56 -> 64 */

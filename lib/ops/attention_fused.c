@@ -12,7 +12,9 @@
  * In order: the constants and the two exponentials, the runtime-width row
  * kernel (backward and heads wider than 64), the blocked forward kernels
  * (attention_fused_fwd.inc, once per head width), the forward entry point,
- * the backward kernels (attention_fused_bwd.inc) and entry point. */
+ * the backward kernels (attention_fused_bwd.inc, by rows, and
+ * attention_fused_bwd_blk.inc, by blocks of rows for narrow heads without
+ * bias or mask) and entry point. */
 #include <math.h>
 #include <omp.h>
 
@@ -37,11 +39,12 @@ int64_t tg_attention_fused_min_tokens = 256;
 #define TG_EXP_MIN (-87.0f)   /* below: exp_neg returns 0 (expf is near FLT_MIN there) */
 #define TG_EXP2_MIN (-126.0f) /* below: vexp2_neg returns 0 (2^x would be subnormal) */
 
-/* Two exponentials, on purpose. The blocked forward kernels (sampling, the
- * hot path) work in base 2: log2 e is folded into the query scale and the
- * bias, which saves exp's range-reduction multiply on every score, and
- * vexp2_neg is written on 16-lane vectors. The row kernel (backward, and
- * forward for heads wider than 64) keeps scores in natural units and uses
+/* Two exponentials, on purpose. The blocked kernels (the forward: sampling,
+ * the hot path; and the narrow heads' blocked backward) work in base 2:
+ * log2 e is folded into the query scale and the bias, which saves exp's
+ * range-reduction multiply on every score, and vexp2_neg is written on
+ * 16-lane vectors. The row kernel (the other backwards, and the forward for
+ * heads wider than 64) keeps scores in natural units and uses
  * exp_neg, a scalar function the compiler vectorises through `declare simd`.
  * Both are within ~1e-7 relative of expf, so forward and backward see the
  * same probabilities to float rounding; making them one would move results
