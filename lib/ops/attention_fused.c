@@ -196,6 +196,51 @@ static inline __attribute__((always_inline)) void vexp2_neg(v16f *io)
     *io = (v16f)((v16i)(p * (v16f)e) & (x > TG_EXP2_MIN));
 }
 
+/* The scores of a block of R <= 4 query rows (q [R][DP <= 64], already scaled)
+ * against all NP keys of Kt [DP][NP]: S[r][j] = q_r . k_j, -inf for the
+ * padding keys N .. NP - 1, and m[r] the row's maximum (NaN scores are
+ * never taken). Shared by the blocked forward and backward kernels, whose
+ * R and DP are constants once it is inlined. */
+static inline __attribute__((always_inline)) void block_scores(float *S, const float *Kt,
+                                                               const float *q, int R, int DP,
+                                                               int64_t N, int64_t NP, float *m)
+{
+    /* a local copy: the may_alias stores into S cannot touch it, so its
+     * broadcasts stay in registers across the loop over keys */
+    float ql[4][64];
+    for (int r = 0; r < R; r++)
+        for (int d = 0; d < DP; d++)
+            ql[r][d] = q[r * DP + d];
+    v16f mv[4];
+    for (int r = 0; r < R; r++)
+        mv[r] = (v16f){0} - INFINITY;
+    for (int64_t j = 0; j < NP; j += 16) {
+        v16f acc[4];
+        for (int r = 0; r < R; r++)
+            acc[r] = (v16f){0};
+        for (int d = 0; d < DP; d++) {
+            v16f k = VLOAD(Kt + d * NP + j);
+            for (int r = 0; r < R; r++)
+                acc[r] += ql[r][d] * k;
+        }
+        if (j + 16 > N)
+            for (int k = (int)(N - j); k < 16; k++)
+                for (int r = 0; r < R; r++)
+                    acc[r][k] = -INFINITY;
+        for (int r = 0; r < R; r++) {
+            VSTORE(S + r * NP + j, acc[r]);
+            v16i gt = acc[r] > mv[r];
+            mv[r] = (v16f)(((v16i)acc[r] & gt) | ((v16i)mv[r] & ~gt));
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float mm = -INFINITY;
+        for (int k = 0; k < 16; k++)
+            mm = mv[r][k] > mm ? mv[r][k] : mm;
+        m[r] = mm;
+    }
+}
+
 #define TG_CAT_(a, b) a##b
 #define TG_CAT(a, b) TG_CAT_(a, b)
 #define FWD_BLK TG_CAT(fwd_blk_, DP)
@@ -306,8 +351,8 @@ static inline TG_BF16_INLINE void vexp2_neg_bf16(v16f *io)
 /* the bf16 kernels' padded head width: the f32 kernels' up to 64 except 6
  * for heads of 5 or 6 features (TransGAN-S's last stage: padded to 8 they
  * cost a third more vdpbf16ps per score: the whole generator at batch 64
- * took 7 % less CPU per image), then 96 and 128 (where f32 has only its row kernel, 14-30x slower at 256-1024
- * tokens); 0: none (f32). Below 256 tokens oneDNN's f32 matmuls stay: the
+ * took 7 % less CPU per image), then 96 and 128 (where f32 has only its row
+ * kernel, 14-30x slower at 256-1024 tokens); 0: none (f32). Below 256 tokens oneDNN's f32 matmuls stay: the
  * blocked kernels' per-row overhead (packing, horizontal sums) loses there
  * (measured 3-4x slower at 64 tokens, 96-wide heads). */
 static int64_t bf16_padded_dh(int64_t dh)

@@ -108,17 +108,27 @@ static tg_status bf16_weights(tg_dnn *c, const float *w, int64_t N, const uint16
     return N >= TG_BF16_MIN_OUT ? tg_dnn_bf16_weights(c, w, wb) : TG_OK;
 }
 
-tg_status tg_linear_fwd_post(tg_dnn *c, float *y, const float *x, const float *w,
-                             const float *b, int64_t M, int64_t K, int64_t N, int post)
+/* The Linear with its weights' bf16 copy wb already looked up: bf16 (with
+ * tg_linear_bf16's operand formats in post) when there is one, else f32
+ * (post without them). */
+static tg_status linear_wb(tg_dnn *c, void *y, const void *x, const float *w,
+                           const uint16_t *wb, const float *b, int64_t M, int64_t K, int64_t N,
+                           int post)
 {
-    const uint16_t *wb;
-    TG_TRY(bf16_weights(c, w, N, &wb));
     if (wb)
         return tg_linear_bf16(c, y, x, wb, b, M, K, N, post);
     tg_view vx = tg_view_plain(2, (int64_t[]){M, K});
     tg_view vwt = {.nd = 2, .dims = {K, N}, .strides = {1, K}}; /* W^T as a view */
     tg_view vy = tg_view_plain(2, (int64_t[]){M, N});
     return tg_matmul(c, &vx, x, &vwt, w, &vy, y, b, 1.0f, post);
+}
+
+tg_status tg_linear_fwd_post(tg_dnn *c, float *y, const float *x, const float *w,
+                             const float *b, int64_t M, int64_t K, int64_t N, int post)
+{
+    const uint16_t *wb;
+    TG_TRY(bf16_weights(c, w, N, &wb));
+    return linear_wb(c, y, x, w, wb, b, M, K, N, post);
 }
 
 tg_status tg_mlp_fwd_infer(tg_dnn *c, float *y, const float *x, float *h, const float *w1,
@@ -128,12 +138,9 @@ tg_status tg_mlp_fwd_infer(tg_dnn *c, float *y, const float *x, float *h, const 
     const uint16_t *wb1, *wb2;
     TG_TRY(bf16_weights(c, w1, H, &wb1));
     TG_TRY(bf16_weights(c, w2, C, &wb2));
-    if (wb1 && wb2) { /* h in bf16: fc2 would round it to that anyway */
-        TG_TRY(tg_linear_bf16(c, h, x, wb1, b1, M, C, H, TG_MM_GELU | TG_LIN_Y_BF16));
-        return tg_linear_bf16(c, y, h, wb2, b2, M, H, C, TG_MM_SUM | TG_LIN_X_BF16);
-    }
-    TG_TRY(tg_linear_fwd_post(c, h, x, w1, b1, M, C, H, TG_MM_GELU));
-    return tg_linear_fwd_post(c, y, h, w2, b2, M, H, C, TG_MM_SUM);
+    int hbf = wb1 && wb2; /* h in bf16: fc2 would round it to that anyway */
+    TG_TRY(linear_wb(c, h, x, w1, wb1, b1, M, C, H, TG_MM_GELU | (hbf ? TG_LIN_Y_BF16 : 0)));
+    return linear_wb(c, y, h, w2, wb2, b2, M, H, C, TG_MM_SUM | (hbf ? TG_LIN_X_BF16 : 0));
 }
 
 tg_status tg_linear_fwd(tg_dnn *c, float *y, const float *x, const float *w, const float *b,
