@@ -9,7 +9,8 @@
 # This tree's bench/ort/lib_bench.c is compiled against each BUILD_DIR's
 # libtransgan.so (so every build prints the same fields, cpu_ms_per_img
 # included); then every round runs each build once (generator, sampling-only
-# load, 2 threads, OMP_WAIT_POLICY=passive, SECONDS of calls after a warm-up).
+# load, 2 threads, OMP_WAIT_POLICY=passive or $AB_WAIT, SECONDS of calls after a
+# warm-up).
 # Prints one line per run and a summary: medians of images/s and of CPU ms
 # per image, and each build's ratio to the first. On a busy host images/s
 # follow the other jobs; CPU time per image is the steadier figure.
@@ -26,7 +27,13 @@ for spec in "$@"; do
     cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -I"$INC" -o "$T/$name" "$SRC" -L"$dir" -ltransgan \
         -Wl,-rpath,"$dir" -lm
 done
-export OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2
+export OMP_NUM_THREADS=2
+# AB_WAIT=default leaves OpenMP's spinning default (the library's best at
+# batch 1 in bench/ort/compare.py's tuning); unset, threads sleep (passive)
+case ${AB_WAIT:-passive} in
+default) unset OMP_WAIT_POLICY ;;
+*) export OMP_WAIT_POLICY=${AB_WAIT:-passive} ;;
+esac
 echo "# start $(date -u +%H:%M:%S) UTC, loadavg $(cat /proc/loadavg)" | tee "$T/log"
 i=0
 while [ $i -lt "$ROUNDS" ]; do

@@ -128,3 +128,29 @@ def test_sprite_stats_refuses_bad_input(tmp_path):
                         str(tmp_path / "s.npy"), str(tmp_path / "missing")],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode != 0 and "sprite_stats:" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_perf_waits_attributes_worker_waits(tmp_path):
+    """bench/perf_waits.py: worker samples in libgomp are counted under the main
+    thread's nearest sample; worker samples doing work are not counted."""
+    def sample(tid, t, frames):
+        return "%d %.6f:\n" % (tid, t) + "".join(
+            "\t%x %s (%s)\n" % (0x1000 + i, s, d) for i, (s, d) in enumerate(frames)) + "\n"
+    lib = "/x/libtransgan.so.0.1.0"
+    gomp = "/usr/lib/libgomp.so.1.0.0"
+    text = sample(10, 1.000000, [("main", "/x/lib_bench")])  # main thread starts first
+    for k in range(10):
+        t = 1.001 + k * 0.001
+        main = [("fwd_bf16_onepass_4", lib)] if k < 6 else [("ln_rows.avx512f", lib)]
+        text += sample(10, t, main)
+        worker = [("0x1f7da", gomp)] if k % 2 == 0 else [("fwd_bf16_onepass_4", lib)]
+        text += sample(11, t + 0.0001, worker)
+    f = tmp_path / "perf.txt"
+    f.write_text(text)
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "perf_waits.py"), str(f)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    last = p.stdout.strip().splitlines()[-1]
+    # 10 worker samples; waits at k = 0, 2, 4 (main in attention) and 6, 8 (LayerNorm)
+    assert "worker waiting 50.0%" in last, last
+    assert "attention 30.0%" in last and "LayerNorm 20.0%" in last, last

@@ -69,17 +69,7 @@ static inline float exp_neg(float x)
     return x < TG_EXP_MIN ? 0.0f : p * sc.f;
 }
 
-/* Hot loops compiled for AVX-512, AVX2 and baseline x86-64, picked at load.
- * TG_KERNEL_ISA (a build option, `make isa-test`) compiles one variant only,
- * so that the AVX2 and baseline code paths can be tested on a machine whose
- * CPU would otherwise always pick AVX-512. */
-#if defined(TG_KERNEL_ISA_AVX2)
-#define TG_CLONES __attribute__((target("avx2,fma"), noinline))
-#elif defined(TG_KERNEL_ISA_BASELINE)
-#define TG_CLONES __attribute__((noinline))
-#else
-#define TG_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), noinline))
-#endif
+/* TG_CLONES (ops.h): hot loops for AVX-512, AVX2 and baseline x86-64 */
 
 /* Scores of query row i against all keys (scaled, biased, masked), turned
  * into unnormalised probabilities in place; returns their sum. Kt is
@@ -395,20 +385,22 @@ static inline float bf16_value(uint16_t v)
 #undef FWD_BF16
 #undef FWD_BF16_ONEPASS
 
+/* rows r0 .. r1-1 of head h of image b */
 static void fwd_one_bf16(float *out, const float *qkv, const float *bias, const uint8_t *mask,
-                         int64_t b, int64_t h, int64_t N, int64_t C, int64_t H, float *s)
+                         int64_t b, int64_t h, int64_t N, int64_t C, int64_t H, int64_t r0,
+                         int64_t r1, float *s)
 {
     switch (bf16_padded_dh(C / H)) {
-    case 4: fwd_bf16_4(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 6: fwd_bf16_6(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 8: fwd_bf16_8(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 16: fwd_bf16_16(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 24: fwd_bf16_24(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 32: fwd_bf16_32(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 48: fwd_bf16_48(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 64: fwd_bf16_64(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 96: fwd_bf16_96(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    default: fwd_bf16_128(out, qkv, bias, mask, b, h, N, C, H, s);
+    case 4: fwd_bf16_4(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
+    case 6: fwd_bf16_6(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
+    case 8: fwd_bf16_8(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
+    case 16: fwd_bf16_16(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
+    case 24: fwd_bf16_24(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
+    case 32: fwd_bf16_32(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
+    case 48: fwd_bf16_48(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
+    case 64: fwd_bf16_64(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
+    case 96: fwd_bf16_96(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
+    default: fwd_bf16_128(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s);
     }
 }
 
@@ -467,11 +459,25 @@ tg_status tg_attention_fused_fwd(tg_dnn *c, float *out, const float *qkv, const 
     float *ws = tg_dnn_tmp(c, TG_TMP_ATT_P, per * (size_t)nt);
     if (!ws)
         return TG_ERR_OUT_OF_MEMORY;
+    /* bf16: with fewer than 4 heads per thread (a batch-1 generator: 4 heads
+     * on 2 threads) one thread finishing its last head early waited for the
+     * other, so heads are split into row ranges (multiples of 16 rows) until
+     * there are 4 tasks per thread. Each range packs its head's K and V
+     * again, which costs less than the wait did. */
+    int64_t parts = 1;
+    if (bf && B * H < 4 * nt)
+        parts = TG_MIN((4 * nt + B * H - 1) / (B * H), N / 128);
+    parts = TG_MAX(parts, 1);
+    int64_t rows = (N + parts - 1) / parts;
+    rows = (rows + 15) / 16 * 16;
+    parts = (N + rows - 1) / rows;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (int64_t bh = 0; bh < B * H; bh++) {
+    for (int64_t t = 0; t < B * H * parts; t++) {
         float *w = ws + per * (size_t)omp_get_thread_num();
+        int64_t bh = t / parts, r0 = t % parts * rows;
         if (bf)
-            fwd_one_bf16(out, qkv, bias, mask, bh / H, bh % H, N, C, H, w);
+            fwd_one_bf16(out, qkv, bias, mask, bh / H, bh % H, N, C, H, r0,
+                         TG_MIN(N, r0 + rows), w);
         else
             fwd_one(out, qkv, bias, mask, bh / H, bh % H, N, C, H, w);
     }

@@ -10,6 +10,18 @@
 
 #include "dnn.h"
 
+/* Hot loops compiled for AVX-512, AVX2 and baseline x86-64, picked at load.
+ * TG_KERNEL_ISA (a build option, `make isa-test`) compiles one variant only,
+ * so that the AVX2 and baseline code paths can be tested on a machine whose
+ * CPU would otherwise always pick AVX-512. */
+#if defined(TG_KERNEL_ISA_AVX2)
+#define TG_CLONES __attribute__((target("avx2,fma"), noinline))
+#elif defined(TG_KERNEL_ISA_BASELINE)
+#define TG_CLONES __attribute__((noinline))
+#else
+#define TG_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), noinline))
+#endif
+
 /* ---- matmul on views: C[..., M, N] (+)= scale * A[..., M, K] B[..., K, N] (+ bias[N]) */
 typedef struct tg_view {
     int nd;              /* 2 to 4 */

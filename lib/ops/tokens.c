@@ -37,24 +37,32 @@ static inline int64_t shuffle_src(int64_t t, int64_t c, int64_t w, int64_t C)
     return (h * w + v) * C + 4 * c + 2 * i + j;
 }
 
+/* Parallel over output tokens of all images: over B alone, a batch-1 call
+ * opened a parallel region whose one iteration ran on one thread while the
+ * other waited. The index map is evaluated once per token (the channel step
+ * within it is 4). */
 void tg_pixel_shuffle_fwd(float *y, const float *x, int64_t B, int64_t w, int64_t C)
 {
     int64_t N2 = 4 * w * w, C4 = C / 4;
-#pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t t = 0; t < N2; t++)
-            for (int64_t c = 0; c < C4; c++)
-                y[(b * N2 + t) * C4 + c] = x[b * w * w * C + shuffle_src(t, c, w, C)];
+#pragma omp parallel for schedule(static) if (B * N2 * C4 > 8192)
+    for (int64_t bt = 0; bt < B * N2; bt++) {
+        const float *src = x + bt / N2 * w * w * C + shuffle_src(bt % N2, 0, w, C);
+        float *dst = y + bt * C4;
+        for (int64_t c = 0; c < C4; c++)
+            dst[c] = src[4 * c];
+    }
 }
 
 void tg_pixel_shuffle_bwd(float *dx, const float *dy, int64_t B, int64_t w, int64_t C)
 {
     int64_t N2 = 4 * w * w, C4 = C / 4;
-#pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t t = 0; t < N2; t++)
-            for (int64_t c = 0; c < C4; c++)
-                dx[b * w * w * C + shuffle_src(t, c, w, C)] = dy[(b * N2 + t) * C4 + c];
+#pragma omp parallel for schedule(static) if (B * N2 * C4 > 8192)
+    for (int64_t bt = 0; bt < B * N2; bt++) {
+        float *dst = dx + bt / N2 * w * w * C + shuffle_src(bt % N2, 0, w, C);
+        const float *src = dy + bt * C4;
+        for (int64_t c = 0; c < C4; c++)
+            dst[4 * c] = src[c];
+    }
 }
 
 static inline int64_t patch_src(int64_t t, int64_t f, int64_t ch, int64_t S, int64_t p)
