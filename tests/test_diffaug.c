@@ -70,23 +70,25 @@ static void ref_aug(const tg_aug *a, double *out, const float *x, int64_t C, int
                         for (int xx = 0; xx < S; xx++)
                             if (yy >= r0 && yy <= r0 + h - 1 && xx >= c0 && xx <= c0 + h - 1)
                                 cur[c * SS + yy * S + xx] = 0;
-            } else {
+            } else { /* colour channels only: RGBA's alpha is left alone */
+                int64_t Cc = C == 4 ? 3 : C;
+                size_t nc = (size_t)Cc * SS;
                 double br = linear ? 0 : a->bright[b], s = a->sat[b], k = a->contr[b];
-                for (size_t i = 0; i < n; i++)
+                for (size_t i = 0; i < nc; i++)
                     cur[i] += br;
                 for (size_t p = 0; p < SS; p++) {
                     double m = 0;
-                    for (int64_t c = 0; c < C; c++)
+                    for (int64_t c = 0; c < Cc; c++)
                         m += cur[c * SS + p];
-                    m /= (double)C;
-                    for (int64_t c = 0; c < C; c++)
+                    m /= (double)Cc;
+                    for (int64_t c = 0; c < Cc; c++)
                         cur[c * SS + p] = (cur[c * SS + p] - m) * s + m;
                 }
                 double m2 = 0;
-                for (size_t i = 0; i < n; i++)
+                for (size_t i = 0; i < nc; i++)
                     m2 += cur[i];
-                m2 /= (double)n;
-                for (size_t i = 0; i < n; i++)
+                m2 /= (double)nc;
+                for (size_t i = 0; i < nc; i++)
                     cur[i] = (cur[i] - m2) * k + m2;
             }
         }
@@ -372,6 +374,42 @@ START_TEST(color_values)
 END_TEST
 
 /* ---------------------------------------------------------- all together */
+/* RGBA: the color op leaves alpha bit for bit and treats R, G, B exactly as
+ * a 3-channel image with the same draw (written against the library, not
+ * the reference above, which follows the same rule) */
+START_TEST(color_keeps_alpha)
+{
+    tg_rng r;
+    tg_rng_seed(&r, 29);
+    const int S = 9, B = 3;
+    size_t SS = (size_t)S * S, n4 = (size_t)B * 4 * SS;
+    tg_aug a;
+    OK(tg_aug_init(&a, ONLY_COL, 1, B));
+    float *x = tu_rand(n4, -1, 1), *y = zalloc(n4), *x3 = zalloc((size_t)B * 3 * SS),
+          *y3 = zalloc((size_t)B * 3 * SS);
+    for (int b = 0; b < B; b++)
+        memcpy(x3 + b * 3 * SS, x + b * 4 * SS, 3 * SS * sizeof *x);
+    for (int it = 0; it < 5; it++) {
+        tg_aug_sample(&a, &r, B, S);
+        for (int lin = 0; lin < 3; lin++) {
+            if (lin == 0)
+                tg_aug_apply(&a, y, x, 4), tg_aug_apply(&a, y3, x3, 3);
+            else if (lin == 1)
+                tg_aug_linear(&a, y, x, 4), tg_aug_linear(&a, y3, x3, 3);
+            else
+                tg_aug_adjoint(&a, y, x, 4), tg_aug_adjoint(&a, y3, x3, 3);
+            for (int b = 0; b < B; b++) {
+                ck_assert(memcmp(y + b * 4 * SS + 3 * SS, x + b * 4 * SS + 3 * SS,
+                                 SS * sizeof *y) == 0);
+                ck_assert(memcmp(y + b * 4 * SS, y3 + b * 3 * SS, 3 * SS * sizeof *y) == 0);
+            }
+        }
+    }
+    free(x), free(y), free(x3), free(y3);
+    tg_aug_free(&a);
+}
+END_TEST
+
 START_TEST(all_values)
 {
     tg_rng r;
@@ -715,6 +753,7 @@ int main(void)
     tcase_add_test(tc, cutout_hole);
     tcase_add_test(tc, color_ranges);
     tcase_add_test(tc, color_values);
+    tcase_add_test(tc, color_keeps_alpha);
     tcase_add_test(tc, all_values);
     tcase_add_test(tc, linearity_and_adjoint);
     tcase_add_test(tc, gradient);

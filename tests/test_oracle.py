@@ -64,6 +64,17 @@ def test_color_formula():
         np.testing.assert_allclose(y[b], v, rtol=1e-12, atol=1e-12)
 
 
+def test_color_keeps_alpha():
+    """RGBA: the color op acts on R, G, B as on a 3-channel image; alpha passes."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(2, 4, 4, 4, generator=g, dtype=torch.float64) * 2 - 1
+    d = O.draw_aug(["color"], 2, 4, g)
+    y = O.apply_aug(x, ["color"], d)
+    assert torch.equal(y[:, 3], x[:, 3])
+    assert torch.equal(y[:, :3], O.apply_aug(x[:, :3], ["color"], d))
+    assert not torch.allclose(y[:, :3], x[:, :3])
+
+
 def test_draws_are_in_range():
     g = torch.Generator().manual_seed(5)
     cuts = 0

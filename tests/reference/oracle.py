@@ -883,13 +883,15 @@ def apply_aug(x, policy, draw):
                 y0, x0 = int(draw["cy"][b]) - h // 2, int(draw["cx"][b]) - h // 2
                 keep[b, :, max(y0, 0):min(y0 + h, S), max(x0, 0):min(x0 + h, S)] = 0
             x = x * keep
-        elif op == "color":
+        elif op == "color":                  # colour channels only: RGBA's alpha passes
             col = lambda k: draw[k].to(x.dtype).reshape(B, 1, 1, 1)    # noqa: E731
-            x = x + col("bright")
-            mc = x.mean(1, keepdim=True)
-            x = mc + (x - mc) * col("sat")
-            m = x.mean((1, 2, 3), keepdim=True)
-            x = m + (x - m) * col("contr")
+            rgb, alpha = (x[:, :3], x[:, 3:]) if x.shape[1] == 4 else (x, x[:, :0])
+            rgb = rgb + col("bright")
+            mc = rgb.mean(1, keepdim=True)
+            rgb = mc + (rgb - mc) * col("sat")
+            m = rgb.mean((1, 2, 3), keepdim=True)
+            rgb = m + (rgb - m) * col("contr")
+            x = torch.cat([rgb, alpha], 1)
     return x
 
 # ================================================================ training step
