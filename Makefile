@@ -284,6 +284,7 @@ example-test: examples
 	t '$(EXB)/embed tests/fixtures/tiny-ln.safetensors 3'; \
 	t '$(EXB)/generate models/pretrained/fmnist-mid.safetensors --n 8 --png $$T/demo.png && test -s $$T/demo.png'; \
 	t '$(EXB)/generate models/pretrained/fmnist-cond.safetensors --class rows --seed 1 --png $$T/rows.png --npy $$T/rows.npy 2>&1 | grep -q "80 images" && test -s $$T/rows.png'; \
+	t '$(EXB)/generate models/pretrained/emoji-32.safetensors --n 8 --seed 1 --png $$T/emoji.png 2>&1 | grep -q "8 images 32x32x4" && test -s $$T/emoji.png'; \
 	t '$(EX_TRAIN) --steps 3 --every 2 --out $$T/run && test -s $$T/run/checkpoint.safetensors && test -s $$T/run/samples_2.png && test -s $$T/run/samples_3.png && test $$(wc -l < $$T/run/log.tsv) -eq 3'; \
 	t '$(EXB)/train --resume $$T/run/checkpoint.safetensors --limit 200 --steps 2 --every 2 > $$T/resume.txt && grep -q "at d_steps 3 g_steps 2" $$T/resume.txt && test -s $$T/run/samples_4.png && test -s $$T/run/samples_5.png && test $$(wc -l < $$T/run/log.tsv) -eq 5'; \
 	t '$(EX_TRAIN) --steps 5 --every 0 --out $$T/straight && cmp $$T/straight/checkpoint.safetensors $$T/run/checkpoint.safetensors'; \

@@ -7,6 +7,7 @@ B=${B:-build}
 out=demo-out
 ckpt=models/pretrained/fmnist-mid.safetensors
 cond=models/pretrained/fmnist-cond.safetensors
+emoji=models/pretrained/emoji-32.safetensors
 # step 4 trains on Fashion-MNIST: say what is missing before steps 1-3 run
 fmnist=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 if [ ! -r "$fmnist" ]; then
@@ -32,6 +33,10 @@ echo "== 2b. The class-conditional model ($cond): one row of 8 per class, top to
 "$B/examples/generate" "$cond" --class rows --seed 1 --png "$out/conditional-rows.png"
 
 echo
+echo "== 2c. RGBA sprites from the emoji model ($emoji), transparent background"
+"$B/examples/generate" "$emoji" --n 64 --seed 1 --png "$out/emoji-samples.png"
+
+echo
 echo "== 3. A walk through its latent space (24 frames, for an animation tool)"
 "$B/examples/interpolate" "$ckpt" --keys 4 --frames 24 --loop 1 --scale 4 --out "$out/walk" > /dev/null
 
@@ -44,5 +49,6 @@ echo
 echo "Pictures:"
 echo "  $out/pretrained-samples.png   samples of the pretrained model (trained as models/pretrained/README.md says)"
 echo "  $out/conditional-rows.png  the conditional model: rows t-shirt, trouser, pullover, dress, coat, sandal, shirt, sneaker, bag, ankle-boot"
+echo "  $out/emoji-samples.png       64 RGBA sprites of the emoji model (32x32, alpha kept)"
 echo "  $out/walk/frame_*.png         a looping latent walk"
 echo "  $out/live/samples_*.png       the live model's samples as it trains (compare with the pretrained ones)"
