@@ -29,24 +29,24 @@ void tg_add_broadcast_bwd(float *dp, const float *dy, size_t B, size_t n)
     }
 }
 
-/* one index map serves both directions: src offset of every dst element */
-static inline int64_t shuffle_src(int64_t t, int64_t c, int64_t w, int64_t C)
+/* one index map serves both directions: the source offset of output token
+ * t's first channel; its channel c is 4 * c further */
+static inline int64_t shuffle_src(int64_t t, int64_t w, int64_t C)
 {
     int64_t W = 2 * w, Y = t / W, X = t % W;
     int64_t h = Y >> 1, i = Y & 1, v = X >> 1, j = X & 1;
-    return (h * w + v) * C + 4 * c + 2 * i + j;
+    return (h * w + v) * C + 2 * i + j;
 }
 
 /* Parallel over output tokens of all images: over B alone, a batch-1 call
  * opened a parallel region whose one iteration ran on one thread while the
- * other waited. The index map is evaluated once per token (the channel step
- * within it is 4). */
+ * other waited. The index map is evaluated once per token. */
 void tg_pixel_shuffle_fwd(float *y, const float *x, int64_t B, int64_t w, int64_t C)
 {
     int64_t N2 = 4 * w * w, C4 = C / 4;
 #pragma omp parallel for schedule(static) if (B * N2 * C4 > 8192)
     for (int64_t bt = 0; bt < B * N2; bt++) {
-        const float *src = x + bt / N2 * w * w * C + shuffle_src(bt % N2, 0, w, C);
+        const float *src = x + bt / N2 * w * w * C + shuffle_src(bt % N2, w, C);
         float *dst = y + bt * C4;
         for (int64_t c = 0; c < C4; c++)
             dst[c] = src[4 * c];
@@ -58,7 +58,7 @@ void tg_pixel_shuffle_bwd(float *dx, const float *dy, int64_t B, int64_t w, int6
     int64_t N2 = 4 * w * w, C4 = C / 4;
 #pragma omp parallel for schedule(static) if (B * N2 * C4 > 8192)
     for (int64_t bt = 0; bt < B * N2; bt++) {
-        float *dst = dx + bt / N2 * w * w * C + shuffle_src(bt % N2, 0, w, C);
+        float *dst = dx + bt / N2 * w * w * C + shuffle_src(bt % N2, w, C);
         const float *src = dy + bt * C4;
         for (int64_t c = 0; c < C4; c++)
             dst[4 * c] = src[c];

@@ -212,12 +212,6 @@ static void contrast_image(float *x, int64_t C, int S, float k)
         x[i] = (x[i] - m) * k + m;
 }
 
-/* The planes the color op acts on: all but RGBA's alpha. */
-static int64_t color_channels(int64_t C)
-{
-    return C == 4 ? 3 : C;
-}
-
 /* One image through the ops: forward order for apply/linear, reverse order of
  * the transposed ops for the adjoint. The linear part drops the brightness
  * offset; translation's transpose shifts back; cutout, saturation and contrast
@@ -225,6 +219,7 @@ static int64_t color_channels(int64_t C)
 static void run_image(const tg_aug *a, float *x, int64_t C, int64_t b, enum aug_mode mode)
 {
     int S = a->S;
+    int64_t cc = C == 4 ? 3 : C; /* the planes color acts on: all but RGBA's alpha */
     for (int j = 0; j < a->n_ops; j++) {
         int op = a->ops[mode == AUG_ADJOINT ? a->n_ops - 1 - j : j];
         if (!((a->on[b] >> op) & 1u))
@@ -246,12 +241,11 @@ static void run_image(const tg_aug *a, float *x, int64_t C, int64_t b, enum aug_
              * the means let D see augmented reals as semi-transparent as
              * the fakes, so it could not teach G clean 0/1 alpha */
             if (mode == AUG_ADJOINT) {
-                contrast_image(x, color_channels(C), S, a->contr[b]);
-                saturate_image(x, color_channels(C), S, 0.0f, a->sat[b]);
+                contrast_image(x, cc, S, a->contr[b]);
+                saturate_image(x, cc, S, 0.0f, a->sat[b]);
             } else {
-                saturate_image(x, color_channels(C), S, mode == AUG_APPLY ? a->bright[b] : 0.0f,
-                               a->sat[b]);
-                contrast_image(x, color_channels(C), S, a->contr[b]);
+                saturate_image(x, cc, S, mode == AUG_APPLY ? a->bright[b] : 0.0f, a->sat[b]);
+                contrast_image(x, cc, S, a->contr[b]);
             }
             break;
         default:
