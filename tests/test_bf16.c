@@ -216,8 +216,9 @@ END_TEST
  * (tg_mlp_fwd_infer): bit for bit what the two Linears give when fc2 rounds
  * the f32 hidden layer itself, in bf16 (prepacked weights at <= 256 rows,
  * plain above), when only fc1 runs in bf16 (fc2 with fewer than
- * TG_BF16_MIN_OUT outputs keeps f32, and the hidden layer is then f32), and
- * in f32 (no bf16 CPU). */
+ * TG_BF16_MIN_OUT outputs, or narrow enough for tg_linear_narrow_fwd, keeps
+ * f32, and the hidden layer is then f32: {5, 16, 64}), and in f32 (no bf16
+ * CPU). */
 START_TEST(mlp_bf16_hidden_equals_two_linears)
 {
     static const int64_t shapes[][3] = {/* M, C, H */

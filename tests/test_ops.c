@@ -67,6 +67,38 @@ START_TEST(linear_shapes)
 }
 END_TEST
 
+/* Narrow Linears (K, N <= 64 on few rows) run on our row-parallel kernel
+ * (gemv.c), not oneDNN: every vector count (N 1 to 64), short row blocks
+ * (M not a multiple of 4), several tasks on both threads (M > 128,
+ * M K N > 65536) and the fused sum; the rule's edges decided as documented. */
+START_TEST(linear_narrow)
+{
+    static const int64_t shp[][3] = {{1024, 16, 48}, {1023, 64, 64}, {257, 16, 1}, {130, 33, 17},
+                                     {5, 64, 64},    {1, 3, 2},      {300, 16, 16}};
+    for (size_t t = 0; t < sizeof shp / sizeof shp[0]; t++)
+        for (int post = 0; post <= TG_MM_SUM; post++) {
+            int64_t M = shp[t][0], K = shp[t][1], N = shp[t][2];
+            ck_assert(tg_linear_is_narrow(M, K, N, post));
+            float *x = tu_rand(M * K, -1, 1), *w = tu_rand(N * K, -1, 1), *b = tu_rand(N, -1, 1),
+                  *y = tu_rand(M * N, -1, 1), *ref = malloc((size_t)(M * N) * 4);
+            for (int64_t m = 0; m < M; m++)
+                for (int64_t n = 0; n < N; n++) {
+                    double s = (post ? y[m * N + n] : 0.0) + (t % 2 ? 0.0 : b[n]);
+                    for (int64_t k = 0; k < K; k++)
+                        s += (double)x[m * K + k] * w[n * K + k];
+                    ref[m * N + n] = (float)s;
+                }
+            OK(tg_linear_fwd_post(ctx, y, x, w, t % 2 ? NULL : b, M, K, N, post));
+            tu_assert_close(y, ref, M * N, 1e-5, 1e-5);
+            free(x), free(w), free(b), free(y), free(ref);
+        }
+    ck_assert(!tg_linear_is_narrow(1024, 16, 48, TG_MM_GELU)); /* GELU: oneDNN's */
+    ck_assert(!tg_linear_is_narrow(2048, 16, 48, 0));          /* batch 2 and up */
+    ck_assert(!tg_linear_is_narrow(64, 48, 192, 0));
+    ck_assert(!tg_linear_is_narrow(4, 65, 16, 0));
+}
+END_TEST
+
 /* --------------------------------------------------------------- layernorm */
 typedef struct { float *x, *g, *b, *mean, *var; int64_t M, C; int pixel; } ln_t;
 static void ln_f(void *p, float *y)
@@ -484,6 +516,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, linear_shapes);
+    tcase_add_test(tc, linear_narrow);
     tcase_add_test(tc, layernorm_shapes);
     tcase_add_test(tc, pixelnorm_shapes);
     tcase_add_test(tc, gelu_tanh);

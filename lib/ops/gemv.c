@@ -16,6 +16,7 @@
  * the latent z itself moves the pixels too much (lib/models/model.c keeps
  * this layer out of the bf16 matmuls for that reason). */
 #include <immintrin.h>
+#include <string.h>
 
 #include "bf16.h"
 #include "ops.h"
@@ -133,4 +134,119 @@ tg_status tg_linear_rows_fwd(tg_dnn *c, float *y, const float *x, const float *w
     else
         rows_f32(y, x, w, b, M, K, N);
     return TG_OK;
+}
+
+/* ------------------------------------------------------------ narrow layers
+ * A Linear whose W is tiny (K, N <= TG_NARROW_MAX) on few rows: the
+ * fmnist-small generator's last stage at batch 1 (1024 tokens of 16
+ * features: qkv 16 -> 48, proj 16 -> 16, to_rgb 16 -> 1). oneDNN runs these
+ * on one thread (ONEDNN_VERBOSE: the same time at 1 and 2 threads) and, in a
+ * bf16 model, after a serial pass rounding x; the other thread waits
+ * (docs/PERFORMANCE.md, "Batch 1 on two threads"). Here rows are split
+ * across threads and computed in f32 from W itself (a few hundred kFLOP:
+ * bf16 would save nothing).
+ *
+ * Each task transposes W into a stack copy, N padded to NV vectors of 16
+ * (K x 64 floats, 16 KiB at most), so that a row's outputs are NV vector
+ * products per input feature. GCC's generic vectors (one zmm, two ymm or four
+ * xmm, whichever the clone targets) with NV a constant keep the 4 x NV
+ * accumulators in registers; a plain loop over n kept them in memory, a
+ * store-load chain per product that made the kernel 10 % of a sample. */
+typedef float v16f __attribute__((vector_size(64)));
+
+/* a macro, not a function: returning a vector type by value warns (psabi) in
+ * the clones without AVX-512 */
+#define V16_LOAD(dst, p) memcpy(&(dst), (p), sizeof(v16f))
+
+#define NARROW_RB 4 /* rows per block */
+
+/* rows [m0, m0 + rows), rows <= NARROW_RB (a short block repeats row M - 1
+ * in the registers it does not store) */
+static inline __attribute__((always_inline)) void
+narrow_block(float *y, const float *x, const float *wt, const float *bp, int64_t m0, int64_t M,
+             int64_t K, int64_t N, int NV, int sum)
+{
+    v16f acc[NARROW_RB][4];
+    const float *xr[NARROW_RB];
+#pragma GCC unroll 4
+    for (int r = 0; r < NARROW_RB; r++) {
+        xr[r] = x + TG_MIN(m0 + r, M - 1) * K;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            V16_LOAD(acc[r][v], bp + 16 * v);
+    }
+    /* the loops over v and r unrolled: acc in registers (as block_bf16) */
+    for (int64_t k = 0; k < K; k++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            v16f w;
+            V16_LOAD(w, wt + (k * NV + v) * 16);
+#pragma GCC unroll 4
+            for (int r = 0; r < NARROW_RB; r++)
+                acc[r][v] += xr[r][k] * w;
+        }
+#pragma GCC unroll 4
+    for (int r = 0; r < NARROW_RB; r++) {
+        float *ym = y + (m0 + r) * N;
+        if (m0 + r >= M)
+            break;
+        if (N == 16 * NV) { /* whole vectors */
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) {
+                if (sum) {
+                    v16f old;
+                    V16_LOAD(old, ym + 16 * v);
+                    acc[r][v] += old;
+                }
+                memcpy(ym + 16 * v, &acc[r][v], sizeof(v16f));
+            }
+        } else {
+            float o[64];
+            memcpy(o, acc[r], (size_t)NV * sizeof(v16f));
+            for (int64_t n = 0; n < N; n++)
+                ym[n] = sum ? ym[n] + o[n] : o[n];
+        }
+    }
+}
+
+#define NARROW_CASE(NVC)                                                                  \
+    case NVC:                                                                             \
+        for (int64_t m = m0; m < m1; m += NARROW_RB)                                      \
+            narrow_block(y, x, wt, bp, m, m1, K, N, NVC, sum);                            \
+        return
+
+TG_CLONES static void narrow_rows(float *y, const float *x, const float *w, const float *b,
+                                  int64_t m0, int64_t m1, int64_t K, int64_t N, int sum)
+{
+    int NV = (int)((N + 15) / 16);
+    float wt[TG_NARROW_MAX * TG_NARROW_MAX], bp[TG_NARROW_MAX];
+    for (int64_t n = 0; n < NV * 16; n++) {
+        bp[n] = b && n < N ? b[n] : 0.0f;
+        for (int64_t k = 0; k < K; k++)
+            wt[k * NV * 16 + n] = n < N ? w[n * K + k] : 0.0f;
+    }
+    switch (NV) {
+        NARROW_CASE(1);
+        NARROW_CASE(2);
+        NARROW_CASE(3);
+    default:
+        NARROW_CASE(4);
+    }
+}
+#undef NARROW_CASE
+
+int tg_linear_is_narrow(int64_t M, int64_t K, int64_t N, int post)
+{
+    return (post & ~TG_MM_SUM) == 0 && K <= TG_NARROW_MAX && N <= TG_NARROW_MAX &&
+           M * TG_MAX(K, N) <= TG_NARROW_ROWS_MAX;
+}
+
+void tg_linear_narrow_fwd(float *y, const float *x, const float *w, const float *b, int64_t M,
+                          int64_t K, int64_t N, int post)
+{
+    int64_t rows = 128; /* rows per task: 4 tasks per thread at batch 1 */
+    int64_t tasks = (M + rows - 1) / rows;
+#pragma omp parallel for schedule(static) if (tasks > 1 && M * K * N > 65536)
+    for (int64_t t = 0; t < tasks; t++)
+        narrow_rows(y, x, w, b, t * rows, TG_MIN(M, (t + 1) * rows), K, N, post & TG_MM_SUM);
 }

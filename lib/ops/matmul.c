@@ -126,6 +126,10 @@ static tg_status linear_wb(tg_dnn *c, void *y, const void *x, const float *w,
 tg_status tg_linear_fwd_post(tg_dnn *c, float *y, const float *x, const float *w,
                              const float *b, int64_t M, int64_t K, int64_t N, int post)
 {
+    if (tg_linear_is_narrow(M, K, N, post)) {
+        tg_linear_narrow_fwd(y, x, w, b, M, K, N, post);
+        return TG_OK;
+    }
     const uint16_t *wb;
     TG_TRY(bf16_weights(c, w, N, &wb));
     return linear_wb(c, y, x, w, wb, b, M, K, N, post);
@@ -135,11 +139,17 @@ tg_status tg_mlp_fwd_infer(tg_dnn *c, float *y, const float *x, float *h, const 
                            const float *b1, const float *w2, const float *b2, int64_t M,
                            int64_t C, int64_t H)
 {
-    const uint16_t *wb1, *wb2;
+    const uint16_t *wb1, *wb2 = NULL;
+    int narrow2 = tg_linear_is_narrow(M, H, C, TG_MM_SUM); /* fc2 as tg_linear_fwd_post */
     TG_TRY(bf16_weights(c, w1, H, &wb1));
-    TG_TRY(bf16_weights(c, w2, C, &wb2));
+    if (!narrow2)
+        TG_TRY(bf16_weights(c, w2, C, &wb2));
     int hbf = wb1 && wb2; /* h in bf16: fc2 would round it to that anyway */
     TG_TRY(linear_wb(c, h, x, w1, wb1, b1, M, C, H, TG_MM_GELU | (hbf ? TG_LIN_Y_BF16 : 0)));
+    if (narrow2) {
+        tg_linear_narrow_fwd(y, h, w2, b2, M, H, C, TG_MM_SUM);
+        return TG_OK;
+    }
     return linear_wb(c, y, h, w2, wb2, b2, M, H, C, TG_MM_SUM | (hbf ? TG_LIN_X_BF16 : 0));
 }
 
