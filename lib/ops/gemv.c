@@ -238,7 +238,7 @@ TG_CLONES static void narrow_rows(float *y, const float *x, const float *w, cons
 int tg_linear_is_narrow(int64_t M, int64_t K, int64_t N, int post)
 {
     return (post & ~TG_MM_SUM) == 0 && K <= TG_NARROW_MAX && N <= TG_NARROW_MAX &&
-           M * TG_MAX(K, N) <= TG_NARROW_ROWS_MAX;
+           M * TG_MAX(K, N) <= TG_NARROW_VALUES_MAX;
 }
 
 void tg_linear_narrow_fwd(float *y, const float *x, const float *w, const float *b, int64_t M,

@@ -64,11 +64,12 @@ tg_status tg_mlp_fwd_infer(tg_dnn *c, float *y, const float *x, float *h, const 
 tg_status tg_linear_rows_fwd(tg_dnn *c, float *y, const float *x, const float *w,
                              const float *b, int64_t M, int64_t K, int64_t N);
 /* A narrow Linear (gemv.c): K and N at most TG_NARROW_MAX, M * max(K, N) at
- * most TG_NARROW_ROWS_MAX values, post 0 or TG_MM_SUM. tg_linear_fwd_post
- * sends these to tg_linear_narrow_fwd, f32 and split by rows across threads,
- * because oneDNN runs them on one thread. */
+ * most TG_NARROW_VALUES_MAX values, post 0 or TG_MM_SUM. tg_linear_fwd_post
+ * (and tg_mlp_fwd_infer its second layer) send these to tg_linear_narrow_fwd,
+ * f32 and split by rows across threads, because oneDNN runs them on one
+ * thread. */
 #define TG_NARROW_MAX 64
-#define TG_NARROW_ROWS_MAX 65536
+#define TG_NARROW_VALUES_MAX 65536
 int tg_linear_is_narrow(int64_t M, int64_t K, int64_t N, int post);
 void tg_linear_narrow_fwd(float *y, const float *x, const float *w, const float *b, int64_t M,
                           int64_t K, int64_t N, int post);
