@@ -235,15 +235,15 @@ START_TEST(mlp_bf16_hidden_equals_two_linears)
         float *h = malloc((size_t)(M * H) * sizeof *h), *ya = malloc(ny * sizeof *ya),
               *yb = malloc(ny * sizeof *yb), *yf = malloc(ny * sizeof *yf);
         memcpy(yf, y0, ny * sizeof *y0);
-        OK(tg_linear_fwd_post(c, h, x, w1, b1, M, C, H, TG_MM_GELU));
-        OK(tg_linear_fwd_post(c, yf, h, w2, b2, M, H, C, TG_MM_SUM)); /* f32 */
+        OK(tg_linear_fwd_post(c, h, x, w1, b1, M, C, H, TG_MM_GELU | TG_MM_INFER));
+        OK(tg_linear_fwd_post(c, yf, h, w2, b2, M, H, C, TG_MM_SUM | TG_MM_INFER)); /* f32 */
         tg_dnn_bf16_bind(c, 0, W, nw, 0, 0);
         tg_dnn_bf16_set(c, 1);
         int on = tg_dnn_bf16_state(c)->on;
         memcpy(ya, y0, ny * sizeof *y0);
         memcpy(yb, y0, ny * sizeof *y0);
-        OK(tg_linear_fwd_post(c, h, x, w1, b1, M, C, H, TG_MM_GELU));
-        OK(tg_linear_fwd_post(c, ya, h, w2, b2, M, H, C, TG_MM_SUM));
+        OK(tg_linear_fwd_post(c, h, x, w1, b1, M, C, H, TG_MM_GELU | TG_MM_INFER));
+        OK(tg_linear_fwd_post(c, ya, h, w2, b2, M, H, C, TG_MM_SUM | TG_MM_INFER));
         OK(tg_mlp_fwd_infer(c, yb, x, h, w1, b1, w2, b2, M, C, H));
         ck_assert_msg(memcmp(ya, yb, ny * sizeof *ya) == 0, "M %lld C %lld H %lld: differs",
                       (long long)M, (long long)C, (long long)H);

@@ -67,8 +67,8 @@ START_TEST(linear_shapes)
 }
 END_TEST
 
-/* Narrow Linears (K, N <= 64 on few rows) run on our row-parallel kernel
- * (gemv.c), not oneDNN: every vector count (N 1 to 64), short row blocks
+/* Narrow Linears (K, N <= 64 on few rows) in inference run on our
+ * row-parallel kernel (gemv.c), not oneDNN: every vector count (N 1 to 64), short row blocks
  * (M not a multiple of 4), several tasks on both threads (M > 128,
  * M K N > 65536) and the fused sum; the rule's edges decided as documented. */
 START_TEST(linear_narrow)
@@ -78,7 +78,8 @@ START_TEST(linear_narrow)
     for (size_t t = 0; t < sizeof shp / sizeof shp[0]; t++)
         for (int post = 0; post <= TG_MM_SUM; post++) {
             int64_t M = shp[t][0], K = shp[t][1], N = shp[t][2];
-            ck_assert(tg_linear_is_narrow(M, K, N, post));
+            ck_assert(tg_linear_is_narrow(M, K, N, post | TG_MM_INFER));
+            ck_assert(!tg_linear_is_narrow(M, K, N, post)); /* training: oneDNN's */
             float *x = tu_rand(M * K, -1, 1), *w = tu_rand(N * K, -1, 1), *b = tu_rand(N, -1, 1),
                   *y = tu_rand(M * N, -1, 1), *ref = malloc((size_t)(M * N) * 4);
             for (int64_t m = 0; m < M; m++)
@@ -88,14 +89,15 @@ START_TEST(linear_narrow)
                         s += (double)x[m * K + k] * w[n * K + k];
                     ref[m * N + n] = (float)s;
                 }
-            OK(tg_linear_fwd_post(ctx, y, x, w, t % 2 ? NULL : b, M, K, N, post));
+            OK(tg_linear_fwd_post(ctx, y, x, w, t % 2 ? NULL : b, M, K, N, post | TG_MM_INFER));
             tu_assert_close(y, ref, M * N, 1e-5, 1e-5);
             free(x), free(w), free(b), free(y), free(ref);
         }
-    ck_assert(!tg_linear_is_narrow(1024, 16, 48, TG_MM_GELU)); /* GELU: oneDNN's */
-    ck_assert(!tg_linear_is_narrow(2048, 16, 48, 0));          /* batch 2 and up */
-    ck_assert(!tg_linear_is_narrow(64, 48, 192, 0));
-    ck_assert(!tg_linear_is_narrow(4, 65, 16, 0));
+    int inf = TG_MM_INFER;
+    ck_assert(!tg_linear_is_narrow(1024, 16, 48, TG_MM_GELU | inf)); /* GELU: oneDNN's */
+    ck_assert(!tg_linear_is_narrow(2048, 16, 48, inf));              /* batch 2 and up */
+    ck_assert(!tg_linear_is_narrow(64, 48, 192, inf));
+    ck_assert(!tg_linear_is_narrow(4, 65, 16, inf));
 }
 END_TEST
 

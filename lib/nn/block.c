@@ -167,10 +167,12 @@ tg_status tg_block_fwd(tg_dnn *c, const tg_block *b, const float *W, float *x, i
     if (training)
         memcpy(a->x_in, x, (size_t)(M * C) * sizeof *x);
     TG_TRY(norm_fwd(c, b, W, 1, a->ln1, a->mean1, a->var1, x, M, N, a->labels, training));
-    TG_TRY(tg_linear_fwd(c, a->qkv, a->ln1, W + b->qkv_w, NULL, M, C, 3 * C));
+    TG_TRY(tg_linear_fwd_post(c, a->qkv, a->ln1, W + b->qkv_w, NULL, M, C, 3 * C,
+                              training ? 0 : TG_MM_INFER));
     TG_TRY(tg_attention_fwd(c, a->att, a->qkv, bias, mask, B, N, C, b->H));
     if (!training) { /* residual adds and GELU fused into the matmuls: x is updated in place */
-        TG_TRY(tg_linear_fwd_post(c, x, a->att, W + b->proj_w, W + b->proj_b, M, C, C, TG_MM_SUM));
+        TG_TRY(tg_linear_fwd_post(c, x, a->att, W + b->proj_w, W + b->proj_b, M, C, C,
+                                  TG_MM_SUM | TG_MM_INFER));
         TG_TRY(norm_fwd(c, b, W, 2, a->ln2, NULL, NULL, x, M, N, a->labels, 0));
         return tg_mlp_fwd_infer(c, x, a->ln2, a->g1, W + b->fc1_w, W + b->fc1_b,
                                 W + b->fc2_w, W + b->fc2_b, M, C, b->hid);

@@ -137,14 +137,17 @@ tg_status tg_linear_rows_fwd(tg_dnn *c, float *y, const float *x, const float *w
 }
 
 /* ------------------------------------------------------------ narrow layers
- * A Linear whose W is tiny (K, N <= TG_NARROW_MAX) on few rows: the
- * fmnist-small generator's last stage at batch 1 (1024 tokens of 16
- * features: qkv 16 -> 48, proj 16 -> 16, to_rgb 16 -> 1). oneDNN runs these
+ * An inference Linear whose W is tiny (K, N <= TG_NARROW_MAX) on few rows:
+ * the fmnist-small generator's last stage at batch 1 (1024 tokens of 16
+ * features: qkv 16 -> 48, proj 16 -> 16, the MLP's 64 -> 16). oneDNN runs these
  * on one thread (ONEDNN_VERBOSE: the same time at 1 and 2 threads) and, in a
  * bf16 model, after a serial pass rounding x; the other thread waits
  * (docs/PERFORMANCE.md, "Batch 1 on two threads"). Here rows are split
  * across threads and computed in f32 from W itself (a few hundred kFLOP:
- * bf16 would save nothing).
+ * bf16 would save nothing). Training keeps oneDNN (callers do not pass
+ * TG_MM_INFER): there a bf16 model's forward stays bf16 like its backward,
+ * and training runs at batches where these shapes do not occur anyway. The
+ * to_rgb layer (16 -> 1, 16 kFLOP) is left alone: nothing to gain.
  *
  * Each task transposes W into a stack copy, N padded to NV vectors of 16
  * (K x 64 floats, 16 KiB at most), so that a row's outputs are NV vector
@@ -237,7 +240,8 @@ TG_CLONES static void narrow_rows(float *y, const float *x, const float *w, cons
 
 int tg_linear_is_narrow(int64_t M, int64_t K, int64_t N, int post)
 {
-    return (post & ~TG_MM_SUM) == 0 && K <= TG_NARROW_MAX && N <= TG_NARROW_MAX &&
+    return (post & TG_MM_INFER) && (post & ~(TG_MM_SUM | TG_MM_INFER)) == 0 &&
+           K <= TG_NARROW_MAX && N <= TG_NARROW_MAX &&
            M * TG_MAX(K, N) <= TG_NARROW_VALUES_MAX;
 }
 

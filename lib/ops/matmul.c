@@ -130,6 +130,7 @@ tg_status tg_linear_fwd_post(tg_dnn *c, float *y, const float *x, const float *w
         tg_linear_narrow_fwd(y, x, w, b, M, K, N, post);
         return TG_OK;
     }
+    post &= ~TG_MM_INFER;
     const uint16_t *wb;
     TG_TRY(bf16_weights(c, w, N, &wb));
     return linear_wb(c, y, x, w, wb, b, M, K, N, post);
@@ -140,7 +141,7 @@ tg_status tg_mlp_fwd_infer(tg_dnn *c, float *y, const float *x, float *h, const 
                            int64_t C, int64_t H)
 {
     const uint16_t *wb1, *wb2 = NULL;
-    int narrow2 = tg_linear_is_narrow(M, H, C, TG_MM_SUM); /* fc2 as tg_linear_fwd_post */
+    int narrow2 = tg_linear_is_narrow(M, H, C, TG_MM_SUM | TG_MM_INFER); /* as _fwd_post */
     TG_TRY(bf16_weights(c, w1, H, &wb1));
     if (!narrow2)
         TG_TRY(bf16_weights(c, w2, C, &wb2));

@@ -35,7 +35,9 @@ tg_view tg_view_plain(int nd, const int64_t *dims);
 /* post: 0, or what oneDNN fuses into the matmul's output pass (inference
  * uses them to save a pass over memory each) */
 enum { TG_MM_SUM = 1,  /* C += the product (instead of C =)            */
-       TG_MM_GELU = 2  /* C = GELU(product + bias) (erf form); not with SUM */ };
+       TG_MM_GELU = 2, /* C = GELU(product + bias) (erf form); not with SUM */
+       TG_MM_INFER = 4 /* Linears only: an inference call, which may take the narrow
+                        * kernel (training keeps its bf16 forward beside its backward) */ };
 /* The attributes of a matmul with output scale and post-ops `post` (the
  * caller destroys them). */
 tg_status tg_matmul_attr(dnnl_primitive_attr_t *out, float scale, int post);
@@ -46,7 +48,8 @@ tg_status tg_matmul(tg_dnn *c, const tg_view *va, const float *a, const tg_view 
 /* ---- linear: y[M,N] = x[M,K] W[N,K]^T + b[N] (b may be NULL) */
 tg_status tg_linear_fwd(tg_dnn *c, float *y, const float *x, const float *w, const float *b,
                         int64_t M, int64_t K, int64_t N);
-/* the same with a fused post-op: TG_MM_SUM (y += ...) or TG_MM_GELU */
+/* the same with a fused post-op: TG_MM_SUM (y += ...) or TG_MM_GELU; with
+ * TG_MM_INFER in inference */
 tg_status tg_linear_fwd_post(tg_dnn *c, float *y, const float *x, const float *w,
                              const float *b, int64_t M, int64_t K, int64_t N, int post);
 /* Inference MLP, y[M,C] += fc2(GELU(fc1(x))) with fc1 [H,C] and fc2 [C,H]
@@ -63,8 +66,9 @@ tg_status tg_mlp_fwd_infer(tg_dnn *c, float *y, const float *x, float *h, const 
 #define TG_LINEAR_ROWS_MAX 2
 tg_status tg_linear_rows_fwd(tg_dnn *c, float *y, const float *x, const float *w,
                              const float *b, int64_t M, int64_t K, int64_t N);
-/* A narrow Linear (gemv.c): K and N at most TG_NARROW_MAX, M * max(K, N) at
- * most TG_NARROW_VALUES_MAX values, post 0 or TG_MM_SUM. tg_linear_fwd_post
+/* A narrow Linear (gemv.c): an inference call (post has TG_MM_INFER, and
+ * besides it TG_MM_SUM at most), K and N at most TG_NARROW_MAX, M * max(K, N)
+ * at most TG_NARROW_VALUES_MAX values. tg_linear_fwd_post
  * (and tg_mlp_fwd_infer its second layer) send these to tg_linear_narrow_fwd,
  * f32 and split by rows across threads, because oneDNN runs them on one
  * thread. */
