@@ -30,18 +30,25 @@ static void lin_f(void *p, float *y)
     OK(tg_linear_fwd(ctx, y, a->x, a->w, a->b, a->M, a->K, a->N));
 }
 
+/* ref[M,N] = y0 (NULL: 0) + x W^T + b (b may be NULL), summed in double */
+static void linear_ref(float *ref, const float *y0, const float *x, const float *w,
+                       const float *b, int64_t M, int64_t K, int64_t N)
+{
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double s = (y0 ? y0[m * N + n] : 0.0) + (b ? b[n] : 0.0);
+            for (int64_t k = 0; k < K; k++)
+                s += (double)x[m * K + k] * w[n * K + k];
+            ref[m * N + n] = (float)s;
+        }
+}
+
 static void check_linear(int64_t M, int64_t K, int64_t N, int bias)
 {
     lin_t a = {tu_rand(M * K, -1, 1), tu_rand(N * K, -1, 1), bias ? tu_rand(N, -1, 1) : NULL, M, K, N};
     float *y = calloc(M * N, 4), *ref = calloc(M * N, 4);
     lin_f(&a, y);
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t n = 0; n < N; n++) {
-            double s = bias ? a.b[n] : 0;
-            for (int64_t k = 0; k < K; k++)
-                s += (double)a.x[m * K + k] * a.w[n * K + k];
-            ref[m * N + n] = (float)s;
-        }
+    linear_ref(ref, NULL, a.x, a.w, a.b, M, K, N);
     tu_assert_close(y, ref, M * N, 1e-5, 1e-5);
     float *r = tu_rand(M * N, -1, 1), *dx = calloc(M * K, 4), *dw = calloc(N * K, 4),
           *db = calloc(N, 4);
@@ -82,13 +89,7 @@ START_TEST(linear_narrow)
             ck_assert(!tg_linear_is_narrow(M, K, N, post)); /* training: oneDNN's */
             float *x = tu_rand(M * K, -1, 1), *w = tu_rand(N * K, -1, 1), *b = tu_rand(N, -1, 1),
                   *y = tu_rand(M * N, -1, 1), *ref = malloc((size_t)(M * N) * 4);
-            for (int64_t m = 0; m < M; m++)
-                for (int64_t n = 0; n < N; n++) {
-                    double s = (post ? y[m * N + n] : 0.0) + (t % 2 ? 0.0 : b[n]);
-                    for (int64_t k = 0; k < K; k++)
-                        s += (double)x[m * K + k] * w[n * K + k];
-                    ref[m * N + n] = (float)s;
-                }
+            linear_ref(ref, post ? y : NULL, x, w, t % 2 ? NULL : b, M, K, N);
             OK(tg_linear_fwd_post(ctx, y, x, w, t % 2 ? NULL : b, M, K, N, post | TG_MM_INFER));
             tu_assert_close(y, ref, M * N, 1e-5, 1e-5);
             free(x), free(w), free(b), free(y), free(ref);

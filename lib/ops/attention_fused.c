@@ -110,11 +110,7 @@ static size_t per_thread_floats(int64_t N, int64_t dh, int bwd)
  * zeros to DP (4, 8, 16, 24, 32, 48 or 64), keys padded to NP (a multiple of 16) with
  * -inf scores: every key vector loaded serves R rows, and the P V product
  * keeps its R x DC sums in registers. GCC vector types make the 16-float
- * vectors explicit (one zmm on AVX-512, two ymm on AVX2, four xmm else). */
-typedef float v16f __attribute__((vector_size(64)));
-typedef float v16fu __attribute__((vector_size(64), aligned(4), may_alias));
-#define VLOAD(p) (*(const v16fu *)(p))
-#define VSTORE(p, v) (*(v16fu *)(p) = (v))
+ * vectors explicit (v16f, ops.h). */
 
 static inline float hsum16(const v16f *v)
 {

@@ -151,16 +151,10 @@ tg_status tg_linear_rows_fwd(tg_dnn *c, float *y, const float *x, const float *w
  *
  * Each task transposes W into a stack copy, N padded to NV vectors of 16
  * (K x 64 floats, 16 KiB at most), so that a row's outputs are NV vector
- * products per input feature. GCC's generic vectors (one zmm, two ymm or four
- * xmm, whichever the clone targets) with NV a constant keep the 4 x NV
+ * products per input feature. GCC's generic vectors (v16f, ops.h) with NV a
+ * constant keep the 4 x NV
  * accumulators in registers; a plain loop over n kept them in memory, a
  * store-load chain per product that made the kernel 10 % of a sample. */
-typedef float v16f __attribute__((vector_size(64)));
-
-/* a macro, not a function: returning a vector type by value warns (psabi) in
- * the clones without AVX-512 */
-#define V16_LOAD(dst, p) memcpy(&(dst), (p), sizeof(v16f))
-
 #define NARROW_RB 4 /* rows per block */
 
 /* rows [m0, m0 + rows), rows <= NARROW_RB (a short block repeats row M - 1
@@ -176,14 +170,13 @@ narrow_block(float *y, const float *x, const float *wt, const float *bp, int64_t
         xr[r] = x + TG_MIN(m0 + r, M - 1) * K;
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++)
-            V16_LOAD(acc[r][v], bp + 16 * v);
+            acc[r][v] = VLOAD(bp + 16 * v);
     }
     /* the loops over v and r unrolled: acc in registers (as block_bf16) */
     for (int64_t k = 0; k < K; k++)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) {
-            v16f w;
-            V16_LOAD(w, wt + (k * NV + v) * 16);
+            v16f w = VLOAD(wt + (k * NV + v) * 16);
 #pragma GCC unroll 4
             for (int r = 0; r < NARROW_RB; r++)
                 acc[r][v] += xr[r][k] * w;
@@ -195,14 +188,8 @@ narrow_block(float *y, const float *x, const float *wt, const float *bp, int64_t
             break;
         if (N == 16 * NV) { /* whole vectors */
 #pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) {
-                if (sum) {
-                    v16f old;
-                    V16_LOAD(old, ym + 16 * v);
-                    acc[r][v] += old;
-                }
-                memcpy(ym + 16 * v, &acc[r][v], sizeof(v16f));
-            }
+            for (int v = 0; v < NV; v++)
+                VSTORE(ym + 16 * v, sum ? acc[r][v] + VLOAD(ym + 16 * v) : acc[r][v]);
         } else {
             float o[64];
             memcpy(o, acc[r], (size_t)NV * sizeof(v16f));

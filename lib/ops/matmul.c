@@ -147,10 +147,8 @@ tg_status tg_mlp_fwd_infer(tg_dnn *c, float *y, const float *x, float *h, const 
         TG_TRY(bf16_weights(c, w2, C, &wb2));
     int hbf = wb1 && wb2; /* h in bf16: fc2 would round it to that anyway */
     TG_TRY(linear_wb(c, h, x, w1, wb1, b1, M, C, H, TG_MM_GELU | (hbf ? TG_LIN_Y_BF16 : 0)));
-    if (narrow2) {
-        tg_linear_narrow_fwd(y, h, w2, b2, M, H, C, TG_MM_SUM);
-        return TG_OK;
-    }
+    if (narrow2) /* the one dispatch of tg_linear_fwd_post; h is f32 then */
+        return tg_linear_fwd_post(c, y, h, w2, b2, M, H, C, TG_MM_SUM | TG_MM_INFER);
     return linear_wb(c, y, h, w2, wb2, b2, M, H, C, TG_MM_SUM | (hbf ? TG_LIN_X_BF16 : 0));
 }
 

@@ -24,6 +24,14 @@
 #define TG_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), noinline))
 #endif
 
+/* 16 floats as one GCC vector (one zmm on AVX-512, two ymm on AVX2, four xmm
+ * else, whichever a TG_CLONES clone targets); VLOAD / VSTORE at any float
+ * address. The kernels that keep their sums in such vectors use these. */
+typedef float v16f __attribute__((vector_size(64)));
+typedef float v16fu __attribute__((vector_size(64), aligned(4), may_alias));
+#define VLOAD(p) (*(const v16fu *)(p))
+#define VSTORE(p, v) (*(v16fu *)(p) = (v))
+
 /* ---- matmul on views: C[..., M, N] (+)= scale * A[..., M, K] B[..., K, N] (+ bias[N]) */
 typedef struct tg_view {
     int nd;              /* 2 to 4 */
