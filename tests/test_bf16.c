@@ -414,12 +414,19 @@ START_TEST(fused_attention_bf16_close_to_f32)
         float amp = s == SPREAD ? 8.0f : 2.0f;
         float *qkv = tu_rand(nq, -amp, amp), *bias = tu_rand((size_t)(H * N * N), -1, 1);
         float *a = malloc(no * sizeof *a), *b = malloc(no * sizeof *b);
-        uint8_t *mask = malloc((size_t)(N * N));
+        uint8_t *mask = malloc((size_t)(N * N)), *local = malloc((size_t)(N * N));
         for (int64_t i = 0; i < N * N; i++) /* every row keeps its diagonal */
             mask[i] = (i / N == i % N) || ((i * 2654435761u) >> 7) % 3 != 0;
-        for (int variant = 0; variant < 2; variant++) {
-            const float *bi = variant ? bias : NULL;
-            const uint8_t *mk = variant ? mask : NULL;
+        /* a locality mask (radius 2 on the 16 x 16 or 32 x 32 grid), else a
+         * band of 75 keys: each block of rows visits only its span */
+        int64_t w = N == 256 ? 16 : N == 1024 ? 32 : 0;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t j = 0; j < N; j++)
+                local[i * N + j] = w ? llabs(i / w - j / w) <= 2 && llabs(i % w - j % w) <= 2
+                                     : llabs(i - j) <= 37;
+        for (int variant = 0; variant < 3; variant++) {
+            const float *bi = variant == 1 ? bias : NULL;
+            const uint8_t *mk = variant == 1 ? mask : variant == 2 ? local : NULL;
             tg_dnn_bf16_set(c, 0);
             OK(tg_attention_fused_fwd(c, a, qkv, bi, mk, B, N, C, H));
             tg_dnn_bf16_set(c, 1);
@@ -443,7 +450,7 @@ START_TEST(fused_attention_bf16_close_to_f32)
                 ck_assert_msg(err == 0, "C %lld H %lld: expected the f32 kernels", (long long)C,
                               (long long)H);
         }
-        free(qkv), free(bias), free(a), free(b), free(mask);
+        free(qkv), free(bias), free(a), free(b), free(mask), free(local);
     }
     /* huge equal scores: every key (1.001953125, 0, 0, 0), whose bf16 is 1,
      * every query 181705 in feature 0 (2^17 once scaled), so all scores are

@@ -238,6 +238,22 @@ static void att_ref(const att_t *a, float *out)
     free(s);
 }
 
+/* A locality mask (tg_locality_mask's): token i sees token j when their
+ * Chebyshev distance on the w x w grid (N = w^2) is at most radius. Each
+ * query row's unmasked keys are a span of about (2 radius + 1) w, which the
+ * fused kernels visit alone. */
+static uint8_t *grid_mask(int64_t N, int radius)
+{
+    int64_t w = (int64_t)lround(sqrt((double)N));
+    ck_assert_int_eq(w * w, N);
+    uint8_t *m = malloc(N * N);
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t j = 0; j < N; j++)
+            m[i * N + j] = llabs(i / w - j / w) <= radius && llabs(i % w - j % w) <= radius;
+    return m;
+}
+
+/* mask: 0 none, 1 a band |i - j| <= 2, 3 a locality grid (grid_mask) */
 static void check_attention(int64_t B, int64_t N, int64_t C, int64_t H, int bias, int mask,
                             int64_t chunk_floats)
 {
@@ -245,7 +261,9 @@ static void check_attention(int64_t B, int64_t N, int64_t C, int64_t H, int bias
     tg_attention_chunk_floats = chunk_floats;
     att_t a = {tu_rand(B * N * 3 * C, -1.5, 1.5), bias ? tu_rand(H * N * N, -1, 1) : NULL, NULL,
                B, N, C, H};
-    if (mask) { /* a band: token i sees j with |i - j| <= 2 */
+    if (mask == 3) /* locality on the sqrt(N) grid, radius 1 */
+        a.mask = grid_mask(N, 1);
+    else if (mask) { /* a band: token i sees j with |i - j| <= 2 */
         a.mask = malloc(N * N);
         for (int64_t i = 0; i < N; i++)
             for (int64_t j = 0; j < N; j++)
@@ -292,7 +310,9 @@ static void check_fused(int64_t B, int64_t N, int64_t C, int64_t H, int bias, in
     check_attention(B, N, C, H, bias, mask, 1 << 22);
     float *qkv = tu_rand(B * N * 3 * C, -1.5, 1.5), *bs = bias ? tu_rand(H * N * N, -1, 1) : NULL;
     uint8_t *mk = NULL;
-    if (mask) {
+    if (mask == 3) {
+        mk = grid_mask(N, 2);
+    } else if (mask) {
         mk = malloc(N * N);
         for (int64_t i = 0; i < N * N; i++)
             mk[i] = (i % 3) != 1 || i / N == i % N;
@@ -332,6 +352,12 @@ START_TEST(attention_fused)
      * multiple of 16, a short last block of rows (4 rows at width 4, 2 at 8) */
     check_fused(2, 37, 12, 3, 0, 0);  /* width 4, N % 4 = 1 */
     check_fused(1, 35, 14, 2, 0, 0);  /* width 7 -> 8, N % 2 = 1 */
+    /* locality masks: each block of rows visits only its span of keys
+     * (the blocked backward too), spans not multiples of 16 */
+    check_fused(2, 64, 12, 3, 0, 3);  /* width 4, grid 8 x 8 */
+    check_fused(1, 100, 16, 2, 0, 3); /* width 8, grid 10 x 10 */
+    check_fused(1, 81, 18, 3, 0, 3);  /* width 6 -> 8, grid 9 x 9, short last block */
+    check_fused(1, 49, 32, 2, 1, 3);  /* width 16 with a bias: forward only blocked */
 }
 END_TEST
 

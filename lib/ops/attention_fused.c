@@ -14,7 +14,7 @@
  * (attention_fused_fwd.inc, once per head width), the forward entry point,
  * the backward kernels (attention_fused_bwd.inc, by rows, and
  * attention_fused_bwd_blk.inc, by blocks of rows for narrow heads without
- * bias or mask) and entry point. */
+ * bias) and entry point. */
 #include <math.h>
 #include <omp.h>
 
@@ -182,14 +182,73 @@ static inline __attribute__((always_inline)) void vexp2_neg(v16f *io)
     *io = (v16f)((v16i)(p * (v16f)e) & (x > TG_EXP2_MIN));
 }
 
+/* Masks (locality: a token sees the tokens within a radius on its grid)
+ * allow each query row a contiguous span of keys [lo, hi) in raster order,
+ * about (2r + 1) grid rows of the N keys; everything outside scores -inf and
+ * has probability exactly 0, so the blocked kernels skip whole 16-key groups
+ * outside a block's span: same results, a fraction of the work. span[2i],
+ * span[2i + 1] for query row i; a row that sees no key gets all of them (its
+ * scores are all -inf, as they would be without spans). One scan of the
+ * mask per call, 8 bytes at a time over the masked runs. */
+static inline uint64_t mask_word(const uint8_t *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    return w;
+}
+
+static void mask_spans(int32_t *span, const uint8_t *mask, int64_t N)
+{
+    for (int64_t i = 0; i < N; i++) {
+        const uint8_t *m = mask + i * N;
+        int64_t lo = 0, hi = N;
+        while (lo + 8 <= N && mask_word(m + lo) == 0)
+            lo += 8;
+        while (lo < N && !m[lo])
+            lo++;
+        if (lo == N) {
+            lo = 0;
+        } else {
+            while (hi - 8 >= lo && mask_word(m + hi - 8) == 0)
+                hi -= 8;
+            while (!m[hi - 1])
+                hi--;
+        }
+        span[2 * i] = (int32_t)lo;
+        span[2 * i + 1] = (int32_t)hi;
+    }
+}
+
+/* The keys a block of query rows (ri[0 .. R-1]) has to visit: [*j0, *j1),
+ * multiples of `al` (the kernel's group of keys) within [0, NP); all of them
+ * without a mask. */
+static inline __attribute__((always_inline)) void block_span(const int32_t *span,
+                                                             const int64_t *ri, int R,
+                                                             int64_t NP, int64_t al,
+                                                             int64_t *j0, int64_t *j1)
+{
+    if (!span) {
+        *j0 = 0, *j1 = NP;
+        return;
+    }
+    int64_t lo = NP, hi = 0;
+    for (int r = 0; r < R; r++) {
+        lo = span[2 * ri[r]] < lo ? span[2 * ri[r]] : lo;
+        hi = span[2 * ri[r] + 1] > hi ? span[2 * ri[r] + 1] : hi;
+    }
+    *j0 = lo / al * al;
+    *j1 = TG_MIN(NP, (hi + al - 1) / al * al);
+}
+
 /* The scores of a block of R <= 4 query rows (q [R][DP <= 64], already scaled)
- * against all NP keys of Kt [DP][NP]: S[r][j] = q_r . k_j, -inf for the
- * padding keys N .. NP - 1, and m[r] the row's maximum (NaN scores are
- * never taken). Shared by the blocked forward and backward kernels, whose
- * R and DP are constants once it is inlined. */
+ * against the keys j0 .. j1-1 (multiples of 16) of Kt [DP][NP]: S[r][j] =
+ * q_r . k_j, -inf for the padding keys N .. NP - 1, and m[r] the maximum
+ * (NaN scores are never taken). Shared by the blocked forward and backward
+ * kernels, whose R and DP are constants once it is inlined. */
 static inline __attribute__((always_inline)) void block_scores(float *S, const float *Kt,
                                                                const float *q, int R, int DP,
-                                                               int64_t N, int64_t NP, float *m)
+                                                               int64_t N, int64_t NP, int64_t j0,
+                                                               int64_t j1, float *m)
 {
     /* a local copy: the may_alias stores into S cannot touch it, so its
      * broadcasts stay in registers across the loop over keys */
@@ -200,7 +259,7 @@ static inline __attribute__((always_inline)) void block_scores(float *S, const f
     v16f mv[4];
     for (int r = 0; r < R; r++)
         mv[r] = (v16f){0} - INFINITY;
-    for (int64_t j = 0; j < NP; j += 16) {
+    for (int64_t j = j0; j < j1; j += 16) {
         v16f acc[4];
         for (int r = 0; r < R; r++)
             acc[r] = (v16f){0};
@@ -383,20 +442,20 @@ static inline float bf16_value(uint16_t v)
 
 /* rows r0 .. r1-1 of head h of image b */
 static void fwd_one_bf16(float *out, const float *qkv, const float *bias, const uint8_t *mask,
-                         int64_t b, int64_t h, int64_t N, int64_t C, int64_t H, int64_t r0,
-                         int64_t r1, float *s)
+                         const int32_t *sp, int64_t b, int64_t h, int64_t N, int64_t C,
+                         int64_t H, int64_t r0, int64_t r1, float *s)
 {
     switch (bf16_padded_dh(C / H)) {
-    case 4: fwd_bf16_4(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
-    case 6: fwd_bf16_6(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
-    case 8: fwd_bf16_8(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
-    case 16: fwd_bf16_16(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
-    case 24: fwd_bf16_24(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
-    case 32: fwd_bf16_32(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
-    case 48: fwd_bf16_48(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
-    case 64: fwd_bf16_64(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
-    case 96: fwd_bf16_96(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s); break;
-    default: fwd_bf16_128(out, qkv, bias, mask, b, h, N, C, H, r0, r1, s);
+    case 4: fwd_bf16_4(out, qkv, bias, mask, sp, b, h, N, C, H, r0, r1, s); break;
+    case 6: fwd_bf16_6(out, qkv, bias, mask, sp, b, h, N, C, H, r0, r1, s); break;
+    case 8: fwd_bf16_8(out, qkv, bias, mask, sp, b, h, N, C, H, r0, r1, s); break;
+    case 16: fwd_bf16_16(out, qkv, bias, mask, sp, b, h, N, C, H, r0, r1, s); break;
+    case 24: fwd_bf16_24(out, qkv, bias, mask, sp, b, h, N, C, H, r0, r1, s); break;
+    case 32: fwd_bf16_32(out, qkv, bias, mask, sp, b, h, N, C, H, r0, r1, s); break;
+    case 48: fwd_bf16_48(out, qkv, bias, mask, sp, b, h, N, C, H, r0, r1, s); break;
+    case 64: fwd_bf16_64(out, qkv, bias, mask, sp, b, h, N, C, H, r0, r1, s); break;
+    case 96: fwd_bf16_96(out, qkv, bias, mask, sp, b, h, N, C, H, r0, r1, s); break;
+    default: fwd_bf16_128(out, qkv, bias, mask, sp, b, h, N, C, H, r0, r1, s);
     }
 }
 
@@ -427,16 +486,17 @@ TG_CLONES static void fwd_one_wide(float *out, const float *qkv, const float *bi
 }
 
 static void fwd_one(float *out, const float *qkv, const float *bias, const uint8_t *mask,
-                    int64_t b, int64_t h, int64_t N, int64_t C, int64_t H, float *s)
+                    const int32_t *sp, int64_t b, int64_t h, int64_t N, int64_t C, int64_t H,
+                    float *s)
 {
     switch (padded_dh(C / H)) {
-    case 4: fwd_blk_4(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 8: fwd_blk_8(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 16: fwd_blk_16(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 24: fwd_blk_24(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 32: fwd_blk_32(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 48: fwd_blk_48(out, qkv, bias, mask, b, h, N, C, H, s); break;
-    case 64: fwd_blk_64(out, qkv, bias, mask, b, h, N, C, H, s); break;
+    case 4: fwd_blk_4(out, qkv, bias, mask, sp, b, h, N, C, H, s); break;
+    case 8: fwd_blk_8(out, qkv, bias, mask, sp, b, h, N, C, H, s); break;
+    case 16: fwd_blk_16(out, qkv, bias, mask, sp, b, h, N, C, H, s); break;
+    case 24: fwd_blk_24(out, qkv, bias, mask, sp, b, h, N, C, H, s); break;
+    case 32: fwd_blk_32(out, qkv, bias, mask, sp, b, h, N, C, H, s); break;
+    case 48: fwd_blk_48(out, qkv, bias, mask, sp, b, h, N, C, H, s); break;
+    case 64: fwd_blk_64(out, qkv, bias, mask, sp, b, h, N, C, H, s); break;
     default: fwd_one_wide(out, qkv, bias, mask, b, h, N, C, H, s);
     }
 }
@@ -455,6 +515,11 @@ tg_status tg_attention_fused_fwd(tg_dnn *c, float *out, const float *qkv, const 
     float *ws = tg_dnn_tmp(c, TG_TMP_ATT_P, per * (size_t)nt);
     if (!ws)
         return TG_ERR_OUT_OF_MEMORY;
+    int32_t *span = NULL;
+    if (mask && !(span = (int32_t *)tg_dnn_tmp(c, TG_TMP_ATT_SPAN, (size_t)(2 * N))))
+        return TG_ERR_OUT_OF_MEMORY;
+    if (span)
+        mask_spans(span, mask, N);
     /* bf16: with fewer than 4 heads per thread (a batch-1 generator: 4 heads
      * on 2 threads) one thread finishing its last head early waited for the
      * other, so heads are split into row ranges (multiples of 16 rows) until
@@ -472,10 +537,10 @@ tg_status tg_attention_fused_fwd(tg_dnn *c, float *out, const float *qkv, const 
         float *w = ws + per * (size_t)omp_get_thread_num();
         int64_t bh = t / parts, r0 = t % parts * rows;
         if (bf)
-            fwd_one_bf16(out, qkv, bias, mask, bh / H, bh % H, N, C, H, r0,
+            fwd_one_bf16(out, qkv, bias, mask, span, bh / H, bh % H, N, C, H, r0,
                          TG_MIN(N, r0 + rows), w);
         else
-            fwd_one(out, qkv, bias, mask, bh / H, bh % H, N, C, H, w);
+            fwd_one(out, qkv, bias, mask, span, bh / H, bh % H, N, C, H, w);
     }
     return TG_OK;
 }
@@ -538,20 +603,27 @@ tg_status tg_attention_fused_bwd(tg_dnn *c, float *dqkv, float *dbias, const flo
     int64_t dh = C / H;
     int nt = omp_get_max_threads();
     int64_t dp = bwd_padded_dh(dh);
-    /* narrow heads without bias or mask: the blocked kernel */
-    int blk = !bias && !mask && !dbias && (dp == 4 || dp == 8);
+    /* narrow heads without bias: the blocked kernel (a mask's spans skip
+     * the keys it hides) */
+    int blk = !bias && !dbias && (dp == 4 || dp == 8);
     size_t per = blk ? bwd_blk_floats(N, dp) : per_thread_floats(N, dp ? dp : dh, 1);
     float *ws = tg_dnn_tmp(c, TG_TMP_ATT_P, per * (size_t)nt);
     if (!ws)
         return TG_ERR_OUT_OF_MEMORY;
+    int32_t *span = NULL;
+    if (blk && mask) {
+        if (!(span = (int32_t *)tg_dnn_tmp(c, TG_TMP_ATT_SPAN, (size_t)(2 * N))))
+            return TG_ERR_OUT_OF_MEMORY;
+        mask_spans(span, mask, N);
+    }
     if (blk) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
         for (int64_t bh = 0; bh < B * H; bh++) {
             float *w = ws + per * (size_t)omp_get_thread_num();
             if (dp == 4)
-                bwd_blk_4(dqkv, dout, qkv, bh / H, bh % H, N, C, H, w);
+                bwd_blk_4(dqkv, dout, qkv, mask, span, bh / H, bh % H, N, C, H, w);
             else
-                bwd_blk_8(dqkv, dout, qkv, bh / H, bh % H, N, C, H, w);
+                bwd_blk_8(dqkv, dout, qkv, mask, span, bh / H, bh % H, N, C, H, w);
         }
     } else if (!dbias) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)

@@ -83,6 +83,7 @@ enum tg_tmp_slot {
     TG_TMP_CONV = 7,    /* convolution backward: db before it is added */
     TG_TMP_CONV_W = 8,  /* convolution: weights (their gradient) in oneDNN's layout */
     TG_TMP_BF16_DY = 9, /* bf16 training: a Linear's output gradient rounded to bf16 */
+    TG_TMP_ATT_SPAN = 10, /* fused attention: each query row's span of unmasked keys */
     TG_TMP_SLOTS
 };
 /* A temporary buffer of at least `n` floats in `slot`; grows (the only
