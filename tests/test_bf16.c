@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "models/model.h"
+#include "nn/block.h"
 #include "ops/bf16.h"
 #include "ops/ops.h"
 #include "testutil.h"
@@ -417,13 +418,15 @@ START_TEST(fused_attention_bf16_close_to_f32)
         uint8_t *mask = malloc((size_t)(N * N)), *local = malloc((size_t)(N * N));
         for (int64_t i = 0; i < N * N; i++) /* every row keeps its diagonal */
             mask[i] = (i / N == i % N) || ((i * 2654435761u) >> 7) % 3 != 0;
-        /* a locality mask (radius 2 on the 16 x 16 or 32 x 32 grid), else a
-         * band of 75 keys: each block of rows visits only its span */
-        int64_t w = N == 256 ? 16 : N == 1024 ? 32 : 0;
-        for (int64_t i = 0; i < N; i++)
-            for (int64_t j = 0; j < N; j++)
-                local[i * N + j] = w ? llabs(i / w - j / w) <= 2 && llabs(i % w - j % w) <= 2
-                                     : llabs(i - j) <= 37;
+        /* the generator's locality mask (radius 2 on the 16 x 16 or 32 x 32
+         * grid), else a band of 75 keys: each block of rows visits only its span */
+        int w = N == 256 ? 16 : N == 1024 ? 32 : 0;
+        if (w)
+            tg_locality_mask(local, w, 2);
+        else
+            for (int64_t i = 0; i < N; i++)
+                for (int64_t j = 0; j < N; j++)
+                    local[i * N + j] = llabs(i - j) <= 37;
         for (int variant = 0; variant < 3; variant++) {
             const float *bi = variant == 1 ? bias : NULL;
             const uint8_t *mk = variant == 1 ? mask : variant == 2 ? local : NULL;

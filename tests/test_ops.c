@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/block.h"
 #include "ops/ops.h"
 #include "testutil.h"
 
@@ -238,18 +239,16 @@ static void att_ref(const att_t *a, float *out)
     free(s);
 }
 
-/* A locality mask (tg_locality_mask's): token i sees token j when their
- * Chebyshev distance on the w x w grid (N = w^2) is at most radius. Each
- * query row's unmasked keys are a span of about (2 radius + 1) w, which the
- * fused kernels visit alone. */
+/* The generator's locality mask (tg_locality_mask) on the w x w grid, N =
+ * w^2: token i sees token j when their Chebyshev distance is at most
+ * radius. Each query row's unmasked keys are a span of about
+ * (2 radius + 1) w, which the fused kernels visit alone. */
 static uint8_t *grid_mask(int64_t N, int radius)
 {
     int64_t w = (int64_t)lround(sqrt((double)N));
     ck_assert_int_eq(w * w, N);
     uint8_t *m = malloc(N * N);
-    for (int64_t i = 0; i < N; i++)
-        for (int64_t j = 0; j < N; j++)
-            m[i * N + j] = llabs(i / w - j / w) <= radius && llabs(i % w - j % w) <= radius;
+    tg_locality_mask(m, (int)w, radius);
     return m;
 }
 

@@ -219,6 +219,19 @@ static void mask_spans(int32_t *span, const uint8_t *mask, int64_t N)
     }
 }
 
+/* The spans of `mask` in the context's span buffer (*span NULL without a
+ * mask), for the entry points. */
+static tg_status spans_of(tg_dnn *c, const uint8_t *mask, int64_t N, int32_t **span)
+{
+    *span = NULL;
+    if (!mask)
+        return TG_OK;
+    if (!(*span = (int32_t *)tg_dnn_tmp(c, TG_TMP_ATT_SPAN, (size_t)(2 * N))))
+        return TG_ERR_OUT_OF_MEMORY;
+    mask_spans(*span, mask, N);
+    return TG_OK;
+}
+
 /* The keys a block of query rows (ri[0 .. R-1]) has to visit: [*j0, *j1),
  * multiples of `al` (the kernel's group of keys) within [0, NP); all of them
  * without a mask. */
@@ -238,6 +251,23 @@ static inline __attribute__((always_inline)) void block_span(const int32_t *span
     }
     *j0 = lo / al * al;
     *j1 = TG_MIN(NP, (hi + al - 1) / al * al);
+}
+
+/* A row's bias (brow, in natural units: scaled to base 2) and mask on its
+ * scores j0 .. je-1 (the block's span within the N keys), and their new
+ * maximum. For the blocked kernels, whose block_scores maximum predates
+ * both. */
+static inline __attribute__((always_inline)) float span_bias_mask_max(float *s,
+                                                                      const float *brow,
+                                                                      const uint8_t *mrow,
+                                                                      int64_t j0, int64_t je)
+{
+    tg_att_bias_mask(s + j0, brow ? brow + j0 : NULL, TG_LOG2E, mrow ? mrow + j0 : NULL, je - j0);
+    float mm = -INFINITY;
+#pragma omp simd reduction(max : mm)
+    for (int64_t j = j0; j < je; j++)
+        mm = s[j] > mm ? s[j] : mm;
+    return mm;
 }
 
 /* The scores of a block of R <= 4 query rows (q [R][DP <= 64], already scaled)
@@ -515,11 +545,8 @@ tg_status tg_attention_fused_fwd(tg_dnn *c, float *out, const float *qkv, const 
     float *ws = tg_dnn_tmp(c, TG_TMP_ATT_P, per * (size_t)nt);
     if (!ws)
         return TG_ERR_OUT_OF_MEMORY;
-    int32_t *span = NULL;
-    if (mask && !(span = (int32_t *)tg_dnn_tmp(c, TG_TMP_ATT_SPAN, (size_t)(2 * N))))
-        return TG_ERR_OUT_OF_MEMORY;
-    if (span)
-        mask_spans(span, mask, N);
+    int32_t *span;
+    TG_TRY(spans_of(c, mask, N, &span));
     /* bf16: with fewer than 4 heads per thread (a batch-1 generator: 4 heads
      * on 2 threads) one thread finishing its last head early waited for the
      * other, so heads are split into row ranges (multiples of 16 rows) until
@@ -610,12 +637,8 @@ tg_status tg_attention_fused_bwd(tg_dnn *c, float *dqkv, float *dbias, const flo
     float *ws = tg_dnn_tmp(c, TG_TMP_ATT_P, per * (size_t)nt);
     if (!ws)
         return TG_ERR_OUT_OF_MEMORY;
-    int32_t *span = NULL;
-    if (blk && mask) {
-        if (!(span = (int32_t *)tg_dnn_tmp(c, TG_TMP_ATT_SPAN, (size_t)(2 * N))))
-            return TG_ERR_OUT_OF_MEMORY;
-        mask_spans(span, mask, N);
-    }
+    int32_t *span;
+    TG_TRY(spans_of(c, blk ? mask : NULL, N, &span));
     if (blk) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
         for (int64_t bh = 0; bh < B * H; bh++) {
