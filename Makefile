@@ -283,6 +283,7 @@ example-test: examples
 	t '$(EXB)/embed models/fmnist-small.json 3'; \
 	t '$(EXB)/embed tests/fixtures/tiny-ln.safetensors 3'; \
 	t '$(EXB)/generate models/pretrained/fmnist-mid.safetensors --n 8 --png $$T/demo.png && test -s $$T/demo.png'; \
+	t '$(EXB)/generate models/pretrained/fmnist-convd.safetensors --n 8 --seed 1 --png $$T/convd.png 2>&1 | grep -q "8 images 32x32x1 (EMA, d_steps 25233" && test -s $$T/convd.png'; \
 	t '$(EXB)/generate models/pretrained/fmnist-cond.safetensors --class rows --seed 1 --png $$T/rows.png --npy $$T/rows.npy 2>&1 | grep -q "80 images" && test -s $$T/rows.png'; \
 	t '$(EXB)/generate models/pretrained/emoji-32.safetensors --n 8 --seed 1 --png $$T/emoji.png 2>&1 | grep -q "8 images 32x32x4" && test -s $$T/emoji.png'; \
 	t '$(EX_TRAIN) --steps 3 --every 2 --out $$T/run && test -s $$T/run/checkpoint.safetensors && test -s $$T/run/samples_2.png && test -s $$T/run/samples_3.png && test $$(wc -l < $$T/run/log.tsv) -eq 3'; \
@@ -291,6 +292,8 @@ example-test: examples
 	t '$(EXB)/generate $$T/run/checkpoint.safetensors --n 5 --npy $$T/g.npy --png $$T/g.png && test -s $$T/g.png && test $$(wc -c < $$T/g.npy) -eq 20608'; \
 	t 'mkdir $$T/pngs && $(EXB)/generate $$T/run/checkpoint.safetensors --n 1 --png $$T/pngs/a.png && $(EXB)/generate $$T/run/checkpoint.safetensors --n 1 --seed 2 --raw --png $$T/pngs/b.png'; \
 	t '$(EXB)/train --model tests/data/tiny-train.json --data $$T/pngs --steps 2 --every 0 --out $$T/png-run > $$T/png.txt && grep -q "^train: 2 images from" $$T/png.txt && test -s $$T/png-run/samples_2.png'; \
+	t '$(EX_TRAIN) --minutes 0.25 --every 0 --out $$T/est > $$T/est.txt && grep -q "train: estimate: at [0-9]* real images/s, about [0-9]* min .*(~400k images seen by D" $$T/est.txt'; \
+	t '$(EXB)/train --model tests/data/tiny-convd-train.json --data fmnist --limit 200 --minutes 0.25 --every 0 --out $$T/est-c > $$T/est-c.txt && grep -q "train: estimate: .*(~50k images seen by D" $$T/est-c.txt'; \
 	t '$(EXB)/interpolate tests/fixtures/tiny-ln.safetensors --frames 5 --out $$T/walk && test "$$(cd $$T/walk && echo *)" = "frame_0000.png frame_0001.png frame_0002.png frame_0003.png frame_0004.png"'; \
 	t '$(EX_PY)/train_folder.py --model tests/data/tiny-train.json --data fmnist --limit 64 --steps 3 --every 2 --out $$T/py-run && test -s $$T/py-run/checkpoint.safetensors && test -s $$T/py-run/samples_2.png && test -s $$T/py-run/samples_3.png'; \
 	t '$(EX_PY)/sample_grid.py $$T/py-run/checkpoint.safetensors --n 10 --out $$T/py-grid.png && test -s $$T/py-grid.png'; \

@@ -5,7 +5,7 @@
 set -eu
 B=${B:-build}
 out=demo-out
-ckpt=models/pretrained/fmnist-mid.safetensors
+ckpt=models/pretrained/fmnist-convd.safetensors
 cond=models/pretrained/fmnist-cond.safetensors
 emoji=models/pretrained/emoji-32.safetensors
 # step 4 trains on Fashion-MNIST: say what is missing before steps 1-3 run

@@ -5,6 +5,7 @@ of training) is not part of `make test`."""
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -55,6 +56,37 @@ def test_fid_finite_and_steps_consistent(run):
     assert 0.3 < q["baselines"]["train 10k (real)"] < 2  # the evaluator's real-vs-real
     table = (out / "quality.md").read_text()
     assert "| %d |" % q["rows"][-1]["d_steps"] in table
+
+
+def test_continue_extends_the_curve(run, tmp_path):
+    """`continue` trains a finished run on from its last checkpoint and scores
+    every checkpoint again: the old rows stay, new ones follow with larger step
+    counts and minutes on the same clock, and the table says how it was made."""
+    out = tmp_path / "q"
+    shutil.copytree(run[0], out)  # the module's run stays as it was for the other tests
+    before = json.loads((out / "quality.json").read_text())
+    p = subprocess.run([sys.executable, SCRIPT, "continue", str(out), "--minutes", "0.17",
+                        "--samples", "500",
+                        "--build", os.environ.get("QUALITY_BUILD", os.path.join(ROOT, "build"))],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    q = json.loads((out / "quality.json").read_text())
+    old = [(r["d_steps"], r["minutes"]) for r in before["rows"]]
+    assert [(r["d_steps"], r["minutes"]) for r in q["rows"][:len(old)]] == old
+    new = q["rows"][len(old):]
+    assert new and new[0]["d_steps"] > old[-1][0] and new[-1]["minutes"] > old[-1][1]
+    # the resumed run also saves at its budget's end: about 0.34 + 0.17 minutes in all
+    assert new[-1]["minutes"] <= 0.34 + 0.17 + 0.3
+    assert q["minutes_budget"] == pytest.approx(0.34 + 0.17)
+    assert q["continued"][0]["minutes"] == 0.17 and q["continued"][0]["every"] == 0.17
+    table = (out / "quality.md").read_text()
+    assert "Continued for 0.17 min" in table and "0.51 min of training in all" in table
+    assert "| %d |" % new[-1]["d_steps"] in table
+    # without a run folder there is nothing to continue: a message, not a traceback
+    shutil.rmtree(out / "run")
+    p = subprocess.run([sys.executable, SCRIPT, "continue", str(out), "--minutes", "0.1"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "needs the run folder" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_conditional_run_reports_class_accuracy(tmp_path):

@@ -2,6 +2,8 @@
 """FID against wall-clock training time on Fashion-MNIST (`make quality`).
 
   bench/quality/quality.py run DESC.json [--minutes M] [--every X] [--out DIR] ...
+  bench/quality/quality.py continue DIR --minutes M [--every X] [--threads T]
+                                               (train a finished run on, score again)
   bench/quality/quality.py score DIR            (score a run's checkpoints again)
   bench/quality/quality.py plot OUT.png DIR...  (several runs' curves in one plot)
 
@@ -22,6 +24,14 @@ stem) receives:
   quality.json   the same as data
   samples_<d_steps>.png   64 EMA samples per checkpoint (train's grids, fixed z)
   run/           train's output: log.tsv, checkpoints, train.out
+
+`continue` resumes a finished run from its last checkpoint (`train --resume`:
+weights, EMA, optimiser state, RNG and data order continue exactly) for M more
+minutes, with timed saves every X minutes (default: the run's), and scores all
+its checkpoints again: the curve goes on where it stopped, the minutes summed
+over the parts (log.tsv's clock). A long curve can so be measured in parts,
+e.g. on a machine that is only free for an hour at a time; each part's load
+and start are recorded.
 
 A class-conditional descriptor (num_classes > 0) trains on Fashion-MNIST's
 labels (`train --labels fmnist`); its checkpoints are sampled with image i of
@@ -227,11 +237,18 @@ def write(out, desc, rows, base, meta):
                  t["d_lr"], t["diffaug"],
                  "".join(", %s %s" % (k, json.dumps(t[k])) for k in ("diffaug_p", "ada", "precision")
                          if k in t)),
-             "Trained %s min (training loop only), %s, on %s; load average (1/5/15 min) "
+             "Trained %g min (training loop only), %s, on %s; load average (1/5/15 min) "
              "%s before and %s after training; started %s. Figures measured under that load." % (
-                 meta["minutes_budget"], "%s threads" % meta["threads"] if meta["threads"]
+                 meta["minutes_budget"] - sum(c["minutes"] for c in meta.get("continued", [])),
+                 "%s threads" % meta["threads"] if meta["threads"]
                  else "the library's load-following thread count", meta["host"],
                  "/".join(meta["load_before"]), "/".join(meta["load_after"]), meta["started"]),
+             ] + ["Continued for %g min on %s: `%s`; load %s before and %s after; started %s." % (
+                 c["minutes"], "%s threads" % c["threads"] if c["threads"]
+                 else "the library's load-following thread count", c["command"],
+                 "/".join(c["load_before"]), "/".join(c["load_after"]), c["started"])
+                  for c in meta.get("continued", [])] + (
+             ["%g min of training in all." % meta["minutes_budget"]] if meta.get("continued") else []) + [
              "", "| minutes | D steps | G steps | images seen by D | FID | classifier score "
              "| DiffAugment p |%s" % (" class accuracy |" if cond else ""),
              "|---:|---:|---:|---:|---:|---:|---:|%s" % ("---:|" if cond else "")]
@@ -275,6 +292,13 @@ def main(argv=None):
     r.add_argument("--seed", type=int, default=1, help="data order (train --seed)")
     r.add_argument("--limit", type=int, default=0, help="use only the first N training images")
     r.add_argument("--build", default=os.path.join(ROOT, "build"))
+    c = sub.add_parser("continue")
+    c.add_argument("out", help="a finished run's folder (quality.json, run/)")
+    c.add_argument("--minutes", type=float, required=True, help="more minutes of training")
+    c.add_argument("--every", type=float, help="minutes between checkpoints (default: the run's)")
+    c.add_argument("--threads", type=int, help="train --threads (default: the run's)")
+    c.add_argument("--samples", type=int, default=10000)
+    c.add_argument("--build", default=os.path.join(ROOT, "build"))
     s = sub.add_parser("score")
     s.add_argument("out")
     s.add_argument("--samples", type=int, default=10000)
@@ -311,37 +335,78 @@ def main(argv=None):
         write(a.out, desc, rows, base, meta)
         return 0
 
+    if a.cmd == "continue":
+        with open(os.path.join(a.out, "quality.json")) as f:
+            meta = json.load(f)
+        conditional = meta["descriptor"].get("num_classes", 0)
+        for k in ("rows", "baselines", "descriptor"):
+            meta.pop(k, None)
+        run = os.path.join(a.out, "run")
+        ckpt = os.path.join(run, "checkpoint.safetensors")
+        if not os.path.exists(ckpt):
+            raise SystemExit("quality: %s is missing: `continue` needs the run folder of a "
+                             "finished `run` (its run/ with the last checkpoint)" % ckpt)
+        every = a.every if a.every is not None else meta.get("every")
+        if every is None:  # a run made before the folder recorded it
+            raise SystemExit("quality: %s does not say the run's checkpoint interval: "
+                             "give --every" % os.path.join(a.out, "quality.json"))
+        threads = a.threads if a.threads is not None else meta["threads"]
+        part = {"minutes": a.minutes, "every": every, "threads": threads,
+                "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_before": loadavg(),
+                "command": "/usr/bin/python3 bench/quality/quality.py continue %s --minutes %g "
+                           "--every %g --threads %d" % (a.out, a.minutes, every, threads)}
+        # an older run's meta lacks the data options: it ran with the defaults
+        train(bins, ["--resume", ckpt], a.minutes, every, threads, meta.get("seed", 1),
+              meta.get("limit", 0), conditional, run)
+        part["load_after"] = loadavg()
+        meta["minutes_budget"] += a.minutes
+        meta.setdefault("continued", []).append(part)
+        desc, rows, base = score(a.out, a.samples, bins)
+        write(a.out, desc, rows, base, meta)
+        return 0
+
     name = os.path.splitext(os.path.basename(a.descriptor))[0]
     out = a.out or os.path.join(ROOT, "bench", "results", "quality-" + name)
     run = os.path.join(out, "run")
     if os.path.exists(run):
         shutil.rmtree(run)  # a new run: no checkpoints of an older one may be scored
     os.makedirs(run)
-    cmd = [bins["train"], "--model", a.descriptor, "--data", "fmnist", "--minutes",
-           str(a.minutes), "--every-minutes", str(a.every), "--every", "0", "--keep", "1",
-           "--threads", str(a.threads), "--seed", str(a.seed), "--out", run]
-    if a.limit:
-        cmd += ["--limit", str(a.limit)]
     with open(a.descriptor) as f:
-        if json.load(f).get("num_classes", 0):
-            cmd += ["--labels", "fmnist"]  # a conditional model trains on the class labels
+        conditional = json.load(f).get("num_classes", 0)
     meta = {"name": name, "descriptor_path": os.path.relpath(os.path.abspath(a.descriptor), ROOT),
-            "minutes_budget": a.minutes, "threads": a.threads, "host": platform.node(),
+            "minutes_budget": a.minutes, "every": a.every, "threads": a.threads,
+            "seed": a.seed, "limit": a.limit, "host": platform.node(),
             "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "load_before": loadavg(),
-            "command": "make quality QUALITY_DESC=%s QUALITY_MINUTES=%g QUALITY_EVERY=%g" % (
-                os.path.relpath(os.path.abspath(a.descriptor), ROOT), a.minutes, a.every)}
+            "command": "make quality QUALITY_DESC=%s QUALITY_MINUTES=%g QUALITY_EVERY=%g%s" % (
+                os.path.relpath(os.path.abspath(a.descriptor), ROOT), a.minutes, a.every,
+                ' QUALITY_ARGS="--threads %d"' % a.threads if a.threads else "")}
     print("quality: training %s for %g min (checkpoint every %g min) into %s" % (
         a.descriptor, a.minutes, a.every, run), flush=True)
-    with open(os.path.join(run, "train.out"), "w") as f:
-        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+    train(bins, ["--model", a.descriptor], a.minutes, a.every, a.threads, a.seed, a.limit,
+          conditional, run)
     meta["load_after"] = loadavg()
-    if rc != 0:
-        sys.stdout.write(open(os.path.join(run, "train.out")).read()[-2000:])
-        raise SystemExit("quality: train failed (status %d)" % rc)
     desc, rows, base = score(out, a.samples, bins)
     write(out, desc, rows, base, meta)
     return 0
+
+
+def train(bins, start, minutes, every, threads, seed, limit, conditional, run):
+    """train START (--model DESC or --resume CKPT) for MINUTES into RUN, a
+    checkpoint kept every EVERY minutes; its output goes to run/train.out
+    (appended to by a continued run)"""
+    cmd = [bins["train"]] + start + ["--data", "fmnist", "--minutes", str(minutes),
+                                     "--every-minutes", str(every), "--every", "0", "--keep", "1",
+                                     "--threads", str(threads), "--seed", str(seed), "--out", run]
+    if limit:
+        cmd += ["--limit", str(limit)]
+    if conditional:
+        cmd += ["--labels", "fmnist"]  # a conditional model trains on the class labels
+    with open(os.path.join(run, "train.out"), "a") as f:
+        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        sys.stdout.write(open(os.path.join(run, "train.out")).read()[-2000:])
+        raise SystemExit("quality: train failed (status %d)" % rc)
 
 
 if __name__ == "__main__":
