@@ -484,7 +484,7 @@ int main(int argc, char **argv)
             if (++estimated == 2 && rate > 0) {
                 double img_s = rate * (double)dB; /* D's real images per second */
                 int64_t kind = 0;
-                double kimg = tg_model_info(r.m, TG_INFO_D_KIND, &kind) == TG_OK && kind == 1
+                double kimg = tg_model_info(r.m, TG_INFO_D_KIND, &kind) == TG_OK && kind == 1 /* conv */
                                   ? RECOGNISABLE_KIMG_CONV_D
                                   : RECOGNISABLE_KIMG;
                 printf("train: estimate: at %.0f real images/s, about %.0f min from scratch until "

@@ -222,6 +222,11 @@ def base_lines(base):
     return {label: base[key] for key, label in BASELINE_ROWS if key in base}
 
 
+def threads_text(n):
+    """train --threads N in words (0: the library's own choice)"""
+    return "%d threads" % n if n else "the library's load-following thread count"
+
+
 def write(out, desc, rows, base, meta):
     name = meta["name"]
     cond = "class_accuracy" in rows[0]
@@ -240,12 +245,10 @@ def write(out, desc, rows, base, meta):
              "Trained %g min (training loop only), %s, on %s; load average (1/5/15 min) "
              "%s before and %s after training; started %s. Figures measured under that load." % (
                  meta["minutes_budget"] - sum(c["minutes"] for c in meta.get("continued", [])),
-                 "%s threads" % meta["threads"] if meta["threads"]
-                 else "the library's load-following thread count", meta["host"],
+                 threads_text(meta["threads"]), meta["host"],
                  "/".join(meta["load_before"]), "/".join(meta["load_after"]), meta["started"]),
              ] + ["Continued for %g min on %s: `%s`; load %s before and %s after; started %s." % (
-                 c["minutes"], "%s threads" % c["threads"] if c["threads"]
-                 else "the library's load-following thread count", c["command"],
+                 c["minutes"], threads_text(c["threads"]), c["command"],
                  "/".join(c["load_before"]), "/".join(c["load_after"]), c["started"])
                   for c in meta.get("continued", [])] + (
              ["%g min of training in all." % meta["minutes_budget"]] if meta.get("continued") else []) + [
@@ -327,20 +330,14 @@ def main(argv=None):
         if not os.access(b, os.X_OK):
             raise SystemExit("quality: %s is missing: run `make all examples` first" % b)
     if a.cmd == "score":
-        with open(os.path.join(a.out, "quality.json")) as f:
-            meta = json.load(f)
-        for k in ("rows", "baselines", "descriptor"):
-            meta.pop(k, None)
+        meta, _ = run_meta(a.out)
         desc, rows, base = score(a.out, a.samples, bins)
         write(a.out, desc, rows, base, meta)
         return 0
 
     if a.cmd == "continue":
-        with open(os.path.join(a.out, "quality.json")) as f:
-            meta = json.load(f)
-        conditional = meta["descriptor"].get("num_classes", 0)
-        for k in ("rows", "baselines", "descriptor"):
-            meta.pop(k, None)
+        meta, desc = run_meta(a.out)
+        conditional = desc.get("num_classes", 0)
         run = os.path.join(a.out, "run")
         ckpt = os.path.join(run, "checkpoint.safetensors")
         if not os.path.exists(ckpt):
@@ -389,6 +386,16 @@ def main(argv=None):
     desc, rows, base = score(out, a.samples, bins)
     write(out, desc, rows, base, meta)
     return 0
+
+
+def run_meta(out):
+    """a run folder's quality.json without what scoring writes anew (rows,
+    baselines, descriptor): (meta, descriptor)"""
+    with open(os.path.join(out, "quality.json")) as f:
+        meta = json.load(f)
+    for k in ("rows", "baselines"):
+        meta.pop(k, None)
+    return meta, meta.pop("descriptor", {})
 
 
 def train(bins, start, minutes, every, threads, seed, limit, conditional, run):
