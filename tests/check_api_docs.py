@@ -455,6 +455,8 @@ def library_defaults(build):
     lib.tg_model_destroy(m)
     for k, v in conv.items():
         d["discriminator"].setdefault(k, "transformer" if k == "kind" else v)
+    # training.lr_schedule is written only when given: its default is null
+    d["training"].setdefault("lr_schedule", None)
     return d
 
 

@@ -265,6 +265,16 @@ START_TEST(lists_and_numbers)
     ck_assert_int_eq(d.t.loc_stages[0], 1);
     ck_assert(d.t.loc_until[0] == 9007199254740992ll);
     tg_desc_free(&d);
+    /* training.lr_schedule: null, or points with increasing steps */
+    parse_ok(H("'training':{'lr_schedule':null}"), &d);
+    ck_assert_int_eq(d.t.lrs_n, 0);
+    tg_desc_free(&d);
+    parse_ok(H("'training':{'lr_schedule':[[0,1],[1000.0,0.5],[9007199254740992,0]]}"), &d);
+    ck_assert_int_eq(d.t.lrs_n, 3);
+    ck_assert(d.t.lrs_step[0] == 0 && d.t.lrs_step[1] == 1000 &&
+              d.t.lrs_step[2] == 9007199254740992ll);
+    ck_assert(d.t.lrs_factor[0] == 1.0 && d.t.lrs_factor[1] == 0.5 && d.t.lrs_factor[2] == 0.0);
+    tg_desc_free(&d);
     /* a single stage: image.size == bottom_width */
     parse_ok(H("'image':{'size':16},'generator':{'bottom_width':16,'depths':[3]}"), &d);
     ck_assert_int_eq(d.g.nstages, 1);
@@ -490,6 +500,31 @@ static const struct {
      "training.locality.schedule[0][1]: must be a non-negative integer (got null)"},
     {H("'training':{'locality':{'stages':[0],'schedule':[[1,2000000]]}}"),
      "training.locality.schedule[0][1]: must be a non-negative integer <= 1048576"},
+    /* training.lr_schedule */
+    {H("'training':{'lr_schedule':1}"),
+     "training.lr_schedule: must be null or a non-empty array of [d_step, factor] points (got 1)"},
+    {H("'training':{'lr_schedule':[]}"), "training.lr_schedule: must be null or a non-empty array"},
+    {H("'training':{'lr_schedule':{}}"), "training.lr_schedule: must be null or"},
+    {H("'training':{'lr_schedule':[5]}"),
+     "training.lr_schedule[0]: must be a [d_step, factor] point (got 5)"},
+    {H("'training':{'lr_schedule':[[0,1],[1]]}"), "training.lr_schedule[1]: must be a [d_step, factor] point"},
+    {H("'training':{'lr_schedule':[[0,1,2]]}"), "training.lr_schedule[0]: must be a [d_step, factor] point"},
+    {H("'training':{'lr_schedule':[[-1,1]]}"),
+     "training.lr_schedule[0][0]: must be a non-negative integer (got -1)"},
+    {H("'training':{'lr_schedule':[[1.5,1]]}"),
+     "training.lr_schedule[0][0]: must be a non-negative integer (got 1.5)"},
+    {H("'training':{'lr_schedule':[['0',1]]}"), "training.lr_schedule[0][0]: must be a non-negative integer"},
+    {H("'training':{'lr_schedule':[[0,-0.5]]}"),
+     "training.lr_schedule[0][1]: must be a finite number >= 0 (got -0.5)"},
+    {H("'training':{'lr_schedule':[[0,null]]}"), "training.lr_schedule[0][1]: must be a finite number >= 0"},
+    {H("'training':{'lr_schedule':[[0,1],[100,0.5],[100,0.1]]}"),
+     "training.lr_schedule[2][0]: steps must increase (100 after 100)"},
+    {H("'training':{'lr_schedule':[[50,1],[10,0.5]]}"),
+     "training.lr_schedule[1][0]: steps must increase (10 after 50)"},
+    {H("'training':{'lr_schedule':[[0,1],[1,1],[2,1],[3,1],[4,1],[5,1],[6,1],[7,1],[8,1],[9,1],"
+       "[10,1],[11,1],[12,1],[13,1],[14,1],[15,1],[16,1],[17,1],[18,1],[19,1],[20,1],[21,1],"
+       "[22,1],[23,1],[24,1],[25,1],[26,1],[27,1],[28,1],[29,1],[30,1],[31,1],[32,1]]}"),
+     "training.lr_schedule: at most 32 points (got 33)"},
     /* discriminator.kind "conv" */
     {H("'discriminator':{'kind':'cnn'}"),
      "discriminator.kind: must be one of \"transformer\", \"conv\" (got \"cnn\")"},
@@ -603,6 +638,8 @@ static const char *const rt_cases[] = {
     H("'training':{'precision':'bf16'}"),
     H("'num_classes':4,'training':{'class_loss_weight':0.75}"),
     H("'num_classes':4,'training':{'class_loss_weight':0}"),
+    H("'training':{'lr_schedule':[[0,1],[6000,1],[25000,0.125],[9007199254740992,0.1]]}"),
+    H("'training':{'lr_schedule':[[3,0.30000000000000004]],'locality':{'stages':[1],'schedule':[[5,1]]}}"),
 };
 
 START_TEST(round_trip)
@@ -690,6 +727,14 @@ START_TEST(writer_shape)
     ck_assert_msg(strstr(s, "\"name\":\"a\\\"b\""), "%s", s);
     ck_assert_msg(strstr(s, "\"ema\":{\"beta\":0.5}"), "%s", s);
     ck_assert_msg(strstr(s, "\"locality\":{\"stages\":[1],\"schedule\":[[10,2]]}"), "%s", s);
+    ck_assert_msg(!strstr(s, "lr_schedule"), "%s", s); /* written only when given */
+    free(s);
+    tg_desc_free(&d);
+    parse_ok(H("'training':{'lr_schedule':[[0,1],[100,0.25]]}"), &d);
+    s = tg_desc_to_json(&d);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_msg(strstr(s, "\"locality\":null,\"lr_schedule\":[[0,1.0],[100,0.25]],\"seed\":12345"),
+                  "%s", s);
     free(s);
     tg_desc_free(&d);
 }

@@ -98,6 +98,11 @@ def test_draws_are_in_range():
     ({"training": {"diffaug": ["color", "color"]}}, "training.diffaug"),
     ({"training": {"locality": {"stages": [3], "schedule": [[1, 1]]}}},
      "training.locality.stages[0]"),
+    ({"training": {"lr_schedule": []}}, "training.lr_schedule"),
+    ({"training": {"lr_schedule": [[0, 1], [5]]}}, "training.lr_schedule[1]"),
+    ({"training": {"lr_schedule": [[-1, 1]]}}, "training.lr_schedule[0][0]"),
+    ({"training": {"lr_schedule": [[0, -1]]}}, "training.lr_schedule[0][1]"),
+    ({"training": {"lr_schedule": [[9, 1], [9, 0.5]]}}, "training.lr_schedule[1][0]"),
     ({"generator": {"depths": [2], "bottom_width": 32}, "training": {"sr_aux_weight": 1}},
      "training.sr_aux_weight"),
     ({"format_version": 2}, "format_version"),
@@ -131,6 +136,19 @@ def test_descriptor_defaults():
     d = O.load_descriptor(dict(BASE, training={"ema": {"warmup": 0.2}}))
     assert d["training"]["ema"] == {"half_life_kimg": 500, "warmup": 0.2}
     assert d["generator"] == O.DEFAULTS["generator"]
+
+
+def test_lr_factor_is_piecewise_linear():
+    """training.lr_schedule: constant before the first point and after the last,
+    linear between; no schedule is factor 1; the stored JSON omits a null one."""
+    d = O.load_descriptor(dict(BASE, training={"lr_schedule": [[10, 1], [20, 0.5], [30, 0.5],
+                                                               [40, 0]]}))
+    got = [O.lr_factor(d, s) for s in (0, 10, 15, 20, 25, 30, 32, 40, 10 ** 12)]
+    assert got == [1, 1, 0.75, 0.5, 0.5, 0.5, 0.4, 0, 0]
+    plain = O.load_descriptor(dict(BASE))
+    assert plain["training"]["lr_schedule"] is None and O.lr_factor(plain, 7) == 1
+    assert "lr_schedule" not in O.descriptor_json(plain)
+    assert '"lr_schedule": [[10, 1]' in O.descriptor_json(d)
 
 
 def test_conv_descriptor_defaults():

@@ -42,7 +42,7 @@ F = torch.nn.functional
 EXPECTED = {"sgd-wgan-gp-eps", "sgd-wgan-gp", "sgd-hinge", "sgd-lsgan", "sgd-mtct",
             "sgd-locality", "sgd-gray-pixelnorm", "sgd-clip", "adam-recipe", "adam-clip",
             "sgd-cond", "sgd-conv-res", "sgd-conv-plain", "sgd-cond-conv", "sgd-cond-cls",
-            "sgd-cond-conv-cls"}
+            "sgd-cond-conv-cls", "sgd-lr-schedule"}
 NAMES = sorted(os.path.basename(p)[:-len(".delta.safetensors")]
                for p in glob.glob(os.path.join(FIXDIR, "*.delta.safetensors")))
 SUFFIXES = (".json", ".init.safetensors", ".io.safetensors", ".after.safetensors",

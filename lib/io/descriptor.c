@@ -264,7 +264,8 @@ static const char *const disc_conv_keys[] = {"widths", "blocks", "down", "residu
 static const char *const train_keys[] = {
     "loss", "gp_weight", "drift_weight", "optimizer", "g_lr", "d_lr", "beta1", "beta2",
     "adam_eps", "n_critic", "g_batch", "d_batch", "grad_clip", "ema", "diffaug",
-    "sr_aux_weight", "locality", "seed", "diffaug_p", "ada", "precision", "class_loss_weight"};
+    "sr_aux_weight", "locality", "seed", "diffaug_p", "ada", "precision", "class_loss_weight",
+    "lr_schedule"};
 static const char *const ema_keys[] = {"half_life_kimg", "warmup", "beta"};
 static const char *const ada_keys[] = {"target", "interval", "kimg"};
 static const char *const loc_keys[] = {"stages", "schedule"};
@@ -297,6 +298,7 @@ static void set_defaults(tg_desc *d)
     d->t.sr_aux_weight = 0.0;
     d->t.class_loss_weight = 0.0;
     d->t.loc_on = 0;
+    d->t.lrs_n = 0;
     d->t.seed = 12345;
     d->t.precision = 0; /* f32 */
 }
@@ -562,6 +564,43 @@ static tg_status parse_locality(const cJSON *v, tg_desc *d)
     return TG_OK;
 }
 
+/* training.lr_schedule: null or [[d_step, factor], ...], at least one point,
+ * steps strictly increasing (so the piecewise-linear factor is a function). */
+static tg_status parse_lr_schedule(const cJSON *v, tg_desc *d)
+{
+    const char *p = "training.lr_schedule";
+    const char *what = "must be null or a non-empty array of [d_step, factor] points";
+    d->t.lrs_n = 0;
+    memset(d->t.lrs_step, 0, sizeof d->t.lrs_step);
+    memset(d->t.lrs_factor, 0, sizeof d->t.lrs_factor);
+    if (cJSON_IsNull(v))
+        return TG_OK;
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) == 0)
+        return bad(p, what, v);
+    int n = cJSON_GetArraySize(v);
+    if (n > TG_MAX_SCHEDULE)
+        return tg_fail(TG_ERR_DESCRIPTOR, "%s: at most %d points (got %d)", p, TG_MAX_SCHEDULE, n);
+    int i = 0;
+    for (const cJSON *row = v->child; row; row = row->next, i++) {
+        char path[PATH_MAX_LEN], ep[PATH_MAX_LEN];
+        double step, factor;
+        index_path(path, p, i);
+        if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != 2)
+            return bad(path, "must be a [d_step, factor] point", row);
+        index_path(ep, path, 0);
+        TG_TRY(want_int(row->child, ep, 0, MAX_EXACT, &step));
+        if (i > 0 && (int64_t)step <= d->t.lrs_step[i - 1])
+            return tg_fail(TG_ERR_DESCRIPTOR, "%s: steps must increase (%" PRId64 " after %" PRId64 ")",
+                           ep, (int64_t)step, d->t.lrs_step[i - 1]);
+        index_path(ep, path, 1);
+        TG_TRY(want_real(row->child->next, ep, 0, 0, INFINITY, 0, &factor));
+        d->t.lrs_step[i] = (int64_t)step;
+        d->t.lrs_factor[i] = factor;
+    }
+    d->t.lrs_n = n;
+    return TG_OK;
+}
+
 static tg_status parse_training(const cJSON *t, tg_desc *d)
 {
     if (!t)
@@ -592,6 +631,8 @@ static tg_status parse_training(const cJSON *t, tg_desc *d)
     TG_TRY(get_real(t, p, "class_loss_weight", 0, 0, INFINITY, 0, &d->t.class_loss_weight));
     if ((v = cJSON_GetObjectItemCaseSensitive(t, "locality")))
         TG_TRY(parse_locality(v, d));
+    if ((v = cJSON_GetObjectItemCaseSensitive(t, "lr_schedule")))
+        TG_TRY(parse_lr_schedule(v, d));
     if ((v = cJSON_GetObjectItemCaseSensitive(t, "seed"))) {
         double x;
         TG_TRY(want_int(v, "training.seed", 0, MAX_EXACT, &x));
@@ -940,6 +981,16 @@ char *tg_desc_to_json(const tg_desc *d)
                     }
                 }
         }
+        /* written only when given, so a model without a schedule has the
+         * descriptor (and checkpoints readable by) libraries before it */
+        if (d->t.lrs_n > 0 && (a = add(&w, o, "lr_schedule", cJSON_CreateArray())))
+            for (int i = 0; i < d->t.lrs_n && i < TG_MAX_SCHEDULE; i++) {
+                cJSON *row = add(&w, a, NULL, cJSON_CreateArray());
+                if (row) {
+                    add_int(&w, row, NULL, (long long)d->t.lrs_step[i]);
+                    add_real(&w, row, NULL, d->t.lrs_factor[i], 1);
+                }
+            }
         char buf[32];
         snprintf(buf, sizeof buf, "%" PRIu64, d->t.seed);
         add(&w, o, "seed", cJSON_CreateRaw(buf));

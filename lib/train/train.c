@@ -266,6 +266,26 @@ static tg_status update(tg_model *m, tg_net_state *net, double lr, double *norm_
     return TG_OK;
 }
 
+/* training.lr_schedule: the factor on g_lr and d_lr at D step s (1-based,
+ * counting this call's D update; the G update of the same call uses the
+ * same s), piecewise-linear between the points and constant outside them
+ * (docs/SPECIFICATION.md "Learning-rate schedule"). Keyed on D steps, like
+ * the EMA's warm-up, so a resumed run continues the curve where it was. */
+static double lr_factor(const tg_desc *d, uint64_t s)
+{
+    int n = d->t.lrs_n;
+    if (n == 0)
+        return 1.0;
+    const int64_t *x = d->t.lrs_step;
+    const double *f = d->t.lrs_factor;
+    if ((int64_t)s <= x[0])
+        return f[0];
+    for (int i = 0; i + 1 < n; i++)
+        if ((int64_t)s < x[i + 1])
+            return f[i] + (f[i + 1] - f[i]) * (double)((int64_t)s - x[i]) / (double)(x[i + 1] - x[i]);
+    return f[n - 1];
+}
+
 static double ema_beta(const tg_desc *d, uint64_t d_steps)
 {
     if (d->t.ema == TG_EMA_BETA)
@@ -437,7 +457,8 @@ static tg_status d_update(tg_model *m, const float *real, const tg_step_labels *
         return tg_fail(TG_ERR_NONFINITE, "tg_train_step: the discriminator loss is NaN or "
                        "infinite; the model is unchanged");
     m->dnet.steps++;
-    return update(m, &m->dnet, d->t.d_lr, &o->d_grad_norm, "discriminator");
+    return update(m, &m->dnet, d->t.d_lr * lr_factor(d, m->dnet.steps), &o->d_grad_norm,
+                  "discriminator");
 }
 
 static tg_status g_update(tg_model *m, const float *real, const tg_step_labels *lab,
@@ -487,7 +508,8 @@ static tg_status g_update(tg_model *m, const float *real, const tg_step_labels *
         return tg_fail(TG_ERR_NONFINITE, "tg_train_step: the generator loss is NaN or infinite; "
                        "the model is unchanged");
     m->gnet.steps++;
-    TG_TRY(update(m, &m->gnet, d->t.g_lr, &o->g_grad_norm, "generator"));
+    TG_TRY(update(m, &m->gnet, d->t.g_lr * lr_factor(d, m->dnet.steps), &o->g_grad_norm,
+                  "generator"));
     if (m->gnet.ema)
         tg_ema_update(m->gnet.ema, m->gnet.w, m->gen.P.total, ema_beta(d, m->dnet.steps));
     o->g_updated = 1;

@@ -68,7 +68,7 @@ DEFAULTS = {
                  "d_batch": 64, "grad_clip": 5.0, "ema": dict(EMA_HALF_LIFE),
                  "diffaug": ["translation", "cutout", "color"], "diffaug_p": 1.0, "ada": None,
                  "sr_aux_weight": 0.0, "class_loss_weight": 0.0,
-                 "locality": None, "seed": 12345, "precision": "f32"},
+                 "locality": None, "lr_schedule": None, "seed": 12345, "precision": "f32"},
 }
 
 # discriminator.kind "conv" (docs/SPECIFICATION.md "Convolutional discriminator"):
@@ -229,6 +229,20 @@ def _check_values(d):
                 _fail(f"training.locality.schedule[{i}]", "must be an [until_g_step, radius] pair")
             _int(row[0], f"training.locality.schedule[{i}][0]", 0)
             _int(row[1], f"training.locality.schedule[{i}][1]", 0)
+    sched = t["lr_schedule"]
+    if sched is not None:
+        if not isinstance(sched, list) or not sched:
+            _fail("training.lr_schedule", "must be null or a non-empty array of [d_step, factor] "
+                  "points", sched)
+        prev = None
+        for i, row in enumerate(sched):
+            if not isinstance(row, list) or len(row) != 2:
+                _fail(f"training.lr_schedule[{i}]", "must be a [d_step, factor] point", row)
+            step = _int(row[0], f"training.lr_schedule[{i}][0]", 0)
+            if prev is not None and step <= prev:
+                _fail(f"training.lr_schedule[{i}][0]", f"steps must increase ({step} after {prev})")
+            prev = step
+            _num(row[1], f"training.lr_schedule[{i}][1]", 0)
     # between sections
     if im["size"] != g["bottom_width"] * 2 ** (n - 1):
         _fail("image.size", f"must equal generator.bottom_width * 2^(stages-1) = "
@@ -330,6 +344,8 @@ def descriptor_json(d):
         d = {k: v for k, v in d.items() if k not in ("num_classes", "class_names")}
     if not d["training"].get("class_loss_weight"):   # likewise the class loss when off
         d = dict(d, training={k: v for k, v in d["training"].items() if k != "class_loss_weight"})
+    if d["training"].get("lr_schedule") is None:      # and a constant learning rate
+        d = dict(d, training={k: v for k, v in d["training"].items() if k != "lr_schedule"})
     return json.dumps(d)
 
 
@@ -952,6 +968,21 @@ def optimizer_step(st, names, grads, lr, step):
             p.sub_(lr * m_hat / (v_hat.sqrt() + t["adam_eps"]))
 
 
+def lr_factor(d, s):
+    """training.lr_schedule's factor on g_lr and d_lr at D step s (1-based, this
+    call's D update; its G update uses the same s): piecewise-linear between the
+    points, constant outside them."""
+    pts = d["training"]["lr_schedule"]
+    if not pts:
+        return 1.0
+    if s <= pts[0][0]:
+        return float(pts[0][1])
+    for (x0, f0), (x1, f1) in zip(pts, pts[1:]):
+        if s < x1:
+            return f0 + (f1 - f0) * (s - x0) / (x1 - x0)
+    return float(pts[-1][1])
+
+
 def ema_beta(d, d_steps):
     """The EMA decay after d_steps discriminator updates (None: no EMA)."""
     e, bs = d["training"]["ema"], d["training"]["d_batch"]
@@ -1005,7 +1036,7 @@ def train_step(st, real, zd, zg=None, alpha=None, aug=None, labels=None, fake_d=
     stats.update(d_loss=float(loss), d_real=float(sr.mean()), d_fake=float(sf.mean()))
     st.d_steps += 1
     stats["d_grad_norm"] = clip_grads(grads, t["grad_clip"])
-    optimizer_step(st, dn, grads, t["d_lr"], st.d_steps)
+    optimizer_step(st, dn, grads, t["d_lr"] * lr_factor(d, st.d_steps), st.d_steps)
     # ---- generator
     if (st.d_steps - 1) % t["n_critic"]:
         return stats
@@ -1025,7 +1056,7 @@ def train_step(st, real, zd, zg=None, alpha=None, aug=None, labels=None, fake_d=
     stats["g_loss"] = float(loss)
     st.g_steps += 1
     stats["g_grad_norm"] = clip_grads(grads, t["grad_clip"])
-    optimizer_step(st, gn, grads, t["g_lr"], st.g_steps)
+    optimizer_step(st, gn, grads, t["g_lr"] * lr_factor(d, st.d_steps), st.g_steps)
     beta = ema_beta(d, st.d_steps)
     if beta is not None:
         with torch.no_grad():
