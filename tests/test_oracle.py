@@ -103,6 +103,8 @@ def test_draws_are_in_range():
     ({"training": {"lr_schedule": [[-1, 1]]}}, "training.lr_schedule[0][0]"),
     ({"training": {"lr_schedule": [[0, -1]]}}, "training.lr_schedule[0][1]"),
     ({"training": {"lr_schedule": [[9, 1], [9, 0.5]]}}, "training.lr_schedule[1][0]"),
+    ({"training": {"lr_schedule": [[2 ** 53 + 2, 1]]}}, "training.lr_schedule[0][0]"),
+    ({"training": {"lr_schedule": [[i, 1] for i in range(33)]}}, "training.lr_schedule"),
     ({"generator": {"depths": [2], "bottom_width": 32}, "training": {"sr_aux_weight": 1}},
      "training.sr_aux_weight"),
     ({"format_version": 2}, "format_version"),

@@ -240,7 +240,8 @@ def write(out, desc, rows, base, meta):
              "Descriptor `%s`: d_batch %d, g_batch %d, n_critic %d, lr G %g / D %g, diffaug %s%s." % (
                  meta["descriptor_path"], t["d_batch"], t["g_batch"], t["n_critic"], t["g_lr"],
                  t["d_lr"], t["diffaug"],
-                 "".join(", %s %s" % (k, json.dumps(t[k])) for k in ("diffaug_p", "ada", "precision")
+                 "".join(", %s %s" % (k, json.dumps(t[k])) for k in ("diffaug_p", "ada", "precision",
+                                                                 "lr_schedule", "ema")
                          if k in t)),
              "Trained %g min (training loop only), %s, on %s; load average (1/5/15 min) "
              "%s before and %s after training; started %s. Figures measured under that load." % (

@@ -234,11 +234,16 @@ def _check_values(d):
         if not isinstance(sched, list) or not sched:
             _fail("training.lr_schedule", "must be null or a non-empty array of [d_step, factor] "
                   "points", sched)
+        if len(sched) > 32:
+            _fail("training.lr_schedule", f"at most 32 points (got {len(sched)})")
         prev = None
         for i, row in enumerate(sched):
             if not isinstance(row, list) or len(row) != 2:
                 _fail(f"training.lr_schedule[{i}]", "must be a [d_step, factor] point", row)
             step = _int(row[0], f"training.lr_schedule[{i}][0]", 0)
+            if step > 2 ** 53:
+                _fail(f"training.lr_schedule[{i}][0]", "must be a non-negative integer <= "
+                      "9007199254740992", step)
             if prev is not None and step <= prev:
                 _fail(f"training.lr_schedule[{i}][0]", f"steps must increase ({step} after {prev})")
             prev = step
