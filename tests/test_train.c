@@ -136,20 +136,19 @@ START_TEST(reference_train_step)
         if (st.g_updated)
             ck_assert_msg(fabs(st.g_loss - gl[k]) <= 1e-4 * (1 + fabs(gl[k])), "%s call %zu: g_loss %.7g, reference %.7g", fx, k, st.g_loss, (double)gl[k]);
     }
-    double tn = 0, td = 0;
     /* one SGD call at lr 1: the change is minus the gradient, checked per
      * tensor; otherwise (Adam, several calls) w1 - w0, whose float32
      * subtraction is exact only at the scale of the whole network */
     int by_grad = !adam && K == 1;
     const float *gg = by_grad ? m->gnet.grad : NULL, *dg = by_grad ? m->dnet.grad : NULL;
-    double gn = 0, gd = 0;
+    double gn = 0, gd = 0, dn = 0, dd = 0; /* each network's error and reference, squared */
     check_net(fx, &m->gen.P, g0, m->gnet.w, gg, &delta, by_grad, 1e-3, &gn, &gd);
-    check_net(fx, &m->disc.P, d0, m->dnet.w, dg, &delta, by_grad, 1e-3, &tn, &td);
+    check_net(fx, &m->disc.P, d0, m->dnet.w, dg, &delta, by_grad, 1e-3, &dn, &dd);
     if (!adam && !by_grad) /* each network on its own: G's change is the smaller */
-        ck_assert_msg(sqrt(gn) / sqrt(gd) <= 1e-3 && sqrt(tn) / sqrt(td) <= 1e-3,
+        ck_assert_msg(sqrt(gn / gd) <= 1e-3 && sqrt(dn / dd) <= 1e-3,
                       "%s: weight change rel L2 error G %.3g, D %.3g", fx, sqrt(gn / gd),
-                      sqrt(tn / td));
-    tn += gn, td += gd;
+                      sqrt(dn / dd));
+    double tn = gn + dn, td = gd + dd;
     double total = sqrt(tn) / sqrt(td);
     fprintf(stderr, "%s: %zu call(s), total weight change rel L2 error %.2e\n", fx, K, total);
     ck_assert_msg(total <= (adam ? 1e-2 : 1e-3), "%s: total weight change rel L2 error %.3g", fx, total);

@@ -74,9 +74,9 @@ typedef struct tg_desc {
         int loc_nsched;
         int64_t loc_until[TG_MAX_SCHEDULE];
         int loc_radius[TG_MAX_SCHEDULE];
-        /* training.lr_schedule (docs/SPECIFICATION.md "Learning-rate
-         * schedule"): lrs_n points (d_step, factor), steps increasing; the
-         * factor scales g_lr and d_lr, linear between points. 0: null */
+        /* training.lr_schedule (docs/SPECIFICATION.md "Training step"):
+         * lrs_n points (d_step, factor), steps increasing; the factor
+         * scales g_lr and d_lr, linear between points. 0: null */
         int lrs_n;
         int64_t lrs_step[TG_MAX_SCHEDULE];
         double lrs_factor[TG_MAX_SCHEDULE];

@@ -269,7 +269,7 @@ static tg_status update(tg_model *m, tg_net_state *net, double lr, double *norm_
 /* training.lr_schedule: the factor on g_lr and d_lr at D step s (1-based,
  * counting this call's D update; the G update of the same call uses the
  * same s), piecewise-linear between the points and constant outside them
- * (docs/SPECIFICATION.md "Learning-rate schedule"). Keyed on D steps, like
+ * (docs/SPECIFICATION.md "Training step"). Keyed on D steps, like
  * the EMA's warm-up, so a resumed run continues the curve where it was. */
 static double lr_factor(const tg_desc *d, uint64_t s)
 {
