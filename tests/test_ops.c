@@ -347,16 +347,22 @@ START_TEST(attention_fused)
     check_fused(1, 21, 112, 2, 1, 0); /* width 56 -> 64 */
     check_fused(1, 23, 12, 4, 1, 0);  /* width 3 */
     check_fused(1, 18, 160, 2, 0, 0); /* width 80: the wide kernel */
-    /* the blocked backward (widths <= 8 without bias or mask): keys not a
+    /* the blocked backward (widths <= 8 without bias, on AVX-512): keys not a
      * multiple of 16, a short last block of rows (4 rows at width 4, 2 at 8) */
     check_fused(2, 37, 12, 3, 0, 0);  /* width 4, N % 4 = 1 */
     check_fused(1, 35, 14, 2, 0, 0);  /* width 7 -> 8, N % 2 = 1 */
+    /* the key-major blocked backward (widths 9 to 16, 4 rows per block),
+     * AVX-512 too; elsewhere, and in the one-ISA builds, the row kernel */
+    check_fused(2, 37, 32, 2, 0, 0);  /* width 16, N % 4 = 1, N % 16 = 5 */
+    check_fused(1, 30, 36, 3, 0, 1);  /* width 12 -> 16, a mask, N % 4 = 2 */
+    check_fused(2, 19, 27, 3, 0, 0);  /* width 9 -> 16, N % 4 = 3 */
     /* locality masks: each block of rows visits only its span of keys
      * (the blocked backward too), spans not multiples of 16 */
     check_fused(2, 64, 12, 3, 0, 3);  /* width 4, grid 8 x 8 */
     check_fused(1, 100, 16, 2, 0, 3); /* width 8, grid 10 x 10 */
     check_fused(1, 81, 18, 3, 0, 3);  /* width 6 -> 8, grid 9 x 9, short last block */
     check_fused(1, 49, 32, 2, 1, 3);  /* width 16 with a bias: forward only blocked */
+    check_fused(2, 121, 64, 4, 0, 3); /* width 16, grid 11 x 11: the key-major backward */
 }
 END_TEST
 

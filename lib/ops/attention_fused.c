@@ -1,7 +1,8 @@
 /* Fused attention for long token sequences (the generator's last stages):
  * the scores of a few query rows at a time (in L1/L2), softmax and the
- * weighted sum of values in the same pass; backward recomputes each row (a
- * block of rows at a time for narrow heads, attention_fused_bwd_blk.inc). No
+ * weighted sum of values in the same pass; backward recomputes each row (on
+ * AVX-512 a block of rows at a time for heads up to 16 wide,
+ * attention_fused_bwd_blk.inc and attention_fused_bwd_km.inc). No
  * [N, N] matrix is ever stored, so memory is linear in tokens. Parallel over
  * (image, head) pairs on OpenMP, sharing oneDNN's thread pool.
  *
@@ -13,8 +14,8 @@
  * kernel (backward and heads wider than 64), the blocked forward kernels
  * (attention_fused_fwd.inc, once per head width), the forward entry point,
  * the backward kernels (attention_fused_bwd.inc, by rows, and
- * attention_fused_bwd_blk.inc, by blocks of rows for narrow heads without
- * bias) and entry point. */
+ * attention_fused_bwd_blk.inc and _km.inc, by blocks of rows for heads up to
+ * 16 wide without bias) and entry point. */
 #include <math.h>
 #include <omp.h>
 
@@ -593,6 +594,9 @@ tg_status tg_attention_fused_fwd(tg_dnn *c, float *out, const float *qkv, const 
 #undef DP
 #undef BWD_ONE
 
+/* the blocked backward kernels: compiled for AVX-512 whatever the build's
+ * baseline, chosen at run time (bwd_blocked_ok below) */
+#define TG_AVX512_KERNEL __attribute__((target("avx512f"), noinline))
 /* rows per block of the blocked backward: R x DP sums of dQ in registers */
 #define BWD_ROWS(DP) ((DP) <= 4 ? 4 : 2)
 /* floats of its workspace: K, V, dK, dV [DP][NP], then R rows of scores and of dP */
@@ -608,6 +612,35 @@ static size_t bwd_blk_floats(int64_t N, int64_t DP)
 #include "attention_fused_bwd_blk.inc"
 #undef DP
 #undef BWD_BLK
+
+/* The blocked backwards run on AVX-512 CPUs only (bwd_blocked_ok): they
+ * keep R x 16-float vectors of sums in registers, 16 to 32 of AVX-512's 32,
+ * which on AVX2 are twice as many registers of half the width, and the
+ * spills made them slower there than the row kernel. One-ISA builds
+ * (TG_KERNEL_ISA_AVX2, -O3, 1 thread, 32 images, docs/PERFORMANCE.md "Heads
+ * of 16 in blocks"): the key-major kernel 165 ms against the row kernel's
+ * 30 at 256 tokens x 2 heads of 16; bwd_blk 357 against 289 ms at 1,024
+ * tokens x 2 heads of 4, 1,119 against 812 at 4 heads of 8. The one-ISA
+ * test builds (TG_KERNEL_ISA_*) test the row kernel, the path such CPUs
+ * take. */
+static int bwd_blocked_ok(void)
+{
+#if defined(TG_KERNEL_ISA_AVX2) || defined(TG_KERNEL_ISA_BASELINE)
+    return 0;
+#else
+    return __builtin_cpu_supports("avx512f");
+#endif
+}
+
+/* the key-major blocked backward for heads of 9 to 16 (4 rows per block):
+ * K, V [16][NP], K, dK, dV [NP][16], then 4 rows of scores and of dP;
+ * compiled for AVX-512 whatever the build's baseline */
+static size_t bwd_km_floats(int64_t N) { return (size_t)((5 * 16 + 2 * 4) * pad16(N)); }
+#define BWD_KM TG_CAT(bwd_km_, DP)
+#define DP 16
+#include "attention_fused_bwd_km.inc"
+#undef DP
+#undef BWD_KM
 
 static void bwd_one(float *dqkv, float *dbias, const float *dout, const float *qkv,
                     const float *bias, const uint8_t *mask, int64_t b, int64_t h, int64_t N,
@@ -630,10 +663,12 @@ tg_status tg_attention_fused_bwd(tg_dnn *c, float *dqkv, float *dbias, const flo
     int64_t dh = C / H;
     int nt = omp_get_max_threads();
     int64_t dp = bwd_padded_dh(dh);
-    /* narrow heads without bias: the blocked kernel (a mask's spans skip
-     * the keys it hides) */
-    int blk = !bias && !dbias && (dp == 4 || dp == 8);
-    size_t per = blk ? bwd_blk_floats(N, dp) : per_thread_floats(N, dp ? dp : dh, 1);
+    /* heads up to 16 wide without bias: the blocked kernels (a mask's spans
+     * skip the keys it hides) */
+    int blk = !bias && !dbias && (dp == 4 || dp == 8 || dp == 16) && bwd_blocked_ok();
+    size_t per = !blk     ? per_thread_floats(N, dp ? dp : dh, 1)
+               : dp == 16 ? bwd_km_floats(N)
+                          : bwd_blk_floats(N, dp);
     float *ws = tg_dnn_tmp(c, TG_TMP_ATT_P, per * (size_t)nt);
     if (!ws)
         return TG_ERR_OUT_OF_MEMORY;
@@ -645,8 +680,10 @@ tg_status tg_attention_fused_bwd(tg_dnn *c, float *dqkv, float *dbias, const flo
             float *w = ws + per * (size_t)omp_get_thread_num();
             if (dp == 4)
                 bwd_blk_4(dqkv, dout, qkv, mask, span, bh / H, bh % H, N, C, H, w);
-            else
+            else if (dp == 8)
                 bwd_blk_8(dqkv, dout, qkv, mask, span, bh / H, bh % H, N, C, H, w);
+            else
+                bwd_km_16(dqkv, dout, qkv, mask, span, bh / H, bh % H, N, C, H, w);
         }
     } else if (!dbias) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
