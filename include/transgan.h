@@ -363,7 +363,7 @@ typedef struct tg_train_stats {
     uint64_t d_steps;         /* discriminator updates so far (this one included)  */
     uint64_t g_steps;         /* generator updates so far                          */
     double d_loss;            /* discriminator loss, penalty and drift included    */
-    double gp;                /* gradient penalty (0 for hinge and lsgan)          */
+    double gp;                /* gradient penalty; R1 when applied; else 0         */
     double d_real;            /* mean D score of the (augmented) real batch        */
     double d_fake;            /* mean D score of the (augmented) fake batch        */
     double g_loss;            /* generator loss incl. MT-CT term; NaN if no G step */

@@ -457,6 +457,9 @@ def library_defaults(build):
         d["discriminator"].setdefault(k, "transformer" if k == "kind" else v)
     # training.lr_schedule is written only when given: its default is null
     d["training"].setdefault("lr_schedule", None)
+    # and R1's keys only when not their defaults (R1 off, every 16th step)
+    d["training"].setdefault("r1_gamma", 0.0)
+    d["training"].setdefault("r1_interval", 16)
     return d
 
 

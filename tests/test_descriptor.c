@@ -98,6 +98,8 @@ static void check_defaults(const tg_desc *d)
     ck_assert_int_eq(d->t.loss, TG_LOSS_WGAN_GP_EPS);
     ck_assert(d->t.gp_weight == 10.0);
     ck_assert(d->t.drift_weight == 0.001);
+    ck_assert(d->t.r1_gamma == 0.0);
+    ck_assert_int_eq(d->t.r1_interval, 16);
     ck_assert_int_eq(d->t.optimizer, TG_OPTIM_ADAM);
     ck_assert(d->t.g_lr == 1e-4);
     ck_assert(d->t.d_lr == 1e-4);
@@ -421,6 +423,12 @@ static const struct {
     {H("'training':{'adam_eps':0}"), "training.adam_eps: must be a finite number > 0 (got 0)"},
     {H("'training':{'grad_clip':-1}"), "training.grad_clip: must be a finite number >= 0 (got -1)"},
     {H("'training':{'sr_aux_weight':-1}"), "training.sr_aux_weight: must be a finite number >= 0"},
+    {H("'training':{'loss':'hinge','r1_gamma':-1}"), "training.r1_gamma: must be a finite number >= 0 (got -1)"},
+    {H("'training':{'loss':'hinge','r1_interval':0}"), "training.r1_interval: must be"},
+    {H("'training':{'r1_gamma':0.1}"),
+     "training.r1_gamma: R1 takes the place of the wgan-gp losses' gradient penalty; > 0 needs "
+     "training.loss \"hinge\" or \"lsgan\" (got \"wgan-gp-eps\")"},
+    {H("'training':{'loss':'wgan-gp','r1_gamma':1e-9}"), "(got \"wgan-gp\")"},
     {H("'num_classes':2,'training':{'class_loss_weight':-0.5}"),
      "training.class_loss_weight: must be a finite number >= 0 (got -0.5)"},
     {H("'training':{'class_loss_weight':1}"),
@@ -639,6 +647,9 @@ static const char *const rt_cases[] = {
     H("'num_classes':4,'training':{'class_loss_weight':0.75}"),
     H("'num_classes':4,'training':{'class_loss_weight':0}"),
     H("'training':{'lr_schedule':[[0,1],[6000,1],[25000,0.125],[9007199254740992,0.1]]}"),
+    H("'training':{'loss':'hinge','r1_gamma':0.1,'r1_interval':8}"),
+    H("'training':{'loss':'lsgan','r1_gamma':1e300,'r1_interval':1}"),
+    H("'training':{'r1_interval':5}"), /* off, but kept */
     H("'training':{'lr_schedule':[[3,0.30000000000000004]],'locality':{'stages':[1],'schedule':[[5,1]]}}"),
 };
 

@@ -22,7 +22,7 @@ static const char *fixtures[] = {"sgd-wgan-gp-eps", "sgd-wgan-gp", "sgd-hinge",
                                  "sgd-gray-pixelnorm", "sgd-clip", "adam-recipe", "sgd-cond",
                                  "adam-clip", "sgd-conv-res", "sgd-conv-plain",
                                  "sgd-cond-conv", "sgd-cond-cls", "sgd-cond-conv-cls",
-                                 "sgd-lr-schedule"};
+                                 "sgd-lr-schedule", "sgd-r1-conv", "sgd-r1-lsgan"};
 #define NFIX (int)(sizeof fixtures / sizeof *fixtures)
 
 static float *get(const tg_st_file *f, const char *name, size_t *n)
@@ -379,13 +379,20 @@ START_TEST(nonfinite_step_changes_nothing)
 END_TEST
 
 /* ------------------------------------- the penalty's gradient, with DiffAugment */
-typedef struct { tg_model *m; float *xh; tg_aug *aug; } gp_ctx;
+typedef struct { tg_model *m; float *xh; tg_aug *aug; int r1; } gp_ctx;
+/* the penalty's loss term: gp_weight * GP, or R1's (r1_gamma / 2) *
+ * r1_interval * R1 (taken at xh as D's input, so without augmentation) */
+static tg_status penalty_of(gp_ctx *c, float *G, double *v)
+{
+    return c->r1 ? tg_penalty_r1(c->m, c->xh, 3, G, v) : tg_penalty(c->m, c->xh, 3, c->aug, G, v);
+}
 static void gp_f(void *p, float *y)
 {
     gp_ctx *c = p;
+    const tg_desc *d = &c->m->desc;
     double gp;
-    OK(tg_penalty(c->m, c->xh, 3, c->aug, NULL, &gp));
-    y[0] = (float)(c->m->desc.t.gp_weight * gp);
+    OK(penalty_of(c, NULL, &gp));
+    y[0] = (float)((c->r1 ? 0.5 * d->t.r1_gamma * d->t.r1_interval : d->t.gp_weight) * gp);
 }
 
 static const char *desc_small_conv =
@@ -416,7 +423,7 @@ static uint64_t gp_sig(void *p)
  * central differences in every D tensor, for one draw of all three ops */
 /* p 1: every op on every image; 0.5 (training.diffaug_p): a draw in which
  * some images skip some ops */
-static void check_penalty(const char *desc, float eps, double p)
+static void check_penalty(const char *desc, float eps, double p, int r1)
 {
     tg_model *m;
     OK(tg_model_create(desc, 3, &m));
@@ -436,10 +443,18 @@ static void check_penalty(const char *desc, float eps, double p)
         if (aug.cut && mixed && (aug.on[0] & aug.on[1] & aug.on[2] & 2))
             break;
     }
-    gp_ctx c = {m, tu_rand(3 * 3 * 8 * 8, -1, 1), &aug};
-    float *G = calloc(m->disc.P.total, 4), one = 1.0f;
+    gp_ctx c = {m, tu_rand(3 * 3 * 8 * 8, -1, 1), &aug, r1};
     double gp;
-    OK(tg_penalty(m, c.xh, 3, &aug, G, &gp));
+    if (r1) { /* every 2nd step, gamma such that the term (gamma / 2) 2 R1 is 1
+               * here: R1 of these random weights is tiny (1e-7 for the
+               * transformer D), below the check's absolute tolerance */
+        m->desc.t.r1_interval = 2;
+        OK(penalty_of(&c, NULL, &gp));
+        ck_assert(gp > 0);
+        m->desc.t.r1_gamma = 1 / gp;
+    }
+    float *G = calloc(m->disc.P.total, 4), one = 1.0f;
+    OK(penalty_of(&c, G, &gp));
     ck_assert(gp > 0);
     for (size_t i = 0; i < m->disc.P.count; i++) {
         const tg_param *p = &m->disc.P.p[i];
@@ -451,9 +466,12 @@ static void check_penalty(const char *desc, float eps, double p)
     tg_model_destroy(m);
 }
 
-START_TEST(penalty_gradient_with_diffaug) { check_penalty(desc_small, 1e-2f, _i ? 0.5 : 1.0); }
+START_TEST(penalty_gradient_with_diffaug) { check_penalty(desc_small, 1e-2f, _i ? 0.5 : 1.0, 0); }
 END_TEST
-START_TEST(penalty_gradient_conv) { check_penalty(desc_small_conv, 3e-4f, _i ? 0.5 : 1.0); }
+START_TEST(penalty_gradient_conv) { check_penalty(desc_small_conv, 3e-4f, _i ? 0.5 : 1.0, 0); }
+END_TEST
+/* R1 (training.r1_gamma): the same passes with |g|^2 in place of (|g| - 1)^2 */
+START_TEST(r1_gradient) { check_penalty(_i ? desc_small_conv : desc_small, _i ? 3e-4f : 1e-2f, 1.0, 1); }
 END_TEST
 
 int main(void)
@@ -469,6 +487,7 @@ int main(void)
     tcase_add_test(td, nonfinite_step_changes_nothing);
     tcase_add_loop_test(td, penalty_gradient_with_diffaug, 0, 2);
     tcase_add_loop_test(td, penalty_gradient_conv, 0, 2);
+    tcase_add_loop_test(td, r1_gradient, 0, 2);
     tcase_add_test(td, ada_adapts_and_resumes);
     suite_add_tcase(s, td);
     return tu_run(s) ? 1 : 0;

@@ -42,13 +42,13 @@ F = torch.nn.functional
 EXPECTED = {"sgd-wgan-gp-eps", "sgd-wgan-gp", "sgd-hinge", "sgd-lsgan", "sgd-mtct",
             "sgd-locality", "sgd-gray-pixelnorm", "sgd-clip", "adam-recipe", "adam-clip",
             "sgd-cond", "sgd-conv-res", "sgd-conv-plain", "sgd-cond-conv", "sgd-cond-cls",
-            "sgd-cond-conv-cls", "sgd-lr-schedule"}
+            "sgd-cond-conv-cls", "sgd-lr-schedule", "sgd-r1-conv", "sgd-r1-lsgan"}
 NAMES = sorted(os.path.basename(p)[:-len(".delta.safetensors")]
                for p in glob.glob(os.path.join(FIXDIR, "*.delta.safetensors")))
 SUFFIXES = (".json", ".init.safetensors", ".io.safetensors", ".after.safetensors",
             ".delta.safetensors")
 RTOL = 1e-6            # relative L2, per tensor
-MAX_BYTES = 2_000_000  # 16 fixtures: the conv D and the conditional ones added ~0.4 MB
+MAX_BYTES = 2_300_000  # 19 fixtures: the conv D and the conditional ones added ~0.4 MB, R1's 0.16
 
 
 def _path(name, suffix):
@@ -154,6 +154,9 @@ def test_fixture_is_consistent(name):
     assert np.isfinite(io["stats.d_loss"]).all() and np.isfinite(io["stats.d_grad_norm"]).all()
     if t["loss"] in ("wgan-gp", "wgan-gp-eps"):
         assert (io["stats.gp"] > 0).all()
+    elif t["r1_gamma"] > 0:                 # R1 on the D steps it is due, 0 on the others
+        due = np.array([k % t["r1_interval"] == 0 for k in range(K)])
+        assert ((io["stats.gp"] > 0) == due).all()
     else:
         assert (io["stats.gp"] == 0).all()
     # every parameter moves, except those whose gradient vanishes identically
@@ -218,6 +221,12 @@ def _spec_d_loss(t, D, real, fake, alpha, yr=None, yf=None, E=None):
     """docs/SPECIFICATION.md "Training step" 1, without augmentation (a
     conditional model: real and interpolates with yr, fakes with yf; E the
     class embedding, for the class loss on the real batch)."""
+    if t["r1_gamma"] > 0:                   # R1 (due on D step 1) on the real batch
+        r = real.detach().clone().requires_grad_(True)
+        g, = torch.autograd.grad(D(r, yr).sum(), r, create_graph=True)
+        r1 = (g.flatten(1) ** 2).sum(dim=1).mean()
+        return (_spec_d_loss(dict(t, r1_gamma=0), D, real, fake, alpha, yr, yf, E)
+                + t["r1_gamma"] / 2 * t["r1_interval"] * r1)
     dr, hr = D(real, yr, features=True)
     df = D(fake, yf)
     kind = t["loss"]

@@ -241,7 +241,7 @@ def write(out, desc, rows, base, meta):
                  meta["descriptor_path"], t["d_batch"], t["g_batch"], t["n_critic"], t["g_lr"],
                  t["d_lr"], t["diffaug"],
                  "".join(", %s %s" % (k, json.dumps(t[k])) for k in ("diffaug_p", "ada", "precision",
-                                                                 "lr_schedule", "ema")
+                                                                 "lr_schedule", "r1_gamma", "r1_interval", "ema")
                          if k in t)),
              "Trained %g min (training loop only), %s, on %s; load average (1/5/15 min) "
              "%s before and %s after training; started %s. Figures measured under that load." % (
@@ -309,7 +309,7 @@ def main(argv=None):
     s.add_argument("--build", default=os.path.join(ROOT, "build"))
     p = sub.add_parser("plot")
     p.add_argument("png")
-    p.add_argument("dirs", nargs="+")
+    p.add_argument("dirs", nargs="+", help="run folders, each DIR or LABEL=DIR")
     p.add_argument("--title", default="FID against training wall time (Fashion-MNIST)")
     p.add_argument("--x", choices=["minutes", "d_steps"], default="minutes",
                    help="x axis: wall-clock minutes, or D steps (load-independent)")
@@ -318,9 +318,10 @@ def main(argv=None):
     if a.cmd == "plot":
         curves, base = [], {}
         for d in a.dirs:
+            label, _, d = d.rpartition("=")  # LABEL=DIR names the curve; DIR: its run's name
             with open(os.path.join(d, "quality.json")) as f:
                 q = json.load(f)
-            curves.append((q["name"], [(x[a.x], x["fid"]) for x in q["rows"]]))
+            curves.append((label or q["name"], [(x[a.x], x["fid"]) for x in q["rows"]]))
             base = q["baselines"]
         plot(a.png, curves, base_lines(base), a.title,
              "training wall time (minutes)" if a.x == "minutes" else "discriminator steps")

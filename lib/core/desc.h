@@ -51,6 +51,11 @@ typedef struct tg_desc {
     struct {
         int loss;               /* enum tg_loss_kind */
         double gp_weight, drift_weight;          /* 10, 0.001 */
+        /* training.r1_gamma, r1_interval: R1 on the real batch every
+         * r1_interval-th D step (docs/SPECIFICATION.md "Training step");
+         * gamma 0: off. Not with the wgan-gp losses */
+        double r1_gamma;        /* 0 */
+        int r1_interval;        /* 16 */
         int optimizer;          /* enum tg_optim_kind */
         double g_lr, d_lr, beta1, beta2, adam_eps; /* 1e-4, 1e-4, 0, 0.99, 1e-8 */
         int n_critic, g_batch, d_batch;          /* 4, 128, 64 */

@@ -265,7 +265,7 @@ static const char *const train_keys[] = {
     "loss", "gp_weight", "drift_weight", "optimizer", "g_lr", "d_lr", "beta1", "beta2",
     "adam_eps", "n_critic", "g_batch", "d_batch", "grad_clip", "ema", "diffaug",
     "sr_aux_weight", "locality", "seed", "diffaug_p", "ada", "precision", "class_loss_weight",
-    "lr_schedule"};
+    "lr_schedule", "r1_gamma", "r1_interval"};
 static const char *const ema_keys[] = {"half_life_kimg", "warmup", "beta"};
 static const char *const ada_keys[] = {"target", "interval", "kimg"};
 static const char *const loc_keys[] = {"stages", "schedule"};
@@ -286,6 +286,7 @@ static void set_defaults(tg_desc *d)
     d->d.down = TG_DOWN_AVGPOOL, d->d.residual = 1, d->d.pool = TG_POOL_SUM;
     d->t.loss = TG_LOSS_WGAN_GP_EPS;
     d->t.gp_weight = 10.0, d->t.drift_weight = 0.001;
+    d->t.r1_gamma = 0.0, d->t.r1_interval = 16;
     d->t.optimizer = TG_OPTIM_ADAM;
     d->t.g_lr = 1e-4, d->t.d_lr = 1e-4, d->t.beta1 = 0.0, d->t.beta2 = 0.99, d->t.adam_eps = 1e-8;
     d->t.n_critic = 4, d->t.g_batch = 128, d->t.d_batch = 64;
@@ -609,6 +610,8 @@ static tg_status parse_training(const cJSON *t, tg_desc *d)
     TG_TRY(get_enum(t, p, "loss", loss_names, NELEM(loss_names), &d->t.loss));
     TG_TRY(get_real(t, p, "gp_weight", 0, 0, INFINITY, 0, &d->t.gp_weight));
     TG_TRY(get_real(t, p, "drift_weight", 0, 0, INFINITY, 0, &d->t.drift_weight));
+    TG_TRY(get_real(t, p, "r1_gamma", 0, 0, INFINITY, 0, &d->t.r1_gamma));
+    TG_TRY(get_int(t, p, "r1_interval", 1, MAX_BIG, &d->t.r1_interval));
     TG_TRY(get_enum(t, p, "optimizer", optim_names, NELEM(optim_names), &d->t.optimizer));
     TG_TRY(get_real(t, p, "g_lr", 0, 0, INFINITY, 0, &d->t.g_lr));
     TG_TRY(get_real(t, p, "d_lr", 0, 0, INFINITY, 0, &d->t.d_lr));
@@ -686,6 +689,11 @@ static tg_status check_shapes(const tg_desc *d)
     if (d->t.class_loss_weight > 0 && d->num_classes == 0)
         return tg_fail(TG_ERR_DESCRIPTOR, "training.class_loss_weight: > 0 needs a class-conditional "
                        "model (num_classes > 0)");
+    if (d->t.r1_gamma > 0 && (d->t.loss == TG_LOSS_WGAN_GP || d->t.loss == TG_LOSS_WGAN_GP_EPS))
+        return tg_fail(TG_ERR_DESCRIPTOR,
+                       "training.r1_gamma: R1 takes the place of the wgan-gp losses' gradient "
+                       "penalty; > 0 needs training.loss \"hinge\" or \"lsgan\" (got \"%s\")",
+                       d->t.loss == TG_LOSS_WGAN_GP ? "wgan-gp" : "wgan-gp-eps");
     if (d->t.ada_on && d->t.ndiffaug == 0)
         return tg_fail(TG_ERR_DESCRIPTOR,
                        "training.ada: adapts the DiffAugment probability, so it needs at least one "
@@ -991,6 +999,11 @@ char *tg_desc_to_json(const tg_desc *d)
                     add_real(&w, row, NULL, d->t.lrs_factor[i], 1);
                 }
             }
+        /* likewise R1's keys, only when one is not its default */
+        if (d->t.r1_gamma != 0 || d->t.r1_interval != 16) {
+            add_real(&w, o, "r1_gamma", d->t.r1_gamma, 1);
+            add_int(&w, o, "r1_interval", d->t.r1_interval);
+        }
         char buf[32];
         snprintf(buf, sizeof buf, "%" PRIu64, d->t.seed);
         add(&w, o, "seed", cJSON_CreateRaw(buf));

@@ -298,21 +298,36 @@ static double ema_beta(const tg_desc *d, uint64_t d_steps)
 int tg_penalty_bf16 = TG_PENALTY_BF16_DEFAULT;
 
 static tg_status penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug, float *G,
-                         double *gp_out, int on);
+                         int r1, double *gp_out, int on);
 
-tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug, float *G,
-                     double *gp_out)
+/* on: the call's bf16 setting (bf16 training), which the passes the
+ * penalty keeps in f32 turn off for their duration */
+static tg_status penalty_f32_first(tg_model *m, const float *xh, int64_t B, const tg_aug *aug,
+                                   float *G, int r1, double *out)
 {
-    /* on: the call's bf16 setting (bf16 training), which the passes the
-     * penalty keeps in f32 turn off for their duration */
     int on = tg_dnn_bf16_set(m->dnn, 0);
-    tg_status st = penalty(m, xh, B, aug, G, gp_out, on);
+    tg_status st = penalty(m, xh, B, aug, G, r1, out, on);
     tg_dnn_bf16_set(m->dnn, on);
     return st;
 }
 
+tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug, float *G,
+                     double *gp_out)
+{
+    return penalty_f32_first(m, xh, B, aug, G, 0, gp_out);
+}
+
+tg_status tg_penalty_r1(tg_model *m, const float *x, int64_t B, float *G, double *r1_out)
+{
+    return penalty_f32_first(m, x, B, NULL, G, 1, r1_out);
+}
+
+/* The two penalties differ only in the function of D's input gradient g
+ * they take (per image: (|g| - 1)^2 or |g|^2, averaged over the batch), so
+ * only in its derivative v = d penalty / d g and the weight on D's tangent;
+ * the first- and second-order passes are the same. */
 static tg_status penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug, float *G,
-                         double *gp_out, int on)
+                         int r1, double *gp_out, int on)
 {
     const tg_desc *d = &m->desc;
     tg_trainer *t = m->trainer;
@@ -335,17 +350,24 @@ static tg_status penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *
         tg_aug_adjoint(aug, t->gx, t->du, C);
         g = t->gx;
     }
-    /* v = dGP/dg = (2/B)(|g|-1) g/|g|: the derivative of D along A v is
-     * what the penalty's weight gradient differentiates (reverse over
-     * forward; docs/SECOND_ORDER.md sections 1-2) */
+    /* v = dGP/dg = (2/B)(|g|-1) g/|g| (R1: d|g|^2/dg = (2/B) g): the
+     * derivative of D along A v is what the penalty's weight gradient
+     * differentiates (reverse over forward; docs/SECOND_ORDER.md sections
+     * 1-2, R1 section 12) */
     double gp = 0;
     for (int64_t b = 0; b < B; b++) {
         double nn = 0;
         for (size_t i = 0; i < px; i++)
             nn += (double)g[b * px + i] * g[b * px + i];
-        nn = sqrt(nn);
-        gp += (nn - 1) * (nn - 1) / (double)B;
-        double k = nn > 0 ? 2.0 / (double)B * (nn - 1) / nn : 0.0;
+        double k;
+        if (r1) {
+            gp += nn / (double)B;
+            k = 2.0 / (double)B;
+        } else {
+            nn = sqrt(nn);
+            gp += (nn - 1) * (nn - 1) / (double)B;
+            k = nn > 0 ? 2.0 / (double)B * (nn - 1) / nn : 0.0;
+        }
         for (size_t i = 0; i < px; i++)
             g[b * px + i] = (float)(k * g[b * px + i]);
     }
@@ -359,8 +381,11 @@ static tg_status penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *
     }
     tg_dnn_bf16_set(c, on && (tg_penalty_bf16 & 2));
     TG_TRY(tg_disc_jvp(c, &m->disc, m->dnet.w, &t->da, &t->dta, dir, t->s));
+    /* R1's weight: gamma / 2 per step, times the interval of the steps
+     * that take it (lazy regularisation, docs/SPECIFICATION.md) */
+    double wgt = r1 ? 0.5 * d->t.r1_gamma * d->t.r1_interval : d->t.gp_weight;
     for (int64_t b = 0; b < B; b++)
-        t->ds[b] = (float)d->t.gp_weight;
+        t->ds[b] = (float)wgt;
     return tg_disc_bwd2(c, &m->disc, m->dnet.w, G, &t->da, &t->dta, t->ds);
 }
 
@@ -434,13 +459,20 @@ static tg_status d_update(tg_model *m, const float *real, const tg_step_labels *
     double cls;
     TG_TRY(disc_bwd_cls(m, m->dnet.grad, NULL, &cls));
     l_real += cls;
+    /* R1 at the same augmented reals (t->u, which the fakes' pass then
+     * overwrites), on D steps 1, r1_interval + 1, ... */
+    double r1_term = 0;
+    o->gp = 0;
+    if (d->t.r1_gamma > 0 && m->dnet.steps % d->t.r1_interval == 0) {
+        TG_TRY(tg_penalty_r1(m, u, B, m->dnet.grad, &o->gp));
+        r1_term = 0.5 * d->t.r1_gamma * d->t.r1_interval * o->gp;
+    }
     u = augment(t, &m->rng, t->fake, t->u, B, (int)S, C);
     t->da.labels = yf;
     TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da));
     double l_fake = tg_d_loss_fake(d->t.loss, t->s, B, t->ds);
     o->d_fake = mean_of(t->s, B);
     TG_TRY(tg_disc_bwd(c, &m->disc, m->dnet.w, m->dnet.grad, &t->da, t->ds, NULL));
-    o->gp = 0;
     if (d->t.loss == TG_LOSS_WGAN_GP || d->t.loss == TG_LOSS_WGAN_GP_EPS) {
         for (int64_t b = 0; b < B; b++)
             for (size_t i = 0; i < px; i++)
@@ -450,7 +482,8 @@ static tg_status d_update(tg_model *m, const float *real, const tg_step_labels *
         t->da.labels = yr;
         TG_TRY(tg_penalty(m, t->xh, B, t->aug.n_ops ? &t->aug : NULL, m->dnet.grad, &o->gp));
     }
-    o->d_loss = l_real + l_fake + d->t.gp_weight * o->gp;
+    /* R1 and the wgan-gp losses' penalty exclude each other (descriptor) */
+    o->d_loss = l_real + l_fake + (d->t.r1_gamma > 0 ? r1_term : d->t.gp_weight * o->gp);
     TG_TRY(allreduce_mean(m, TG_ALLREDUCE_D_GRAD, m->dnet.grad, m->disc.P.total));
     TG_TRY(reduce_stats(m, (double *const[]){&o->d_loss, &o->gp, &o->d_real, &o->d_fake}, 4));
     if (!isfinite(o->d_loss))

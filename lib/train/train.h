@@ -54,6 +54,11 @@ tg_status tg_train_run(tg_model *m, const float *real, size_t n, const tg_step_l
  * docs/SECOND_ORDER.md). */
 tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug, float *G,
                      double *gp);
+/* R1 (training.r1_gamma): R1 = mean_i |d D(x_i) / d x_i|^2 at the images
+ * x [B, C, S, S] as D sees them (already augmented) into *r1 and, when G is
+ * not NULL, (r1_gamma / 2) * r1_interval * dR1/dweights added into G (the
+ * same second-order passes as tg_penalty). */
+tg_status tg_penalty_r1(tg_model *m, const float *x, int64_t B, float *G, double *r1);
 /* In bf16 training, which of the penalty's passes run in bf16: bit 1 the
  * first-order one (g = dD/dx and the penalty's value), bit 2 the
  * second-order one (D's tangent along v and its reverse); the rest run in

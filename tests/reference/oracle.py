@@ -63,7 +63,7 @@ DEFAULTS = {
     "discriminator": {"patch_size": 4, "embed_dim": 384, "depth": 7, "heads": 4,
                       "mlp_ratio": 4},
     "training": {"loss": "wgan-gp-eps", "gp_weight": 10.0, "drift_weight": 0.001,
-                 "optimizer": "adam", "g_lr": 1e-4, "d_lr": 1e-4, "beta1": 0.0,
+                 "r1_gamma": 0.0, "r1_interval": 16, "optimizer": "adam", "g_lr": 1e-4, "d_lr": 1e-4, "beta1": 0.0,
                  "beta2": 0.99, "adam_eps": 1e-8, "n_critic": 4, "g_batch": 128,
                  "d_batch": 64, "grad_clip": 5.0, "ema": dict(EMA_HALF_LIFE),
                  "diffaug": ["translation", "cutout", "color"], "diffaug_p": 1.0, "ada": None,
@@ -173,8 +173,12 @@ def _check_values(d):
     # library's matmuls: the oracle computes in its own precision either way
     _choice(t["precision"], "training.precision", ("f32", "bf16"))
     for k in ("gp_weight", "drift_weight", "g_lr", "d_lr", "grad_clip", "sr_aux_weight",
-              "class_loss_weight"):
+              "class_loss_weight", "r1_gamma"):
         _num(t[k], "training." + k, 0)
+    _int(t["r1_interval"], "training.r1_interval", 1)
+    if t["r1_gamma"] > 0 and t["loss"] in ("wgan-gp", "wgan-gp-eps"):
+        _fail("training.r1_gamma", "R1 takes the place of the wgan-gp losses' gradient "
+              "penalty; > 0 needs training.loss hinge or lsgan", t["loss"])
     for k in ("beta1", "beta2"):
         _num(t[k], "training." + k, 0, 1, hi_open=True)
     _num(t["adam_eps"], "training.adam_eps", 0, lo_open=True)
@@ -351,6 +355,9 @@ def descriptor_json(d):
         d = dict(d, training={k: v for k, v in d["training"].items() if k != "class_loss_weight"})
     if d["training"].get("lr_schedule") is None:      # and a constant learning rate
         d = dict(d, training={k: v for k, v in d["training"].items() if k != "lr_schedule"})
+    if not d["training"].get("r1_gamma") and d["training"].get("r1_interval", 16) == 16:
+        d = dict(d, training={k: v for k, v in d["training"].items()   # and R1's defaults
+                              if k not in ("r1_gamma", "r1_interval")})
     return json.dumps(d)
 
 
@@ -943,6 +950,14 @@ def gradient_penalty(score_fn, xh):
     return ((g.reshape(g.shape[0], -1).norm(dim=1) - 1) ** 2).mean()
 
 
+def r1_penalty(score_fn, x):
+    """R1: mean_i |d score_fn(x)_i / d x_i|_2^2 at the images D sees, differentiable
+    in the weights like gradient_penalty."""
+    x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(score_fn(x).sum(), x, create_graph=True)
+    return (g.reshape(g.shape[0], -1) ** 2).sum(dim=1).mean()
+
+
 def clip_grads(grads, max_norm):
     """Scale the list of gradients to global L2 norm <= max_norm (0 = off) by
     max_norm / (norm + 1e-6); returns the norm before clipping."""
@@ -1025,12 +1040,19 @@ def train_step(st, real, zd, zg=None, alpha=None, aug=None, labels=None, fake_d=
     with torch.no_grad():
         fake = m.generate(zd, masks, fake_d)
     wc = t["class_loss_weight"]
-    sr, hr = m.discriminate(A(real), labels, features=True)
+    ar = A(real)
+    sr, hr = m.discriminate(ar, labels, features=True)
     sf = m.discriminate(A(fake), fake_d)
     loss = d_loss(t["loss"], sr, sf, t["drift_weight"])
     if wc > 0:                               # the class loss on the real batch
         loss = loss + wc * m.class_loss(hr, labels)
     stats["gp"] = 0.0
+    if t["r1_gamma"] > 0 and st.d_steps % t["r1_interval"] == 0:
+        # R1 on D steps 1, r1_interval + 1, ... at the augmented reals D just
+        # scored (the same draw), weighted gamma / 2 times the interval
+        r1 = r1_penalty(lambda x: m.discriminate(x, labels), ar)
+        stats["gp"] = float(r1)
+        loss = loss + 0.5 * t["r1_gamma"] * t["r1_interval"] * r1
     if t["loss"] in ("wgan-gp", "wgan-gp-eps"):
         a = alpha.reshape(-1, 1, 1, 1).to(real.dtype)
         gp = gradient_penalty(lambda x: m.discriminate(A(x), labels), a * real + (1 - a) * fake)
