@@ -372,6 +372,10 @@ def main(argv=None):
     os.makedirs(run)
     with open(a.descriptor) as f:
         conditional = json.load(f).get("num_classes", 0)
+    # the options that change the run, as QUALITY_ARGS of the recorded command
+    extra = " ".join(o for o in ("--threads %d" % a.threads if a.threads else "",
+                                 "--seed %d" % a.seed if a.seed != 1 else "",
+                                 "--limit %d" % a.limit if a.limit else "") if o)
     meta = {"name": name, "descriptor_path": os.path.relpath(os.path.abspath(a.descriptor), ROOT),
             "minutes_budget": a.minutes, "every": a.every, "threads": a.threads,
             "seed": a.seed, "limit": a.limit, "host": platform.node(),
@@ -379,7 +383,7 @@ def main(argv=None):
             "load_before": loadavg(),
             "command": "make quality QUALITY_DESC=%s QUALITY_MINUTES=%g QUALITY_EVERY=%g%s" % (
                 os.path.relpath(os.path.abspath(a.descriptor), ROOT), a.minutes, a.every,
-                ' QUALITY_ARGS="--threads %d"' % a.threads if a.threads else "")}
+                ' QUALITY_ARGS="%s"' % extra if extra else "")}
     print("quality: training %s for %g min (checkpoint every %g min) into %s" % (
         a.descriptor, a.minutes, a.every, run), flush=True)
     train(bins, ["--model", a.descriptor], a.minutes, a.every, a.threads, a.seed, a.limit,
