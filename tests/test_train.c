@@ -389,10 +389,9 @@ static tg_status penalty_of(gp_ctx *c, float *G, double *v)
 static void gp_f(void *p, float *y)
 {
     gp_ctx *c = p;
-    const tg_desc *d = &c->m->desc;
     double gp;
     OK(penalty_of(c, NULL, &gp));
-    y[0] = (float)((c->r1 ? 0.5 * d->t.r1_gamma * d->t.r1_interval : d->t.gp_weight) * gp);
+    y[0] = (float)(tg_penalty_weight(&c->m->desc, c->r1) * gp);
 }
 
 static const char *desc_small_conv =

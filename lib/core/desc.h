@@ -13,6 +13,11 @@
 enum tg_norm_kind { TG_NORM_LAYERNORM = 0, TG_NORM_PIXELNORM = 1 };
 enum tg_output_kind { TG_OUTPUT_LINEAR = 0, TG_OUTPUT_TANH = 1 };
 enum tg_loss_kind { TG_LOSS_WGAN_GP_EPS = 0, TG_LOSS_WGAN_GP = 1, TG_LOSS_HINGE = 2, TG_LOSS_LSGAN = 3 };
+/* the losses with the gradient penalty (and without R1) */
+static inline int tg_loss_has_gp(int loss)
+{
+    return loss == TG_LOSS_WGAN_GP || loss == TG_LOSS_WGAN_GP_EPS;
+}
 enum tg_optim_kind { TG_OPTIM_ADAM = 0, TG_OPTIM_SGD = 1 };
 enum tg_ema_kind { TG_EMA_NONE = 0, TG_EMA_HALF_LIFE = 1, TG_EMA_BETA = 2 };
 enum tg_aug_kind { TG_AUG_TRANSLATION = 0, TG_AUG_CUTOUT = 1, TG_AUG_COLOR = 2 };
@@ -20,6 +25,8 @@ enum tg_aug_kind { TG_AUG_TRANSLATION = 0, TG_AUG_CUTOUT = 1, TG_AUG_COLOR = 2 }
 enum tg_disc_kind { TG_DISC_TRANSFORMER = 0, TG_DISC_CONV = 1 };
 enum tg_down_kind { TG_DOWN_AVGPOOL = 0, TG_DOWN_STRIDE = 1 };
 enum tg_pool_kind { TG_POOL_SUM = 0, TG_POOL_MEAN = 1 };
+
+#define TG_R1_INTERVAL_DEFAULT 16 /* StyleGAN2's lazy interval */
 
 typedef struct tg_desc {
     char *name;                 /* owned; "" by default */
@@ -55,7 +62,7 @@ typedef struct tg_desc {
          * r1_interval-th D step (docs/SPECIFICATION.md "Training step");
          * gamma 0: off. Not with the wgan-gp losses */
         double r1_gamma;        /* 0 */
-        int r1_interval;        /* 16 */
+        int r1_interval;        /* TG_R1_INTERVAL_DEFAULT */
         int optimizer;          /* enum tg_optim_kind */
         double g_lr, d_lr, beta1, beta2, adam_eps; /* 1e-4, 1e-4, 0, 0.99, 1e-8 */
         int n_critic, g_batch, d_batch;          /* 4, 128, 64 */

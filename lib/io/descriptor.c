@@ -286,7 +286,7 @@ static void set_defaults(tg_desc *d)
     d->d.down = TG_DOWN_AVGPOOL, d->d.residual = 1, d->d.pool = TG_POOL_SUM;
     d->t.loss = TG_LOSS_WGAN_GP_EPS;
     d->t.gp_weight = 10.0, d->t.drift_weight = 0.001;
-    d->t.r1_gamma = 0.0, d->t.r1_interval = 16;
+    d->t.r1_gamma = 0.0, d->t.r1_interval = TG_R1_INTERVAL_DEFAULT;
     d->t.optimizer = TG_OPTIM_ADAM;
     d->t.g_lr = 1e-4, d->t.d_lr = 1e-4, d->t.beta1 = 0.0, d->t.beta2 = 0.99, d->t.adam_eps = 1e-8;
     d->t.n_critic = 4, d->t.g_batch = 128, d->t.d_batch = 64;
@@ -689,7 +689,7 @@ static tg_status check_shapes(const tg_desc *d)
     if (d->t.class_loss_weight > 0 && d->num_classes == 0)
         return tg_fail(TG_ERR_DESCRIPTOR, "training.class_loss_weight: > 0 needs a class-conditional "
                        "model (num_classes > 0)");
-    if (d->t.r1_gamma > 0 && (d->t.loss == TG_LOSS_WGAN_GP || d->t.loss == TG_LOSS_WGAN_GP_EPS))
+    if (d->t.r1_gamma > 0 && tg_loss_has_gp(d->t.loss))
         return tg_fail(TG_ERR_DESCRIPTOR,
                        "training.r1_gamma: R1 takes the place of the wgan-gp losses' gradient "
                        "penalty; > 0 needs training.loss \"hinge\" or \"lsgan\" (got \"%s\")",
@@ -1000,7 +1000,7 @@ char *tg_desc_to_json(const tg_desc *d)
                 }
             }
         /* likewise R1's keys, only when one is not its default */
-        if (d->t.r1_gamma != 0 || d->t.r1_interval != 16) {
+        if (d->t.r1_gamma != 0 || d->t.r1_interval != TG_R1_INTERVAL_DEFAULT) {
             add_real(&w, o, "r1_gamma", d->t.r1_gamma, 1);
             add_int(&w, o, "r1_interval", d->t.r1_interval);
         }

@@ -32,7 +32,7 @@ double tg_d_loss_real_at(int loss, double drift, const float *s, int64_t B, doub
                 ds[i] += (float)(drift * 2.0 * mean / (double)B);
         }
     }
-    if (loss == TG_LOSS_WGAN_GP || loss == TG_LOSS_WGAN_GP_EPS)
+    if (tg_loss_has_gp(loss))
         l = -mean + (loss == TG_LOSS_WGAN_GP_EPS ? drift * mean * mean : 0.0);
     return l;
 }

@@ -381,11 +381,9 @@ static tg_status penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *
     }
     tg_dnn_bf16_set(c, on && (tg_penalty_bf16 & 2));
     TG_TRY(tg_disc_jvp(c, &m->disc, m->dnet.w, &t->da, &t->dta, dir, t->s));
-    /* R1's weight: gamma / 2 per step, times the interval of the steps
-     * that take it (lazy regularisation, docs/SPECIFICATION.md) */
-    double wgt = r1 ? 0.5 * d->t.r1_gamma * d->t.r1_interval : d->t.gp_weight;
+    float wgt = (float)tg_penalty_weight(d, r1);
     for (int64_t b = 0; b < B; b++)
-        t->ds[b] = (float)wgt;
+        t->ds[b] = wgt;
     return tg_disc_bwd2(c, &m->disc, m->dnet.w, G, &t->da, &t->dta, t->ds);
 }
 
@@ -461,19 +459,17 @@ static tg_status d_update(tg_model *m, const float *real, const tg_step_labels *
     l_real += cls;
     /* R1 at the same augmented reals (t->u, which the fakes' pass then
      * overwrites), on D steps 1, r1_interval + 1, ... */
-    double r1_term = 0;
+    int r1 = d->t.r1_gamma > 0;
     o->gp = 0;
-    if (d->t.r1_gamma > 0 && m->dnet.steps % d->t.r1_interval == 0) {
+    if (r1 && m->dnet.steps % d->t.r1_interval == 0)
         TG_TRY(tg_penalty_r1(m, u, B, m->dnet.grad, &o->gp));
-        r1_term = 0.5 * d->t.r1_gamma * d->t.r1_interval * o->gp;
-    }
     u = augment(t, &m->rng, t->fake, t->u, B, (int)S, C);
     t->da.labels = yf;
     TG_TRY(tg_disc_fwd(c, &m->disc, m->dnet.w, u, t->s, &t->da));
     double l_fake = tg_d_loss_fake(d->t.loss, t->s, B, t->ds);
     o->d_fake = mean_of(t->s, B);
     TG_TRY(tg_disc_bwd(c, &m->disc, m->dnet.w, m->dnet.grad, &t->da, t->ds, NULL));
-    if (d->t.loss == TG_LOSS_WGAN_GP || d->t.loss == TG_LOSS_WGAN_GP_EPS) {
+    if (tg_loss_has_gp(d->t.loss)) {
         for (int64_t b = 0; b < B; b++)
             for (size_t i = 0; i < px; i++)
                 t->xh[b * px + i] = alpha[b] * real[b * px + i] + (1 - alpha[b]) * t->fake[b * px + i];
@@ -482,8 +478,9 @@ static tg_status d_update(tg_model *m, const float *real, const tg_step_labels *
         t->da.labels = yr;
         TG_TRY(tg_penalty(m, t->xh, B, t->aug.n_ops ? &t->aug : NULL, m->dnet.grad, &o->gp));
     }
-    /* R1 and the wgan-gp losses' penalty exclude each other (descriptor) */
-    o->d_loss = l_real + l_fake + (d->t.r1_gamma > 0 ? r1_term : d->t.gp_weight * o->gp);
+    /* gp is R1 or GP, never both (the descriptor refuses R1 with GP's
+     * losses), and 0 on a call that takes neither */
+    o->d_loss = l_real + l_fake + tg_penalty_weight(d, r1) * o->gp;
     TG_TRY(allreduce_mean(m, TG_ALLREDUCE_D_GRAD, m->dnet.grad, m->disc.P.total));
     TG_TRY(reduce_stats(m, (double *const[]){&o->d_loss, &o->gp, &o->d_real, &o->d_fake}, 4));
     if (!isfinite(o->d_loss))

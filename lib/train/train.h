@@ -59,6 +59,13 @@ tg_status tg_penalty(tg_model *m, const float *xh, int64_t B, const tg_aug *aug,
  * not NULL, (r1_gamma / 2) * r1_interval * dR1/dweights added into G (the
  * same second-order passes as tg_penalty). */
 tg_status tg_penalty_r1(tg_model *m, const float *x, int64_t B, float *G, double *r1);
+/* The weight of the penalty's value in D's loss: gp_weight for GP; for R1
+ * (r1 != 0) gamma / 2 times the interval of the steps that take it (lazy
+ * regularisation, docs/SPECIFICATION.md "Training step"). */
+static inline double tg_penalty_weight(const tg_desc *d, int r1)
+{
+    return r1 ? 0.5 * d->t.r1_gamma * d->t.r1_interval : d->t.gp_weight;
+}
 /* In bf16 training, which of the penalty's passes run in bf16: bit 1 the
  * first-order one (g = dD/dx and the penalty's value), bit 2 the
  * second-order one (D's tangent along v and its reverse); the rest run in
